@@ -1,0 +1,136 @@
+// The channel layer contract every backend implements, and the rules they share (names, errors).
+
+/** What travels on a layer: a plain object; `type` picks the consumer's handler. */
+export interface LayerMessage {
+  type: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Receives the messages of one channel pushed by the layer (see `ChannelLayer.listen`). Returns
+ * false when it cannot take the message (its mailbox is full): the layer then treats the channel as
+ * full, exactly as a queue at `capacity`.
+ */
+export type MessageListener = (message: LayerMessage) => boolean;
+
+/**
+ * The transport between consumers and processes, with Django Channels' semantics:
+ * at-most-once delivery, in order per sender and channel, bounded by `capacity` and `expiry`.
+ */
+export interface ChannelLayer {
+  /** Queue `message` on `channel`. Throws `ChannelFull` when the channel holds `capacity` messages. */
+  send(channel: string, message: LayerMessage): Promise<void>;
+  /** Wait for and take the next message of `channel`. */
+  receive(channel: string): Promise<LayerMessage>;
+  /** A new unique channel name, owned by this process, for `receive` or `listen`. */
+  newChannel(prefix?: string): Promise<string>;
+  /** Add `channel` to `group`; membership lasts `groupExpiry` seconds unless renewed. */
+  groupAdd(group: string, channel: string): Promise<void>;
+  /** Remove `channel` from `group`; removing a non-member is not an error. */
+  groupDiscard(group: string, channel: string): Promise<void>;
+  /** Send `message` to every channel of `group`, in every process. Full members are skipped. */
+  groupSend(group: string, message: LayerMessage): Promise<void>;
+  /**
+   * Push delivery for a channel this process owns (from `newChannel`): every message for it goes to
+   * `listener` instead of the `receive` queue. Consumers use this so a connection costs no polling
+   * loop. Returns a function that stops the listening.
+   */
+  listen(channel: string, listener: MessageListener): Promise<() => void>;
+  /** Drop every message, channel and group this layer can see. For tests and resets. */
+  flush(): Promise<void>;
+  /** Release connections and timers; pending `receive` calls reject with `LayerClosed`. */
+  close(): Promise<void>;
+}
+
+/** Options every backend understands; each backend documents its own on top. */
+export interface LayerOptions {
+  /** Messages a channel may hold before `send` throws `ChannelFull`. Default 100 (as Channels). */
+  capacity?: number;
+  /** Seconds a queued message lives before it is dropped unseen. Default 60 (as Channels). */
+  expiry?: number;
+  /** Seconds a group membership lives without a new `groupAdd`. Default 86400 (as Channels). */
+  groupExpiry?: number;
+}
+
+export const LAYER_DEFAULTS: Required<LayerOptions> = { capacity: 100, expiry: 60, groupExpiry: 86400 };
+
+/** Base of every layer error: `code` is stable across releases, the message says what to do. */
+export class ChannelLayerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ChannelFull extends ChannelLayerError {
+  constructor(readonly channel: string) {
+    super('CHANNEL_FULL', `channel ${channel} is full: its reader is not keeping up (raise capacity or slow the sender)`);
+  }
+}
+
+export class InvalidChannelName extends ChannelLayerError {
+  constructor(name: unknown, kind: 'channel' | 'group') {
+    super(
+      kind === 'channel' ? 'INVALID_CHANNEL_NAME' : 'INVALID_GROUP_NAME',
+      `invalid ${kind} name ${JSON.stringify(name)}: use ASCII letters, digits, '-', '_' or '.'` +
+        `${kind === 'channel' ? " (and one '!' for process-local channels)" : ''}, fewer than ${MAX_NAME_LENGTH} characters`,
+    );
+  }
+}
+
+export class InvalidMessage extends ChannelLayerError {
+  constructor(detail: string) {
+    super('INVALID_MESSAGE', `invalid layer message: ${detail}; send a plain object with a string "type"`);
+  }
+}
+
+export class LayerUnavailable extends ChannelLayerError {
+  constructor(detail: string) {
+    super('LAYER_UNAVAILABLE', `channel layer unavailable: ${detail}; the message was not sent, retry later`);
+  }
+}
+
+export class LayerClosed extends ChannelLayerError {
+  constructor() {
+    super('LAYER_CLOSED', 'channel layer is closed');
+  }
+}
+
+/** Channels' limit: names are shorter than 100 characters. */
+export const MAX_NAME_LENGTH = 100;
+const CHANNEL_NAME = /^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$/;
+const GROUP_NAME = /^[a-zA-Z\d\-_.]+$/;
+
+export function validateChannelName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length >= MAX_NAME_LENGTH || !CHANNEL_NAME.test(name)) {
+    throw new InvalidChannelName(name, 'channel');
+  }
+}
+
+export function validateGroupName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length >= MAX_NAME_LENGTH || !GROUP_NAME.test(name)) {
+    throw new InvalidChannelName(name, 'group');
+  }
+}
+
+export function validateMessage(message: unknown): asserts message is LayerMessage {
+  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+    throw new InvalidMessage('not an object');
+  }
+  if (typeof (message as { type?: unknown }).type !== 'string') {
+    throw new InvalidMessage('"type" is missing or not a string');
+  }
+}
+
+/** The part of a process-local channel name before and including '!' ("specific.abc!"), or null. */
+export function nonLocalName(channel: string): string {
+  const bang = channel.indexOf('!');
+  return bang === -1 ? channel : channel.slice(0, bang + 1);
+}
+
+export function isProcessLocal(channel: string): boolean {
+  return channel.includes('!');
+}

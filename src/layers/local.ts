@@ -1,0 +1,181 @@
+// Local delivery, shared by every layer: per-channel queues, listeners and group membership in this process.
+import { LayerClosed, type LayerMessage, type MessageListener } from './layer';
+
+interface Waiter {
+  resolve(message: LayerMessage): void;
+  reject(error: Error): void;
+}
+
+/** One channel's state. Queued messages carry their expiry time; expiry is checked lazily. */
+class ChannelState {
+  messages: LayerMessage[] = [];
+  expiresAt: number[] = [];
+  head = 0;
+  waiters: Waiter[] = [];
+  listener: MessageListener | null = null;
+
+  get size(): number {
+    return this.messages.length - this.head;
+  }
+
+  dropExpired(now: number): void {
+    while (this.head < this.messages.length && this.expiresAt[this.head] <= now) this.head++;
+    if (this.head > 64 && this.head * 2 > this.messages.length) this.compact();
+  }
+
+  take(): LayerMessage {
+    const message = this.messages[this.head++];
+    if (this.head === this.messages.length) this.compact();
+    return message;
+  }
+
+  private compact(): void {
+    this.messages = this.messages.slice(this.head);
+    this.expiresAt = this.expiresAt.slice(this.head);
+    this.head = 0;
+  }
+
+  get idle(): boolean {
+    return this.size === 0 && this.waiters.length === 0 && this.listener === null;
+  }
+}
+
+export interface LocalChannelsOptions {
+  capacity: number;
+  /** Seconds. */
+  expiry: number;
+  /** Seconds. */
+  groupExpiry: number;
+}
+
+/**
+ * The in-process half of every channel layer (Phoenix.PubSub's "local broadcast"): a backend only
+ * moves bytes between processes and calls `deliver` / `deliverToGroup` here.
+ */
+export class LocalChannels {
+  private readonly channels = new Map<string, ChannelState>();
+  /** group -> channel -> membership expiry time (ms). */
+  private readonly groups = new Map<string, Map<string, number>>();
+  private closed = false;
+  private sinceSweep = 0;
+
+  constructor(private readonly options: LocalChannelsOptions) {}
+
+  /** Hand `message` to the channel's listener, a waiting receiver or its queue; false when full. */
+  deliver(channel: string, message: LayerMessage): boolean {
+    const state = this.channels.get(channel);
+    if (state?.listener) return state.listener(message);
+    if (state && state.waiters.length > 0) {
+      state.waiters.shift()!.resolve(message);
+      return true;
+    }
+    const now = Date.now();
+    if (++this.sinceSweep >= 10_000) this.sweep(now);
+    const target = state ?? this.create(channel);
+    target.dropExpired(now);
+    if (target.size >= this.options.capacity) return false;
+    target.messages.push(message);
+    target.expiresAt.push(now + this.options.expiry * 1000);
+    return true;
+  }
+
+  /** Deliver to every live local member of `group`; full members are skipped (Channels' rule). */
+  deliverToGroup(group: string, message: LayerMessage): number {
+    const members = this.groups.get(group);
+    if (!members) return 0;
+    const now = Date.now();
+    let delivered = 0;
+    for (const [channel, expiresAt] of members) {
+      if (expiresAt <= now) {
+        members.delete(channel);
+        continue;
+      }
+      if (this.deliver(channel, message)) delivered++;
+    }
+    if (members.size === 0) this.groups.delete(group);
+    return delivered;
+  }
+
+  receive(channel: string): Promise<LayerMessage> {
+    if (this.closed) return Promise.reject(new LayerClosed());
+    const state = this.channels.get(channel) ?? this.create(channel);
+    state.dropExpired(Date.now());
+    if (state.size > 0) return Promise.resolve(state.take());
+    return new Promise((resolve, reject) => state.waiters.push({ resolve, reject }));
+  }
+
+  listen(channel: string, listener: MessageListener): () => void {
+    const state = this.channels.get(channel) ?? this.create(channel);
+    if (state.listener) throw new Error(`channel ${channel} already has a listener`);
+    state.listener = listener;
+    // Messages that arrived before the listener go to it first, in order.
+    state.dropExpired(Date.now());
+    while (state.size > 0) listener(state.take());
+    return () => {
+      if (state.listener !== listener) return;
+      state.listener = null;
+      if (state.idle) this.channels.delete(channel);
+    };
+  }
+
+  /** Adds the membership; returns true when it is the group's first local member. */
+  groupAdd(group: string, channel: string): boolean {
+    let members = this.groups.get(group);
+    const first = members === undefined;
+    if (!members) this.groups.set(group, (members = new Map()));
+    members.set(channel, Date.now() + this.options.groupExpiry * 1000);
+    return first;
+  }
+
+  /** Removes the membership; returns true when the group has no local member left. */
+  groupDiscard(group: string, channel: string): boolean {
+    const members = this.groups.get(group);
+    if (!members) return false;
+    members.delete(channel);
+    if (members.size > 0) return false;
+    this.groups.delete(group);
+    return true;
+  }
+
+  hasGroup(group: string): boolean {
+    return this.groups.has(group);
+  }
+
+  groupNames(): IterableIterator<string> {
+    return this.groups.keys();
+  }
+
+  /** Drops all queues and groups; listeners and waiting receivers stay attached. */
+  flush(): void {
+    for (const [name, state] of this.channels) {
+      state.messages = [];
+      state.expiresAt = [];
+      state.head = 0;
+      if (state.idle) this.channels.delete(name);
+    }
+    this.groups.clear();
+  }
+
+  close(): void {
+    this.closed = true;
+    const error = new LayerClosed();
+    for (const state of this.channels.values()) for (const waiter of state.waiters) waiter.reject(error);
+    this.channels.clear();
+    this.groups.clear();
+  }
+
+  private create(channel: string): ChannelState {
+    const state = new ChannelState();
+    this.channels.set(channel, state);
+    return state;
+  }
+
+  /** Frees queues whose messages all expired, so channels nobody reads do not pile up. */
+  private sweep(now: number): void {
+    this.sinceSweep = 0;
+    for (const [name, state] of this.channels) {
+      state.dropExpired(now);
+      if (state.idle) this.channels.delete(name);
+    }
+  }
+}

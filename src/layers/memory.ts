@@ -1,0 +1,92 @@
+// The in-memory channel layer: one process, no dependencies; the default for `npm start` and tests.
+import { v4 as uuid4 } from 'uuid';
+import { type Codec, MsgpackCodec } from './codec';
+import {
+  ChannelFull,
+  type ChannelLayer,
+  LAYER_DEFAULTS,
+  LayerClosed,
+  type LayerMessage,
+  type LayerOptions,
+  type MessageListener,
+  validateChannelName,
+  validateGroupName,
+  validateMessage,
+} from './layer';
+import { LocalChannels } from './local';
+
+/**
+ * Every message goes through the codec once per send (once per group send, shared by all members),
+ * so a message that would not survive Redis fails here too, and no receiver sees the sender's later
+ * mutations.
+ */
+export class InMemoryChannelLayer implements ChannelLayer {
+  private readonly local: LocalChannels;
+  private readonly codec: Codec = new MsgpackCodec();
+  private closed = false;
+
+  constructor(options: LayerOptions = {}) {
+    this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...options });
+  }
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    validateMessage(message);
+    if (!this.local.deliver(channel, this.copy(message))) throw new ChannelFull(channel);
+  }
+
+  receive(channel: string): Promise<LayerMessage> {
+    validateChannelName(channel);
+    return this.local.receive(channel);
+  }
+
+  async newChannel(prefix = 'specific'): Promise<string> {
+    const name = `${prefix}.inmemory!${uuid4().replace(/-/g, '')}`;
+    validateChannelName(name);
+    return name;
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateChannelName(channel);
+    this.local.groupAdd(group, channel);
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    validateGroupName(group);
+    validateChannelName(channel);
+    this.local.groupDiscard(group, channel);
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateMessage(message);
+    if (this.local.hasGroup(group)) this.local.deliverToGroup(group, this.copy(message));
+  }
+
+  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    return this.local.listen(channel, listener);
+  }
+
+  async flush(): Promise<void> {
+    this.local.flush();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.local.close();
+  }
+
+  private copy(message: LayerMessage): LayerMessage {
+    return this.codec.decode(this.codec.encode(message));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LayerClosed();
+  }
+}

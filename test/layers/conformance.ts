@@ -1,0 +1,266 @@
+// The one conformance suite every channel layer backend must pass (Channels' semantics, then ours).
+import {
+  ChannelFull,
+  type ChannelLayer,
+  InvalidChannelName,
+  InvalidMessage,
+  type LayerMessage,
+  type LayerOptions,
+} from '../../src/layers/layer';
+
+export interface LayerFactory {
+  /** A new layer on the backend; every call on one backend must see the same shared state. */
+  create(options?: LayerOptions): Promise<ChannelLayer>;
+  /** True when two layers from `create` are two processes' views of one backend (Redis). */
+  shared: boolean;
+  /** Supports `expiry` below one second? (Redis TTLs are whole seconds.) */
+  subSecondExpiry?: boolean;
+}
+
+function timeout(ms: number): Promise<'timeout'> {
+  return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function describeLayerConformance(name: string, factory: LayerFactory): void {
+  describe(`${name} conformance`, () => {
+    const open: ChannelLayer[] = [];
+    async function make(options?: LayerOptions): Promise<ChannelLayer> {
+      const layer = await factory.create(options);
+      open.push(layer);
+      return layer;
+    }
+    afterEach(async () => {
+      if (open.length > 0) await open[0].flush();
+      await Promise.all(open.splice(0).map((layer) => layer.close()));
+    });
+
+    test('send then receive returns the message', async () => {
+      const layer = await make();
+      await layer.send('test-channel-1', { type: 'test.message', text: 'Ahoy-hoy!' });
+      expect(await layer.receive('test-channel-1')).toEqual({ type: 'test.message', text: 'Ahoy-hoy!' });
+    });
+
+    test('receive waits for a message sent later', async () => {
+      const layer = await make();
+      const received = layer.receive('test-channel-wait');
+      await sleep(20);
+      await layer.send('test-channel-wait', { type: 'late' });
+      expect(await received).toEqual({ type: 'late' });
+    });
+
+    test('messages keep their order per channel', async () => {
+      const layer = await make();
+      for (let i = 0; i < 20; i++) await layer.send('test-order', { type: 'n', i });
+      const seen: unknown[] = [];
+      for (let i = 0; i < 20; i++) seen.push((await layer.receive('test-order')).i);
+      expect(seen).toEqual([...Array(20).keys()]);
+    });
+
+    test('values survive the trip: nested objects, unicode, numbers, booleans, null, bytes', async () => {
+      const layer = await make();
+      const message = {
+        type: 'x.y',
+        nested: { list: [1, 2.5, -3], ok: true, none: null },
+        text: 'héllo ✓ 你好',
+        bytes: new Uint8Array([0, 1, 255]),
+      };
+      await layer.send('test-values', message);
+      const got = await layer.receive('test-values');
+      expect({ ...got, bytes: Array.from(got.bytes as Uint8Array) }).toEqual({ ...message, bytes: [0, 1, 255] });
+    });
+
+    test('a receiver does not see later mutations of the sent object', async () => {
+      const layer = await make();
+      const message = { type: 'm', list: [1] };
+      await layer.send('test-copy', message);
+      message.list.push(2);
+      expect((await layer.receive('test-copy')).list).toEqual([1]);
+    });
+
+    test('send to a full channel throws ChannelFull', async () => {
+      const layer = await make({ capacity: 3 });
+      for (let i = 0; i < 3; i++) await layer.send('test-full', { type: 'f', i });
+      await expect(layer.send('test-full', { type: 'f', i: 3 })).rejects.toBeInstanceOf(ChannelFull);
+      await expect(layer.send('test-full', { type: 'f' })).rejects.toMatchObject({ code: 'CHANNEL_FULL' });
+      // Draining makes room again.
+      expect((await layer.receive('test-full')).i).toBe(0);
+      await layer.send('test-full', { type: 'f', i: 4 });
+    });
+
+    test('messages expire after `expiry`', async () => {
+      const expiry = factory.subSecondExpiry === false ? 1 : 0.1;
+      const layer = await make({ expiry });
+      await layer.send('test-expiry', { type: 'old' });
+      await sleep(expiry * 1000 + 300);
+      await layer.send('test-expiry', { type: 'new' });
+      expect(await layer.receive('test-expiry')).toEqual({ type: 'new' });
+    });
+
+    test('invalid names throw InvalidChannelName with a clear message', async () => {
+      const layer = await make();
+      const bad = ['', 'with space', 'ünicode', 'a'.repeat(100), 'semi;colon'];
+      for (const channel of bad) {
+        await expect(layer.send(channel, { type: 't' })).rejects.toBeInstanceOf(InvalidChannelName);
+        await expect(layer.groupAdd('ok', channel)).rejects.toBeInstanceOf(InvalidChannelName);
+      }
+      for (const group of [...bad, 'has!bang']) {
+        await expect(layer.groupSend(group, { type: 't' })).rejects.toThrow(/invalid group name/);
+      }
+      await expect(layer.send('a'.repeat(99), { type: 't' })).resolves.toBeUndefined();
+    });
+
+    test('a message without a string type is refused with InvalidMessage', async () => {
+      const layer = await make();
+      await expect(layer.send('test-invalid', { kind: 'x' } as unknown as LayerMessage)).rejects.toBeInstanceOf(
+        InvalidMessage,
+      );
+      await expect(layer.groupSend('g', [] as unknown as LayerMessage)).rejects.toBeInstanceOf(InvalidMessage);
+    });
+
+    test('newChannel returns distinct valid names that can receive', async () => {
+      const layer = await make();
+      const a = await layer.newChannel();
+      const b = await layer.newChannel();
+      expect(a).not.toBe(b);
+      expect(a.length).toBeLessThan(100);
+      await layer.send(a, { type: 'to.a' });
+      expect(await layer.receive(a)).toEqual({ type: 'to.a' });
+    });
+
+    test('groupSend reaches every member, once, and not after groupDiscard', async () => {
+      const layer = await make();
+      const [a, b, c] = [await layer.newChannel(), await layer.newChannel(), await layer.newChannel()];
+      await layer.groupAdd('room', a);
+      await layer.groupAdd('room', b);
+      await layer.groupAdd('room', b); // adding twice is one membership
+      await layer.groupAdd('other', c);
+      await layer.groupSend('room', { type: 'hello', n: 1 });
+      expect(await layer.receive(a)).toEqual({ type: 'hello', n: 1 });
+      expect(await layer.receive(b)).toEqual({ type: 'hello', n: 1 });
+      await layer.groupDiscard('room', b);
+      await layer.groupDiscard('room', c); // not a member: no error
+      await layer.groupSend('room', { type: 'hello', n: 2 });
+      expect(await layer.receive(a)).toEqual({ type: 'hello', n: 2 });
+      expect(await Promise.race([layer.receive(b), timeout(150)])).toBe('timeout');
+      expect(await Promise.race([layer.receive(c), timeout(50)])).toBe('timeout');
+    });
+
+    test('groupSend to a group with no members is a no-op', async () => {
+      const layer = await make();
+      await expect(layer.groupSend('nobody-here', { type: 't' })).resolves.toBeUndefined();
+    });
+
+    test('groupSend skips a full member and still reaches the others', async () => {
+      const layer = await make({ capacity: 1 });
+      const [full, ok] = [await layer.newChannel(), await layer.newChannel()];
+      await layer.groupAdd('cap', full);
+      await layer.groupAdd('cap', ok);
+      await layer.send(full, { type: 'filler' });
+      await expect(layer.groupSend('cap', { type: 'g' })).resolves.toBeUndefined();
+      expect(await layer.receive(ok)).toEqual({ type: 'g' });
+      expect(await layer.receive(full)).toEqual({ type: 'filler' });
+    });
+
+    test('group membership expires after groupExpiry', async () => {
+      const layer = await make({ groupExpiry: 1 });
+      const channel = await layer.newChannel();
+      await layer.groupAdd('short', channel);
+      await sleep(1300);
+      await layer.groupSend('short', { type: 'late' });
+      expect(await Promise.race([layer.receive(channel), timeout(200)])).toBe('timeout');
+    });
+
+    test('listen pushes messages in order, including those queued before it', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      await layer.send(channel, { type: 'early' });
+      const seen: string[] = [];
+      let gotAll!: () => void;
+      const done = new Promise<void>((resolve) => (gotAll = resolve));
+      const stop = await layer.listen(channel, (message) => {
+        seen.push(message.type);
+        if (seen.length === 3) gotAll();
+        return true;
+      });
+      await layer.send(channel, { type: 'direct' });
+      await layer.groupAdd('listeners', channel);
+      await layer.groupSend('listeners', { type: 'group' });
+      await done;
+      expect(seen).toEqual(['early', 'direct', 'group']);
+      stop();
+    });
+
+    test('a listener that refuses makes send throw ChannelFull', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      const stop = await layer.listen(channel, () => false);
+      if (factory.shared) {
+        // Across processes a refusal cannot reach the sender; it must at least not crash or block.
+        await layer.send(channel, { type: 'refused' });
+      } else {
+        await expect(layer.send(channel, { type: 'refused' })).rejects.toBeInstanceOf(ChannelFull);
+      }
+      stop();
+    });
+
+    test('flush drops queued messages and groups', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      await layer.send(channel, { type: 'gone' });
+      await layer.groupAdd('flushed', channel);
+      await layer.flush();
+      await layer.groupSend('flushed', { type: 'after' });
+      await layer.send(channel, { type: 'kept' });
+      expect(await layer.receive(channel)).toEqual({ type: 'kept' });
+    });
+
+    test('close rejects pending receives and later sends', async () => {
+      const layer = await factory.create();
+      const pending = layer.receive(await layer.newChannel());
+      await layer.close();
+      await expect(pending).rejects.toMatchObject({ code: 'LAYER_CLOSED' });
+      await expect(layer.send('after-close', { type: 't' })).rejects.toMatchObject({ code: 'LAYER_CLOSED' });
+    });
+
+    if (factory.shared) {
+      describe('across processes', () => {
+        test('a channel of one process receives what another sends', async () => {
+          const [a, b] = [await make(), await make()];
+          const channel = await a.newChannel();
+          const received = a.receive(channel);
+          await b.send(channel, { type: 'cross', n: 1 });
+          expect(await received).toEqual({ type: 'cross', n: 1 });
+        });
+
+        test('groupSend from one process reaches members in both', async () => {
+          const [a, b] = [await make(), await make()];
+          const [ca, cb] = [await a.newChannel(), await b.newChannel()];
+          await a.groupAdd('both', ca);
+          await b.groupAdd('both', cb);
+          await a.groupSend('both', { type: 'x', n: 7 });
+          expect(await a.receive(ca)).toEqual({ type: 'x', n: 7 });
+          expect(await b.receive(cb)).toEqual({ type: 'x', n: 7 });
+        });
+
+        test('a listened channel receives sends from another process in order', async () => {
+          const [a, b] = [await make(), await make()];
+          const channel = await a.newChannel();
+          const seen: number[] = [];
+          let gotAll!: () => void;
+          const done = new Promise<void>((resolve) => (gotAll = resolve));
+          const stop = await a.listen(channel, (message) => {
+            seen.push(message.n as number);
+            if (seen.length === 50) gotAll();
+            return true;
+          });
+          for (let n = 0; n < 50; n++) await b.send(channel, { type: 'seq', n });
+          await done;
+          expect(seen).toEqual([...Array(50).keys()]);
+          stop();
+        });
+      });
+    }
+  });
+}
