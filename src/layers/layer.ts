@@ -40,6 +40,20 @@ export interface ChannelLayer {
   flush(): Promise<void>;
   /** Release connections and timers; pending `receive` calls reject with `LayerClosed`. */
   close(): Promise<void>;
+  /** The layer's link to its backend, for `/healthz` and readiness. In-memory layers are always up. */
+  health(): LayerHealth;
+}
+
+/**
+ * `up`: connected; `degraded`: the backend is unreachable and reconnecting, local delivery still
+ * works and cross-process sends fail with `LayerUnavailable`; `closed`: `close()` was called.
+ */
+export interface LayerHealth {
+  state: 'up' | 'degraded' | 'closed';
+  /** Backend name, e.g. 'memory', 'redis-pubsub'. */
+  backend: string;
+  /** What is wrong while degraded (the last connection error). */
+  detail?: string;
 }
 
 /** Options every backend understands; each backend documents its own on top. */

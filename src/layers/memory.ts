@@ -6,6 +6,7 @@ import {
   type ChannelLayer,
   LAYER_DEFAULTS,
   LayerClosed,
+  type LayerHealth,
   type LayerMessage,
   type LayerOptions,
   type MessageListener,
@@ -80,6 +81,10 @@ export class InMemoryChannelLayer implements ChannelLayer {
   async close(): Promise<void> {
     this.closed = true;
     this.local.close();
+  }
+
+  health(): LayerHealth {
+    return { state: this.closed ? 'closed' : 'up', backend: 'memory' };
   }
 
   private copy(message: LayerMessage): LayerMessage {
