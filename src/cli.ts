@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
+import { resolve } from 'node:path';
+import type { Application } from './application';
+import { channelLayerFromEnv } from './layers/from-env';
+import { createLogger } from './logger';
+import { type HttpHandler, Server } from './server';
+import type { ChannelNameRouter } from './worker';
+import { Worker } from './worker';
+
+const USAGE = `usage:
+  channelkit serve [routing-module]          serve the module's \`application\` (and \`http\`) on HOST:PORT
+  channelkit worker [--app module] <channel...>  run the module's \`workers\` ChannelNameRouter for these channels
+  channelkit publish (--group G | --channel C) '<json event>'   send one event through REDIS_URL / REDIS_CLUSTER_URL
+
+environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts shard), REDIS_CLUSTER_URL,
+CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+
+/** The app's routing module: an explicit path, or routing.ts / dist/routing.js beside this package. */
+function loadModule(explicit: string | undefined): Record<string, unknown> {
+  const target = explicit ? resolve(explicit) : resolve(__dirname, '..', 'routing');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(target) as Record<string, unknown>;
+}
+
+async function serve(args: string[]): Promise<void> {
+  const module = loadModule(args[0]);
+  const logger = createLogger();
+  // One client must never bring the process down: log what escaped instead of crashing.
+  process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
+  const channelLayer = await channelLayerFromEnv(process.env, logger);
+  const server = new Server({
+    app: module.application as Application,
+    http: module.http as HttpHandler | undefined,
+    channelLayer,
+    logger,
+    host: process.env.HOST,
+    port: process.env.PORT === undefined ? undefined : Number(process.env.PORT),
+  });
+  await server.listen();
+  onSignal(async () => {
+    await server.close();
+    await channelLayer.close();
+  }, logger);
+}
+
+async function worker(args: string[]): Promise<void> {
+  let app: string | undefined;
+  const channels: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--app') app = args[++i];
+    else channels.push(args[i]);
+  }
+  const router = loadModule(app).workers as ChannelNameRouter | undefined;
+  if (!router) throw new Error('the routing module exports no `workers` ChannelNameRouter');
+  const logger = createLogger();
+  const channelLayer = await channelLayerFromEnv(process.env, logger, 'list');
+  const running = new Worker({ channelLayer, logger }, { router, channels: channels.length > 0 ? channels : undefined });
+  running.start();
+  onSignal(async () => {
+    await running.close();
+    await channelLayer.close();
+  }, logger);
+}
+
+async function publish(args: string[]): Promise<void> {
+  const { publishFromCli } = await import('./publisher');
+  await publishFromCli(args, process.env);
+}
+
+function onSignal(shutdown: () => Promise<void>, logger: ReturnType<typeof createLogger>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    shutdown().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (command === 'serve') return serve(args);
+  if (command === 'worker') return worker(args);
+  if (command === 'publish') return publish(args);
+  process.stderr.write(`${USAGE}\n`);
+  process.exitCode = command === undefined || command === '--help' ? 0 : 2;
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`channelkit: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,106 @@
+// The base consumer: layer wiring, group membership and handler dispatch, shared by socket and worker consumers.
+import type { Runtime } from './application';
+import { UnknownMessageType, handlerName } from './dispatch';
+import type { ChannelLayer, LayerMessage } from './layers/layer';
+import type { Logger } from './logger';
+
+/** Prototypes of the framework's own classes: their methods are never message handlers. */
+const frameworkPrototypes = new Set<object>([Object.prototype]);
+
+/** Marks a framework class so that a message type can never call its methods ('close', 'send'...). */
+export function markFrameworkClass(cls: { prototype: object }): void {
+  frameworkPrototypes.add(cls.prototype);
+}
+
+type Handler = (message: LayerMessage) => unknown;
+const handlersByClass = new WeakMap<object, Map<string, string | null>>();
+
+/**
+ * One consumer per connection (or per worker channel). It owns `channelName` on the layer and
+ * handles the layer messages sent to it by type: `{ type: 'chat.message' }` calls `chatMessage(message)`.
+ */
+export abstract class Consumer {
+  /** Groups every instance joins before `connect()` and leaves after `disconnect()`. */
+  static groups: string[] = [];
+
+  readonly channelLayer: ChannelLayer;
+  /** This consumer's own address on the layer; any process can `send()` to it. */
+  channelName = '';
+  protected readonly logger: Logger;
+  private readonly joined = new Set<string>();
+
+  constructor(runtime: Runtime) {
+    this.channelLayer = runtime.channelLayer;
+    this.logger = runtime.logger;
+  }
+
+  /** Joins `group` with this consumer's channel; it is left automatically at the end. */
+  async groupAdd(group: string): Promise<void> {
+    await this.channelLayer.groupAdd(group, this.channelName);
+    this.joined.add(group);
+  }
+
+  async groupDiscard(group: string): Promise<void> {
+    this.joined.delete(group);
+    await this.channelLayer.groupDiscard(group, this.channelName);
+  }
+
+  /** Sends `message` to every member of `group` in every process (this consumer included, if a member). */
+  groupSend(group: string, message: LayerMessage): Promise<void> {
+    return this.channelLayer.groupSend(group, message);
+  }
+
+  /** Calls the handler that `message.type` names; throws `UnknownMessageType` when there is none. */
+  dispatch(message: LayerMessage): unknown {
+    const name = this.resolveHandler(message.type);
+    return (this as unknown as Record<string, Handler>)[name](message);
+  }
+
+  /** Joins the class's static groups. */
+  protected async joinStaticGroups(): Promise<void> {
+    const groups = (this.constructor as typeof Consumer).groups;
+    await Promise.all(groups.map((group) => this.groupAdd(group)));
+  }
+
+  /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
+  protected async leaveGroups(): Promise<void> {
+    const groups = [...this.joined];
+    this.joined.clear();
+    const results = await Promise.allSettled(
+      groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
+    );
+    for (const result of results) {
+      if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
+    }
+  }
+
+  private resolveHandler(type: unknown): string {
+    let cache = handlersByClass.get(this.constructor);
+    if (!cache) handlersByClass.set(this.constructor, (cache = new Map()));
+    let name = typeof type === 'string' ? cache.get(type) : null;
+    if (name === undefined) {
+      name = this.findHandler(type as string);
+      if (cache.size < 1000) cache.set(type as string, name);
+    }
+    if (name === null || name === undefined) {
+      const reason =
+        typeof type !== 'string'
+          ? 'type must be a string'
+          : `define a method ${handlerName(type) ?? '(type must be words joined by "." or "_")'}(message)`;
+      throw new UnknownMessageType(type, this.constructor.name, reason);
+    }
+    return name;
+  }
+
+  private findHandler(type: string): string | null {
+    const name = handlerName(type);
+    if (name === null) return null;
+    // Walk to the prototype that defines it: only the application's own classes may handle messages.
+    let owner: object | null = this;
+    while (owner && !Object.prototype.hasOwnProperty.call(owner, name)) owner = Object.getPrototypeOf(owner);
+    if (!owner || frameworkPrototypes.has(owner)) return null;
+    return typeof (this as unknown as Record<string, unknown>)[name] === 'function' ? name : null;
+  }
+}
+
+markFrameworkClass(Consumer);

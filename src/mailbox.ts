@@ -1,0 +1,61 @@
+// A consumer's inbox: frames and layer events handled one at a time, in arrival order.
+
+/**
+ * Handles items strictly in order. A handler that returns synchronously costs no promise, which
+ * keeps group fan-out (one push per member) cheap; an async one holds the next item until it settles.
+ */
+export class Mailbox<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  private running = false;
+  private held = true;
+
+  constructor(
+    private readonly handle: (item: T) => unknown,
+    private readonly onError: (error: unknown, item: T) => void,
+  ) {}
+
+  /** Items waiting, not counting the one being handled. */
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+    if (!this.running && !this.held) this.run();
+  }
+
+  /** Starts handling; until then items only queue (a consumer holds events until connect() ends). */
+  release(): void {
+    this.held = false;
+    if (!this.running) this.run();
+  }
+
+  private run(): void {
+    this.running = true;
+    while (this.head < this.items.length) {
+      const item = this.items[this.head] as T;
+      this.items[this.head++] = undefined;
+      let result: unknown;
+      try {
+        result = this.handle(item);
+      } catch (error) {
+        this.onError(error, item);
+        continue;
+      }
+      if (result instanceof Promise) {
+        result.then(
+          () => this.run(),
+          (error: unknown) => {
+            this.onError(error, item);
+            this.run();
+          },
+        );
+        return;
+      }
+    }
+    this.items = [];
+    this.head = 0;
+    this.running = false;
+  }
+}

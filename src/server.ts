@@ -1,0 +1,337 @@
+// The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
+import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { type Application, type Connection, HandshakeRejected, type Runtime, type Transport } from './application';
+import type { ChannelLayer } from './layers/layer';
+import { InMemoryChannelLayer } from './layers/memory';
+import { type Logger, createLogger } from './logger';
+import type { Scope } from './scope';
+import { CloseCode } from './websocket';
+
+/**
+ * App-specific HTTP routes (pages, token issuing...). Return true when the request was handled;
+ * false lets the server answer 404.
+ */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, runtime: Runtime) => boolean | Promise<boolean>;
+
+export interface ServerOptions {
+  /** The application (router, middleware stack or consumer app) that serves WebSocket connections. */
+  app: Application;
+  /** Default: a new `InMemoryChannelLayer`, closed by `close()`. A layer passed in is left open. */
+  channelLayer?: ChannelLayer;
+  /** Default: pino at LOG_LEVEL. */
+  logger?: Logger;
+  /** Pages and other HTTP routes; `/healthz` and `/readyz` are built in. */
+  http?: HttpHandler;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 8000; 0 picks a free port (see `address()`). */
+  port?: number;
+  /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. Default 1 MiB. */
+  maxPayload?: number;
+  /** Open sockets (and handshakes in progress) per process; past it handshakes get HTTP 503. Default 10,000. */
+  maxConnections?: number;
+  /** Interval of the ping/pong heartbeat, in ms; a peer silent for two intervals is terminated. Default 30,000; 0 disables. */
+  heartbeatInterval?: number;
+  /** How long `close()` waits for sockets to close and disconnect handlers to end, in ms. Default 10,000. */
+  drainTimeout?: number;
+  /**
+   * Bytes a socket may have queued unsent (its reader is slow) before the server acts. Default 4 MiB.
+   * Keeps one stalled client from growing the process without bound.
+   */
+  maxBufferedBytes?: number;
+  /** What to do at `maxBufferedBytes`: 'close' with 1013 (default) or 'drop' the frame. */
+  slowReaderPolicy?: 'close' | 'drop';
+}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8000,
+  maxPayload: 1024 * 1024,
+  maxConnections: 10_000,
+  heartbeatInterval: 30_000,
+  drainTimeout: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  slowReaderPolicy: 'close' as 'close' | 'drop',
+};
+
+/** Per-socket bookkeeping: what the heartbeat and close() need. */
+interface Live {
+  ws: WebSocket;
+  connection: Connection;
+  alive: boolean;
+  ended: Promise<void>;
+}
+
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+export class Server {
+  readonly channelLayer: ChannelLayer;
+  readonly logger: Logger;
+  private readonly options: typeof DEFAULTS;
+  private readonly app: Application;
+  private readonly httpHandler: HttpHandler | undefined;
+  private readonly ownsLayer: boolean;
+  private readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly live = new Set<Live>();
+  private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
+  private handshakes = 0;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ServerOptions) {
+    const { app, channelLayer, logger, http, ...limits } = options;
+    this.options = { ...DEFAULTS, ...stripUndefined(limits) };
+    this.app = app;
+    this.httpHandler = http;
+    this.ownsLayer = channelLayer === undefined;
+    this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
+    this.logger = logger ?? createLogger();
+    this.http = createServer((req, res) => void this.handleHttp(req, res));
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
+    this.http.on('clientError', (_error, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: this.options.maxPayload,
+      handleProtocols: (_offered, req) => this.chosenProtocol.get(req) ?? false,
+    });
+  }
+
+  get runtime(): Runtime {
+    return { channelLayer: this.channelLayer, logger: this.logger };
+  }
+
+  get connectionCount(): number {
+    return this.live.size;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.options.heartbeatInterval > 0) {
+      this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatInterval);
+    }
+    const address = this.address();
+    this.logger.info({ host: address.address, port: address.port }, 'listening');
+    return address;
+  }
+
+  address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  /**
+   * Drains: refuses new handshakes (503), closes every socket with 1001, waits for disconnect
+   * handlers (up to `drainTimeout`, then terminates), stops the HTTP server and closes the layer
+   * it created.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeIdleConnections();
+    const ended = [...this.live].map((live) => {
+      live.ws.close(CloseCode.goingAway, 'server shutdown');
+      return live.ended;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.all(ended).then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.options.drainTimeout))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.logger.warn({ sockets: this.live.size }, 'drain timeout: terminating remaining sockets');
+      for (const live of this.live) live.ws.terminate();
+    }
+    this.http.closeAllConnections();
+    await httpClosed;
+    if (this.ownsLayer) await this.channelLayer.close();
+    else await this.channelLayer.flush().catch(() => undefined);
+    this.logger.info('closed');
+  }
+
+  private beat(): void {
+    for (const live of this.live) {
+      if (!live.alive) {
+        live.ws.terminate();
+        continue;
+      }
+      live.alive = false;
+      live.ws.ping();
+    }
+  }
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = req.url ?? '/';
+      if (url === '/healthz' || url === '/readyz') {
+        const layer = this.channelLayer.health();
+        const ready = layer.state === 'up' && !this.closing;
+        // /healthz stays 200 while local delivery works; /readyz says whether to send traffic here.
+        const status = url === '/healthz' ? (this.closing ? 503 : 200) : ready ? 200 : 503;
+        respond(res, status, JSON.stringify({ status: ready ? 'ok' : 'degraded', connections: this.live.size, layer }), 'application/json');
+        return;
+      }
+      if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;
+      respond(res, 404, 'Not Found\n');
+    } catch (error) {
+      this.logger.error({ err: error, url: req.url }, 'HTTP handler failed');
+      if (!res.headersSent) respond(res, 500, 'Internal Server Error\n');
+      else res.destroy();
+    }
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // A client that resets mid-handshake must not become an unhandled 'error'.
+    socket.on('error', () => socket.destroy());
+    if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
+    if (!isValidUpgrade(req)) return rejectHandshake(socket, 400, 'invalid WebSocket handshake');
+    if (this.live.size + this.handshakes >= this.options.maxConnections) {
+      this.logger.warn({ max: this.options.maxConnections }, 'connection refused: server full');
+      return rejectHandshake(socket, 503, 'server is full');
+    }
+    this.handshakes++;
+    const started = Date.now();
+    let scope: Scope | undefined;
+    try {
+      scope = buildScope(req);
+      const connection = await this.app(scope, this.runtime);
+      await this.run(connection, scope, req, socket, head, started);
+    } catch (error) {
+      if (error instanceof HandshakeRejected) {
+        this.logger.info({ path: scope?.path ?? req.url, status: error.status, reason: error.message }, 'handshake rejected');
+        rejectHandshake(socket, error.status, error.message);
+      } else {
+        this.logger.error({ err: error, path: scope?.path ?? req.url }, 'handshake failed');
+        rejectHandshake(socket, 500, 'internal error');
+      }
+    } finally {
+      this.handshakes--;
+    }
+  }
+
+  private async run(connection: Connection, scope: Scope, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
+    let ws: WebSocket | null = null;
+    let refused: { code: number; reason: string } | null = null;
+    const { maxBufferedBytes, slowReaderPolicy } = this.options;
+    const transport: Transport = {
+      accept: (subprotocol) => {
+        if (ws || refused) return;
+        if (subprotocol !== undefined) this.chosenProtocol.set(req, subprotocol);
+        // With no verifyClient, ws completes the upgrade synchronously: `ws` is set on return.
+        this.wss.handleUpgrade(req, socket, head, (accepted) => (ws = accepted));
+        if (ws) this.track(ws, connection, scope, started);
+      },
+      send: (data) => {
+        if (ws === null || ws.readyState !== 1) return;
+        if (ws.bufferedAmount > maxBufferedBytes) {
+          if (slowReaderPolicy === 'drop') return;
+          ws.close(CloseCode.tryAgainLater, 'reader too slow');
+          return;
+        }
+        ws.send(data);
+      },
+      close: (code = CloseCode.normal, reason) => {
+        if (ws) ws.close(code, reason);
+        else refused ??= { code, reason: reason ?? '' };
+      },
+    };
+    await connection.open(transport);
+    if (!ws) {
+      const why = (refused as { reason: string } | null)?.reason;
+      throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
+    }
+  }
+
+  /** Wires an accepted socket to its connection; listeners go on at once so no early close is missed. */
+  private track(ws: WebSocket, connection: Connection, outerScope: Scope, started: number): void {
+    const scope = connection.scope ?? outerScope;
+    let resolveEnded!: () => void;
+    const live: Live = { ws, connection, alive: true, ended: new Promise((resolve) => (resolveEnded = resolve)) };
+    this.live.add(live);
+    const user = scope.user?.id ?? null;
+    this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user, client: scope.client.address }, 'connect');
+    ws.on('message', (data: Buffer, isBinary: boolean) => connection.frame(isBinary ? data : data.toString()));
+    ws.on('pong', () => (live.alive = true));
+    ws.on('error', (error: Error) => this.logger.debug({ err: error, path: scope.path }, 'socket error'));
+    ws.once('close', (code: number) => {
+      void connection.closed(code).finally(() => {
+        this.live.delete(live);
+        this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user, code, durationMs: Date.now() - started }, 'disconnect');
+        resolveEnded();
+      });
+    });
+  }
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function isValidUpgrade(req: IncomingMessage): boolean {
+  return (
+    req.method === 'GET' &&
+    (req.headers.upgrade ?? '').toLowerCase() === 'websocket' &&
+    WS_KEY.test(String(req.headers['sec-websocket-key'] ?? '')) &&
+    (req.headers['sec-websocket-version'] === '13' || req.headers['sec-websocket-version'] === '8')
+  );
+}
+
+function buildScope(req: IncomingMessage): Scope {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    throw new HandshakeRejected(400, 'path is not valid percent-encoding');
+  }
+  const offered = req.headers['sec-websocket-protocol'];
+  return {
+    type: 'websocket',
+    path,
+    pathRemaining: url.pathname,
+    params: {},
+    route: '',
+    query: url.searchParams,
+    headers: req.headers,
+    client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
+    subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : [],
+    user: null,
+    state: {},
+  };
+}
+
+function rejectHandshake(socket: Duplex, status: number, message: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function respond(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,213 @@
+// WebsocketConsumer and JsonWebsocketConsumer: one instance per connection, Channels' lifecycle.
+import type { Application, Connection, Runtime, Transport } from './application';
+import { Consumer, markFrameworkClass } from './consumer';
+import type { LayerMessage } from './layers/layer';
+import { Mailbox } from './mailbox';
+import type { RouteParams, Scope } from './scope';
+
+/** Close codes the framework uses (RFC 6455 and DESIGN.md). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  unsupportedData: 1003,
+  invalidPayload: 1007,
+  policy: 1008,
+  tooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;
+
+/** The marker queued when the socket ends; frames are strings/Buffers and events plain objects. */
+class Disconnect {
+  constructor(
+    readonly code: number,
+    readonly done: () => void,
+  ) {}
+}
+
+type Item = string | Buffer | LayerMessage | Disconnect;
+
+/** Options a consumer class may set as static fields. */
+export interface ConsumerLimits {
+  /** Layer events a consumer may hold unhandled before the layer sees it as full. Default 1000. */
+  mailboxCapacity: number;
+}
+
+/**
+ * Override `connect()` (default: accept), `receive(data)` and `disconnect(code)`. Layer messages are
+ * dispatched by type to methods: `{ type: 'chat.message' }` calls `chatMessage(message)`. Frames and
+ * events are handled one at a time, in arrival order. A handler that throws is logged and closes this
+ * socket with 1011; nothing else is affected.
+ */
+export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends Consumer implements Connection {
+  static mailboxCapacity = 1000;
+
+  readonly scope: Scope<Params>;
+  private transport: Transport | null = null;
+  private accepted = false;
+  private closing = false;
+  private failed = false;
+  private stopListening: (() => void) | null = null;
+  private readonly mailbox: Mailbox<Item>;
+  private readonly mailboxCapacity: number;
+
+  constructor(scope: Scope, runtime: Runtime) {
+    super(runtime);
+    this.scope = scope as Scope<Params>;
+    this.mailboxCapacity = (this.constructor as typeof WebsocketConsumer).mailboxCapacity;
+    this.mailbox = new Mailbox<Item>(
+      (item) => this.handleItem(item),
+      (error) => this.fail(error),
+    );
+  }
+
+  // ---- lifecycle: override these ----
+
+  /** Called once the handshake arrives; accept, or close to refuse with HTTP 403. */
+  connect(): unknown {
+    this.accept();
+    return undefined;
+  }
+
+  /** A frame from the client: a string for text frames, a Buffer for binary ones. */
+  receive(_data: string | Buffer): unknown {
+    return undefined;
+  }
+
+  /** The socket is gone (`code` is the close code); groups are left after this returns. */
+  disconnect(_code: number): unknown {
+    return undefined;
+  }
+
+  // ---- actions ----
+
+  accept(subprotocol?: string): void {
+    if (this.accepted || this.closing) return;
+    this.accepted = true;
+    this.transport!.accept(subprotocol);
+  }
+
+  /** Closes with `code` (default 1000); before `accept()` it refuses the handshake with HTTP 403. */
+  close(code: number = CloseCode.normal, reason?: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.transport?.close(code, reason);
+  }
+
+  send(data: string | Buffer): void {
+    this.transport!.send(data);
+  }
+
+  sendJson(value: unknown): void {
+    this.transport!.send(JSON.stringify(value));
+  }
+
+  // ---- Connection, driven by the server or the communicator ----
+
+  async open(transport: Transport): Promise<void> {
+    this.transport = transport;
+    try {
+      this.channelName = await this.channelLayer.newChannel();
+      this.stopListening = await this.channelLayer.listen(this.channelName, this.deliver);
+      await this.joinStaticGroups();
+      await this.connect();
+    } catch (error) {
+      await this.teardown();
+      throw error;
+    }
+    if (!this.accepted) {
+      if (!this.closing) this.close();
+      await this.teardown();
+      return;
+    }
+    this.mailbox.release();
+  }
+
+  frame(data: string | Buffer): void {
+    if (!this.failed) this.mailbox.push(data);
+  }
+
+  closed(code: number): Promise<void> {
+    this.closing = true;
+    if (!this.accepted) return Promise.resolve();
+    return new Promise((resolve) => this.mailbox.push(new Disconnect(code, resolve)));
+  }
+
+  /** The layer's listener: refuses (the layer sees the channel as full) when the mailbox is full. */
+  private readonly deliver = (message: LayerMessage): boolean => {
+    if (this.mailbox.size >= this.mailboxCapacity) return false;
+    this.mailbox.push(message);
+    return true;
+  };
+
+  private handleItem(item: Item): unknown {
+    if (item instanceof Disconnect) return this.finish(item);
+    if (this.failed) return undefined;
+    if (typeof item === 'string' || Buffer.isBuffer(item)) return this.receive(item);
+    return this.dispatch(item as LayerMessage);
+  }
+
+  private async finish(item: Disconnect): Promise<void> {
+    try {
+      await this.disconnect(item.code);
+    } catch (error) {
+      this.logger.error({ err: error, path: this.scope.path }, 'disconnect handler failed');
+    }
+    await this.teardown();
+    item.done();
+  }
+
+  private fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.logger.error({ err: error, path: this.scope.path, route: this.scope.route }, 'consumer error; closing with 1011');
+    this.close(CloseCode.internalError, 'internal error');
+  }
+
+  private async teardown(): Promise<void> {
+    this.stopListening?.();
+    this.stopListening = null;
+    await this.leaveGroups();
+  }
+}
+
+/**
+ * Text frames are parsed as JSON and handed to `receiveJson(value)`. A frame that is not valid JSON
+ * closes with 1007; a binary frame with 1003 (the RFC's code for a data type the endpoint refuses).
+ */
+export class JsonWebsocketConsumer<Params extends RouteParams = RouteParams> extends WebsocketConsumer<Params> {
+  override receive(data: string | Buffer): unknown {
+    if (typeof data !== 'string') {
+      this.close(CloseCode.unsupportedData, 'binary frames are not accepted');
+      return undefined;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      this.close(CloseCode.invalidPayload, 'invalid JSON');
+      return undefined;
+    }
+    return this.receiveJson(value);
+  }
+
+  /** A parsed JSON frame. Validate it: it comes from the client. */
+  receiveJson(_value: unknown): unknown {
+    return undefined;
+  }
+}
+
+markFrameworkClass(WebsocketConsumer);
+markFrameworkClass(JsonWebsocketConsumer);
+
+/** A consumer class, as given to `path()`. */
+export type ConsumerClass = new (scope: Scope, runtime: Runtime) => Connection;
+
+export function isConsumerClass(value: unknown): value is ConsumerClass {
+  return typeof value === 'function' && value.prototype instanceof WebsocketConsumer;
+}
+
+/** Wraps a consumer class into an application: one instance per connection. */
+export function asApplication(cls: ConsumerClass): Application {
+  return async (scope, runtime) => new cls(scope, runtime);
+}
