@@ -1,0 +1,364 @@
+// What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { type Codec, MsgpackCodec } from './codec';
+import {
+  ChannelFull,
+  type ChannelLayer,
+  LAYER_DEFAULTS,
+  LayerClosed,
+  type LayerHealth,
+  type LayerMessage,
+  type LayerOptions,
+  LayerUnavailable,
+  type MessageListener,
+  isProcessLocal,
+  nonLocalName,
+  validateChannelName,
+  validateGroupName,
+  validateMessage,
+} from './layer';
+import { LocalChannels } from './local';
+
+/** The subset of a pino logger the layers use; pino's `logger` (or a child) fits as is. */
+export interface LayerLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+const SILENT: LayerLogger = { info() {}, warn() {}, error() {} };
+
+/** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
+export interface PubSubLayerOptions extends LayerOptions {
+  /** Prefix of group channels (`<prefix>__group__<group>`). Default 'asgi', as channels_redis. */
+  prefix?: string;
+  /** Receives one line per link state change (down, back up). Default: silent. */
+  logger?: LayerLogger;
+}
+
+/** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
+export type RawListener = (message: Buffer, channel: Buffer) => void;
+
+/** Reconnect delay: exponential from 50 ms, capped at 2 s, with jitter so processes do not stampede. */
+export function reconnectDelay(retries: number): number {
+  return Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100);
+}
+
+export const noop = (): void => {};
+
+/**
+ * Tracks every Redis connection ("link") of a layer and reduces them to one health state. Logs once
+ * per change of that state, not once per failed reconnect attempt.
+ */
+export class LinkMonitor {
+  private readonly down = new Map<string, string>();
+  private logged: 'connecting' | 'up' | 'down' = 'connecting';
+  private downWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly backend: string,
+    private readonly logger: LayerLogger,
+  ) {}
+
+  /** A new link starts down ("connecting") until its first 'ready'. */
+  add(link: string): void {
+    this.down.set(link, 'connecting');
+  }
+
+  up(link: string): void {
+    if (!this.down.delete(link) || this.down.size > 0) return;
+    if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.logged === 'down' ? 'channel layer reconnected' : 'channel layer connected');
+    this.logged = 'up';
+  }
+
+  failed(link: string, detail: string): void {
+    this.down.set(link, `${link}: ${detail}`);
+    if (this.logged !== 'down') {
+      this.logger.warn({ backend: this.backend, detail: this.detail() }, 'channel layer lost Redis; reconnecting, cross-process sends fail meanwhile');
+      this.logged = 'down';
+    }
+    for (const wake of this.downWaiters.splice(0)) wake();
+  }
+
+  get isUp(): boolean {
+    return this.down.size === 0;
+  }
+
+  /** Resolves at the next failure, or at once when a link has already failed (not merely connecting). */
+  nextFailure(): Promise<void> {
+    if (this.logged === 'down' && !this.isUp) return Promise.resolve();
+    return new Promise((resolve) => this.downWaiters.push(resolve));
+  }
+
+  /** Releases anyone waiting in `nextFailure` (on close, or once started). */
+  release(): void {
+    for (const wake of this.downWaiters.splice(0)) wake();
+  }
+
+  detail(): string {
+    return [...this.down.values()].join('; ');
+  }
+
+  health(): LayerHealth {
+    return this.isUp ? { state: 'up', backend: this.backend } : { state: 'degraded', backend: this.backend, detail: this.detail() };
+  }
+}
+
+/**
+ * The ChannelLayer API for Redis pub/sub transports. Local queues, listeners and group membership are
+ * LocalChannels; this class decides what costs a Redis subscription: one per group with local members
+ * (refcounted through LocalChannels' first/last answers), one per named channel read here, and one
+ * per process for all of its `newChannel()` names (set up by the subclass). Subclasses only move bytes.
+ */
+export abstract class PubSubLayerBase implements ChannelLayer {
+  protected readonly local: LocalChannels;
+  protected readonly codec: Codec = new MsgpackCodec();
+  /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
+  readonly processId = randomBytes(8).toString('hex');
+  protected readonly prefix: string;
+  protected readonly logger: LayerLogger;
+  protected readonly monitor: LinkMonitor;
+  private readonly groupPrefix: string;
+  /** `<...>.<processId>!`: the non-local part every channel of this process ends with. */
+  private readonly ownMarker: string;
+  /** Groups subscribed on Redis; the value settles when the SUBSCRIBE did (or the link is down). */
+  private readonly groupSubs = new Map<string, Promise<void>>();
+  /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
+  private readonly namedSubs = new Map<string, Promise<void>>();
+  private started = false;
+  private badMessages = 0;
+  protected closed = false;
+
+  // Bound once: node-redis keys listeners by identity, and no closure is made per message.
+  protected readonly onGroupMessage: RawListener = (bytes, channel) => this.receiveGroup(channel.toString('latin1'), bytes);
+  protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
+
+  constructor(backend: string, options: PubSubLayerOptions) {
+    const { prefix = 'asgi', logger = SILENT, ...limits } = options;
+    this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
+    this.prefix = prefix;
+    this.logger = logger;
+    this.groupPrefix = `${prefix}__group__`;
+    this.ownMarker = `.${this.processId}!`;
+    this.monitor = new LinkMonitor(backend, logger);
+  }
+
+  // --- what a transport provides -------------------------------------------------------------
+
+  /** Settles once every connection was ready and the process subscription is in place everywhere. */
+  protected abstract startup(): Promise<void>;
+  /** Whether a publish to `redisChannel` can be attempted now (its connection is ready). */
+  protected abstract canPublish(redisChannel: string): boolean;
+  /** PUBLISH/SPUBLISH the encoded group message on the group's Redis channel. */
+  protected abstract publishGroup(redisChannel: string, body: Uint8Array): Promise<void>;
+  /** Move `message` to the process(es) reading `channel`. */
+  protected abstract publishChannel(channel: string, message: LayerMessage): Promise<void>;
+  /** The Redis channel a `send(channel)` goes to, for `canPublish`. */
+  protected abstract channelTarget(channel: string): string;
+  /** Must not wait for a link that is down: node-redis replays subscriptions after reconnecting. */
+  protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
+  protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
+  protected abstract closeTransport(): Promise<void>;
+
+  // --- ChannelLayer ---------------------------------------------------------------------------
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    validateMessage(message);
+    if (this.owns(channel)) {
+      // Our own channel: no Redis round trip, and the sender learns ChannelFull as with one process.
+      if (!this.local.deliver(channel, this.codec.decode(this.codec.encode(message)))) throw new ChannelFull(channel);
+      return;
+    }
+    if (!this.started) await this.awaitStartup();
+    if (!this.canPublish(this.channelTarget(channel))) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
+    try {
+      await this.publishChannel(channel, message);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async receive(channel: string): Promise<LayerMessage> {
+    validateChannelName(channel);
+    if (this.closed) throw new LayerClosed();
+    if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
+    return this.local.receive(channel);
+  }
+
+  async newChannel(prefix = 'specific'): Promise<string> {
+    this.assertOpen();
+    const name = `${prefix}.${this.processId}!${randomUUID().replace(/-/g, '')}`;
+    validateChannelName(name);
+    // The name only works once the process subscription is live; wait for it, unless Redis is down.
+    if (!this.started) await this.awaitStartup();
+    return name;
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateChannelName(channel);
+    this.local.groupAdd(group, channel);
+    if (!this.started) await this.awaitStartup();
+    let subscribed = this.groupSubs.get(group);
+    if (!subscribed) {
+      subscribed = this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+      this.groupSubs.set(group, subscribed);
+    }
+    await subscribed;
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    validateGroupName(group);
+    validateChannelName(channel);
+    if (this.local.groupDiscard(group, channel)) await this.dropGroup(group);
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateMessage(message);
+    const body = this.codec.encode(message);
+    const redisChannel = this.groupPrefix + group;
+    if (!this.started) await this.awaitStartup();
+    if (!this.canPublish(redisChannel)) {
+      // Known not sent: local members still get it (they would have via the echo), and the caller
+      // learns that members in other processes did not.
+      if (this.local.hasGroup(group)) this.local.deliverToGroup(group, this.codec.decode(body));
+      throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; delivered to this process's members only`);
+    }
+    try {
+      // Local members get it from Redis's echo like everyone else: one path, one order.
+      await this.publishGroup(redisChannel, body);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
+    return this.local.listen(channel, listener);
+  }
+
+  async flush(): Promise<void> {
+    this.local.flush();
+    const groups = [...this.groupSubs.keys()];
+    const named = [...this.namedSubs.keys()];
+    this.groupSubs.clear();
+    this.namedSubs.clear();
+    if (this.closed) return;
+    await Promise.all([
+      ...groups.map((group) => this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop)),
+      ...named.map((channel) => this.unsubscribe(channel, this.onChannelMessage).catch(noop)),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.local.close();
+    this.monitor.release();
+    await this.closeTransport();
+  }
+
+  health(): LayerHealth {
+    return this.closed ? { state: 'closed', backend: this.monitor.backend } : this.monitor.health();
+  }
+
+  /** Redis subscriptions this process holds for groups and named channels (for tests and metrics). */
+  subscriptionCounts(): { groups: number; named: number } {
+    return { groups: this.groupSubs.size, named: this.namedSubs.size };
+  }
+
+  /**
+   * After a reconnect node-redis replays the subscriptions it knows, but one whose SUBSCRIBE was in
+   * flight when the link dropped is forgotten; re-assert them all (node-redis sends nothing for
+   * those already live).
+   */
+  protected reassertSubscriptions(): void {
+    if (this.closed) return;
+    for (const group of this.groupSubs.keys()) this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+    for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
+  }
+
+  // --- incoming -------------------------------------------------------------------------------
+
+  private receiveGroup(redisChannel: string, bytes: Buffer): void {
+    const group = redisChannel.slice(this.groupPrefix.length);
+    // Decoded once for every local member (they share the object, as with the in-memory layer).
+    if (this.local.hasGroup(group)) {
+      const message = this.decode(bytes, redisChannel);
+      if (message) this.local.deliverToGroup(group, message);
+    }
+    // Memberships expire lazily inside LocalChannels; the last one gone releases the subscription.
+    if (!this.local.hasGroup(group) && this.groupSubs.has(group)) void this.dropGroup(group);
+  }
+
+  /** A message for one channel of this process; a full queue drops it (pub/sub cannot tell the sender). */
+  protected receiveChannel(channel: string, bytes: Buffer): void {
+    const message = this.decode(bytes, channel);
+    if (message) this.local.deliver(channel, message);
+  }
+
+  protected decode(bytes: Uint8Array, from: string): LayerMessage | null {
+    try {
+      return this.codec.decode(bytes);
+    } catch (error) {
+      // Logged at 1, 2, 4, 8... so a misbehaving publisher cannot flood the log.
+      const count = ++this.badMessages;
+      if ((count & (count - 1)) === 0) {
+        this.logger.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
+      }
+      return null;
+    }
+  }
+
+  // --- helpers --------------------------------------------------------------------------------
+
+  /** True for names from this layer's `newChannel()`, whatever their prefix. */
+  protected owns(channel: string): boolean {
+    return isProcessLocal(channel) && nonLocalName(channel).endsWith(this.ownMarker);
+  }
+
+  private dropGroup(group: string): Promise<void> {
+    if (!this.groupSubs.delete(group) || this.closed) return Promise.resolve();
+    return this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+  }
+
+  private async subscribeNamed(channel: string): Promise<void> {
+    if (!this.started) await this.awaitStartup();
+    let subscribed = this.namedSubs.get(channel);
+    if (!subscribed) {
+      subscribed = this.subscribe(channel, this.onChannelMessage).catch(noop);
+      this.namedSubs.set(channel, subscribed);
+    }
+    return subscribed;
+  }
+
+  /** Waits for the first connection, but never longer than until a link is known to be down. */
+  private async awaitStartup(): Promise<void> {
+    const ready = this.startup().then(() => {
+      this.started = true;
+      this.monitor.release();
+    }, noop);
+    await Promise.race([ready, this.monitor.nextFailure()]);
+  }
+
+  private unavailable(error: unknown): LayerUnavailable {
+    if (error instanceof LayerUnavailable) return error;
+    return new LayerUnavailable(`${(error as Error)?.message ?? String(error)}`);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LayerClosed();
+  }
+}
+
+/** Options spread over defaults must not reset a default with an explicit `undefined`. */
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

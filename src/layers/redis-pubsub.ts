@@ -1,0 +1,173 @@
+// The Redis pub/sub channel layer over one host or several (sharded): channels_redis 4's RedisPubSubChannelLayer on the wire.
+import { createClient } from 'redis';
+import type { LayerMessage } from './layer';
+import { type LinkMonitor, noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
+import { consistentHash } from './sharding';
+
+function createPubSubClient(url: string, offlineQueue: boolean) {
+  return createClient({
+    url,
+    // Publishers fail fast while down (LayerUnavailable) instead of queueing without bound. The
+    // subscriber keeps its queue: it only ever holds (UN)SUBSCRIBE commands, one per group at most.
+    disableOfflineQueue: !offlineQueue,
+    socket: { reconnectStrategy: reconnectDelay, connectTimeout: 2000 },
+  });
+}
+export type RedisClient = ReturnType<typeof createPubSubClient>;
+
+export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
+  /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
+  url?: string;
+  /**
+   * Several Redis hosts, sharded with channels_redis's CRC32 rule; overrides `url`. List them in the
+   * same order as the Django settings' `hosts`, or the two sides pick different hosts for a name.
+   */
+  urls?: string[];
+}
+
+/** A URL fit for logs and health: no user name or password. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '<invalid redis url>';
+  }
+}
+
+/**
+ * One node-redis client with its health wired in. The 'error' listener is mandatory: node-redis
+ * emits 'error' on every lost connection and failed reconnect, and an EventEmitter without one
+ * throws, which would crash the process.
+ */
+export function connectClient(url: string, role: string, monitor: LinkMonitor, offlineQueue: boolean): RedisClient {
+  const link = `${redactUrl(url)} (${role})`;
+  const client = createPubSubClient(url, offlineQueue);
+  monitor.add(link);
+  client.on('error', (error: Error) => {
+    if (!client.isReady) monitor.failed(link, error.message);
+  });
+  client.on('ready', () => monitor.up(link));
+  client.connect().catch(noop); // a close() during connecting rejects it; nothing to report then
+  return client;
+}
+
+/** Graceful when connected (in-flight commands finish), immediate otherwise. */
+export async function closeClient(client: RedisClient): Promise<void> {
+  if (client.isReady) await client.close().catch(() => client.destroy());
+  else client.destroy();
+}
+
+/** One Redis host: a connection for commands and one in subscriber mode (RESP2 needs two). */
+class Host {
+  readonly publisher: RedisClient;
+  readonly subscriber: RedisClient;
+  /** The process pattern's PSUBSCRIBE; queued until the first connection, replayed after reconnects. */
+  readonly patternSubscribed: Promise<void>;
+
+  constructor(url: string, monitor: LinkMonitor, pattern: string, onMessage: RawListener, onReconnect: () => void) {
+    this.publisher = connectClient(url, 'publish', monitor, false);
+    this.subscriber = connectClient(url, 'subscribe', monitor, true);
+    this.patternSubscribed = this.subscriber.pSubscribe(pattern, onMessage, true);
+    this.patternSubscribed.catch(noop);
+    let connections = 0;
+    this.subscriber.on('ready', () => {
+      if (++connections === 1) return;
+      this.subscriber.pSubscribe(pattern, onMessage, true).catch(noop);
+      onReconnect();
+    });
+  }
+}
+
+/**
+ * Channels' pub/sub layer for Node, speaking channels_redis 4's wire format: msgpack bodies, group G
+ * on Redis channel `<prefix>__group__G`, `send(channel)` a PUBLISH on the channel's own name, hosts
+ * picked by `consistentHash` of the Redis channel name. So a Django process on the same Redis can
+ * group_send to our groups and send to our channels, and we to its.
+ *
+ * Costs, per process: one SUBSCRIBE per group with local members, one SUBSCRIBE per named channel
+ * read here (worker channels), and one PSUBSCRIBE `*.<processId>!*` per host for every channel from
+ * `newChannel()` (channels_redis subscribes once per consumer instead). Every host gets the pattern
+ * because a sender, ours or Django's, publishes a channel on the host its name hashes to.
+ *
+ * While Redis is down: `send`/`groupSend` throw LayerUnavailable at once (`groupSend` first
+ * delivers to this process's own members), sends to this process's own channels and local queues
+ * keep working, `health()` is 'degraded'; node-redis reconnects with backoff (2 s cap) and replays
+ * every subscription, and the layer re-asserts its own after each reconnect.
+ */
+export class RedisPubSubChannelLayer extends PubSubLayerBase {
+  private readonly hosts: Host[];
+  private readonly subscribedEverywhere: Promise<void>;
+
+  constructor(options: RedisPubSubLayerOptions = {}) {
+    const { url, urls, ...rest } = options;
+    super('redis-pubsub', rest);
+    const list = urls && urls.length > 0 ? urls : [url ?? 'redis://localhost:6379'];
+    const pattern = `*.${this.processId}!*`;
+    this.hosts = list.map(
+      (hostUrl) => new Host(hostUrl, this.monitor, pattern, this.onChannelMessage, () => this.reassertSubscriptions()),
+    );
+    this.subscribedEverywhere = Promise.all(
+      this.hosts.flatMap((host) => [host.patternSubscribed, firstReady(host.publisher)]),
+    ).then(noop);
+    this.subscribedEverywhere.catch(noop);
+  }
+
+  protected startup(): Promise<void> {
+    return this.subscribedEverywhere;
+  }
+
+  protected canPublish(redisChannel: string): boolean {
+    return this.host(redisChannel).publisher.isReady;
+  }
+
+  protected channelTarget(channel: string): string {
+    return channel;
+  }
+
+  protected async publishGroup(redisChannel: string, body: Uint8Array): Promise<void> {
+    await this.host(redisChannel).publisher.publish(redisChannel, toBuffer(body));
+  }
+
+  protected async publishChannel(channel: string, message: LayerMessage): Promise<void> {
+    await this.host(channel).publisher.publish(channel, toBuffer(this.codec.encode(message)));
+  }
+
+  protected subscribe(redisChannel: string, listener: RawListener): Promise<void> {
+    const { subscriber } = this.host(redisChannel);
+    return settleIfDown(subscriber, subscriber.subscribe(redisChannel, listener, true));
+  }
+
+  protected unsubscribe(redisChannel: string, listener: RawListener): Promise<void> {
+    const { subscriber } = this.host(redisChannel);
+    return settleIfDown(subscriber, subscriber.unsubscribe(redisChannel, listener, true));
+  }
+
+  protected async closeTransport(): Promise<void> {
+    await Promise.all(this.hosts.flatMap((host) => [closeClient(host.publisher), closeClient(host.subscriber)]));
+  }
+
+  private host(redisChannel: string): Host {
+    return this.hosts[consistentHash(redisChannel, this.hosts.length)];
+  }
+}
+
+/**
+ * A (un)subscribe on a link that is down stays queued in node-redis until it reconnects; the caller
+ * must not wait that long, so it gets a settled promise (the command still runs later).
+ */
+export function settleIfDown(client: RedisClient, command: Promise<void>): Promise<void> {
+  command.catch(noop);
+  return client.isReady ? command : Promise.resolve();
+}
+
+function firstReady(client: RedisClient): Promise<void> {
+  return client.isReady ? Promise.resolve() : new Promise((resolve) => client.once('ready', () => resolve()));
+}
+
+/** node-redis writes Buffers as they are; a view over the encoder's copy avoids a second copy. */
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
