@@ -1,0 +1,381 @@
+// The Redis list layer: channels_redis 4's RedisChannelLayer (sorted-set queues), byte-compatible.
+import { randomUUID } from 'node:crypto';
+import {
+  ChannelFull,
+  type ChannelLayer,
+  ChannelLayerError,
+  LAYER_DEFAULTS,
+  LayerClosed,
+  type LayerHealth,
+  type LayerMessage,
+  type LayerOptions,
+  LayerUnavailable,
+  type MessageListener,
+  isProcessLocal,
+  nonLocalName,
+  validateChannelName,
+  validateGroupName,
+  validateMessage,
+} from './layer';
+import { LocalChannels } from './local';
+import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
+import {
+  EnvelopeReader,
+  EnvelopeWriter,
+  FLUSH_SCRIPT,
+  consistentHash,
+  GROUP_MEMBERS_SCRIPT,
+  GROUP_SEND_SCRIPT,
+  SEND_SCRIPT,
+  channelKey,
+  groupKey,
+} from './redis-wire';
+
+export type { LayerLogger } from './redis-shard';
+
+export interface RedisChannelLayerOptions extends LayerOptions {
+  /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
+  url?: string;
+  /**
+   * Several Redis hosts, sharded with channels_redis's consistent hash. List them in the same order
+   * as Django's `CONFIG["hosts"]` so both sides pick the same host for a group or channel.
+   */
+  urls?: string[];
+  /** Key prefix, as channels_redis's `prefix`. Default 'asgi'. */
+  prefix?: string;
+  /** Seconds one BZPOPMIN blocks before the loop re-issues it (channels_redis's brpop_timeout). Default 5. */
+  blockTimeout?: number;
+  /** Milliseconds operations wait for the first connection before `LayerUnavailable`. Default 5000. */
+  connectTimeout?: number;
+  /** Where connection loss, reconnects and undecodable messages are reported. Default: silent. */
+  logger?: LayerLogger;
+}
+
+/**
+ * Messages queue in Redis sorted sets scored by time, exactly where channels_redis puts them, so a
+ * Django process and this one share channels and groups both ways. Each process's own channels
+ * (`specific.<client>!<id>`) share one key per host, drained by one receive loop per process that
+ * demultiplexes into `LocalChannels`: thousands of consumers cost one blocking connection per host.
+ */
+export class RedisChannelLayer implements ChannelLayer {
+  private readonly shards: Shard[];
+  private readonly local: LocalChannels;
+  private readonly prefix: string;
+  private readonly capacity: number;
+  private readonly expiry: number;
+  private readonly groupExpiry: number;
+  private readonly blockTimeout: number;
+  private readonly logger: LayerLogger | undefined;
+  /** channels_redis's `client_prefix`: names this process's channels, and their shared key. */
+  private readonly clientPrefix = randomUUID().replace(/-/g, '');
+  private readonly writer = new EnvelopeWriter();
+  private readonly reader = new EnvelopeReader();
+  /** Non-local names ("specific.<client>!") whose receive loops run. */
+  private readonly pumps = new Map<string, Promise<void>>();
+  private readonly connectTimeout: number;
+  private readonly pauses = new Set<() => void>();
+  private lastScore = 0;
+  private closed = false;
+
+  constructor(options: RedisChannelLayerOptions = {}) {
+    const urls = options.urls ?? [options.url ?? 'redis://127.0.0.1:6379'];
+    if (urls.length === 0) throw new Error('RedisChannelLayer: `urls` is empty; give at least one Redis URL');
+    const settings = { ...LAYER_DEFAULTS, ...options };
+    this.prefix = options.prefix ?? 'asgi';
+    this.capacity = settings.capacity;
+    this.expiry = settings.expiry;
+    this.groupExpiry = settings.groupExpiry;
+    this.blockTimeout = options.blockTimeout ?? 5;
+    this.connectTimeout = options.connectTimeout ?? 5000;
+    this.logger = options.logger;
+    this.local = new LocalChannels(settings);
+    this.shards = urls.map((url) => new Shard(url, this.connectTimeout, options.logger));
+  }
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    validateMessage(message);
+    const body = this.writer.body(message);
+    const nonLocal = nonLocalName(channel);
+    // channels_redis reads a process's channels from the host of their non-local name.
+    const shard = this.shardFor(nonLocal);
+    const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
+    const now = this.score();
+    const added = await this.command(shard, () =>
+      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacity), this.expireSeconds(this.expiry)]),
+    );
+    if (added === 0) throw new ChannelFull(channel);
+  }
+
+  async receive(channel: string): Promise<LayerMessage> {
+    validateChannelName(channel);
+    if (this.closed) throw new LayerClosed();
+    if (!isProcessLocal(channel)) return this.receiveShared(channel);
+    this.assertOwned(channel);
+    this.startPump(nonLocalName(channel));
+    return this.local.receive(channel);
+  }
+
+  async newChannel(prefix = 'specific'): Promise<string> {
+    this.assertOpen();
+    const name = `${prefix}.${this.clientPrefix}!${randomUUID().replace(/-/g, '')}`;
+    validateChannelName(name);
+    // Drain the process key from now on, so messages move to per-channel local queues (capacity
+    // per channel) instead of filling the key all of this process's channels share.
+    await this.startPump(nonLocalName(name));
+    return name;
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateChannelName(channel);
+    const shard = this.shardFor(group);
+    const key = groupKey(this.prefix, group);
+    await this.command(shard, () =>
+      shard.commands
+        .multi()
+        .zAdd(key, { score: this.score(), value: channel })
+        .expire(key, Number(this.expireSeconds(this.groupExpiry)))
+        .exec(),
+    );
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateChannelName(channel);
+    const shard = this.shardFor(group);
+    await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<void> {
+    this.assertOpen();
+    validateGroupName(group);
+    validateMessage(message);
+    const body = this.writer.body(message);
+    const groupShard = this.shardFor(group);
+    const now = this.score();
+    const members = (await this.command(groupShard, () =>
+      groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
+    )) as string[];
+    if (members.length === 0) return;
+    // As channels_redis: one member per Redis key, naming every channel of the group stored there.
+    const byKey = new Map<string, string[]>();
+    for (const channel of members) {
+      const key = channelKey(this.prefix, nonLocalName(channel));
+      const channels = byKey.get(key);
+      if (channels) channels.push(channel);
+      else byKey.set(key, [channel]);
+    }
+    const byShard = new Map<Shard, string[]>();
+    for (const [key, channels] of byKey) {
+      const shard = this.shardFor(nonLocalName(channels[0]));
+      const keys = byShard.get(shard);
+      if (keys) keys.push(key);
+      else byShard.set(shard, [key]);
+    }
+    const capacity = String(this.capacity);
+    await Promise.all(
+      [...byShard].map(async ([shard, keys]) => {
+        const args: Array<string | Buffer> = keys.map((key) => this.writer.member(body, byKey.get(key)!));
+        for (let i = 0; i < keys.length; i++) args.push(capacity);
+        args.push(String(now), this.expireSeconds(this.expiry), String(now - this.expiry));
+        const over = await this.command(shard, () => shard.run(GROUP_SEND_SCRIPT, keys, args));
+        if (typeof over === 'number' && over > 0) {
+          this.logger?.info({ group, over, keys: keys.length }, 'redis channel layer: group members over capacity skipped');
+        }
+      }),
+    );
+  }
+
+  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+    this.assertOpen();
+    validateChannelName(channel);
+    if (!isProcessLocal(channel)) {
+      throw new ChannelLayerError('NOT_LISTENABLE', `cannot listen to ${channel}: listen takes a channel from newChannel(); use receive() for shared channels`);
+    }
+    this.assertOwned(channel);
+    this.startPump(nonLocalName(channel));
+    return this.local.listen(channel, listener);
+  }
+
+  async flush(): Promise<void> {
+    this.assertOpen();
+    await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
+    this.local.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.local.close();
+    for (const wake of this.pauses) wake();
+    await Promise.all(this.shards.map((shard) => shard.close()));
+  }
+
+  health(): LayerHealth {
+    if (this.closed) return { state: 'closed', backend: 'redis' };
+    const down = this.shards.filter((shard) => !shard.up);
+    if (down.length === 0) return { state: 'up', backend: 'redis' };
+    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${shard.problem}`).join('; ') };
+  }
+
+  /** A non-process-local channel (a worker's): any process may take its next message. */
+  private async receiveShared(channel: string): Promise<LayerMessage> {
+    const key = channelKey(this.prefix, channel);
+    const home = this.shardFor(channel);
+    // Django round-robins such sends over its hosts; ours go to the channel's home host.
+    const others = this.shards.filter((shard) => shard !== home);
+    const block = others.length > 0 ? Math.min(this.blockTimeout, 1) : this.blockTimeout;
+    const connection = await home.borrowBlocking();
+    try {
+      for (;;) {
+        for (const shard of others) {
+          if (!shard.up) continue;
+          const popped = await shard.commandBuffers.zPopMin(key).catch(() => null);
+          if (popped) {
+            const message = this.takeShared(popped.value as Buffer, Number(popped.score));
+            if (message) return message;
+          }
+        }
+        const popped = await this.popBlocking(home, connection, key, block);
+        if (popped) {
+          const message = this.takeShared(popped.value, popped.score);
+          if (message) return message;
+        }
+      }
+    } finally {
+      home.returnBlocking(connection);
+    }
+  }
+
+  private takeShared(member: Buffer, score: number): LayerMessage | null {
+    if (score < this.score() - this.expiry) return null;
+    try {
+      return this.reader.read(member).message;
+    } catch (error) {
+      this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
+      return null;
+    }
+  }
+
+  /** One BZPOPMIN; null on timeout. Waits out a lost connection; throws LayerClosed on close. */
+  private async popBlocking(shard: Shard, connection: BlockingConnection, key: string, timeout: number) {
+    for (;;) {
+      if (this.closed) throw new LayerClosed();
+      try {
+        const popped = await connection.buffers.bzPopMin(key, timeout);
+        return popped ? { value: popped.value as Buffer, score: Number(popped.score) } : null;
+      } catch (error) {
+        if (this.closed) throw new LayerClosed();
+        await shard.whenReady(connection);
+        await this.pause(50);
+      }
+    }
+  }
+
+  /**
+   * Starts, once per non-local name, the loops that drain this process's key on every host.
+   * Resolves when they are connected (or after `connectTimeout`: Redis may be down, the loops wait).
+   */
+  private startPump(nonLocal: string): Promise<void> {
+    let started = this.pumps.get(nonLocal);
+    if (started) return started;
+    const key = channelKey(this.prefix, nonLocal);
+    // Every host, not only the hashed one: channels_redis 4.0's send() hashes the full channel
+    // name, so a sharded Django process may queue our channels' messages on any host.
+    const connected = this.shards.map(
+      (shard) =>
+        new Promise<void>((resolve) => {
+          this.pump(shard, key, resolve).catch((error: unknown) => {
+            resolve();
+            if (!this.closed) this.logger?.warn({ err: error, key }, 'redis channel layer: receive loop stopped');
+          });
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.connectTimeout).unref()));
+    started = Promise.race([Promise.all(connected), timedOut]).then(() => clearTimeout(timer));
+    this.pumps.set(nonLocal, started);
+    return started;
+  }
+
+  private async pump(shard: Shard, key: string, connected: () => void): Promise<void> {
+    const connection = await shard.borrowBlocking();
+    await shard.whenReady(connection);
+    connected();
+    while (!this.closed) {
+      const popped = await this.popBlocking(shard, connection, key, this.blockTimeout).catch(() => null);
+      if (popped) this.dispatch(popped.value, popped.score);
+    }
+  }
+
+  /** Hands one member of a process key to its local channel(s); decoded once for all of them. */
+  private dispatch(member: Buffer, score: number): void {
+    if (score < this.score() - this.expiry) return;
+    let envelope;
+    try {
+      envelope = this.reader.read(member);
+    } catch (error) {
+      this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
+      return;
+    }
+    const { message, channels } = envelope;
+    if (typeof channels === 'string') this.local.deliver(channels, message);
+    else if (channels) for (const channel of channels) this.local.deliver(channel, message);
+  }
+
+  private shardFor(name: string): Shard {
+    return this.shards[consistentHash(name, this.shards.length)];
+  }
+
+  /**
+   * Seconds since the epoch, as channels_redis's `time.time()` scores, kept strictly increasing:
+   * members with equal scores sort by their random bytes, which would reorder a fast sender.
+   */
+  private score(): number {
+    const now = (performance.timeOrigin + performance.now()) / 1000;
+    this.lastScore = now > this.lastScore ? now : this.lastScore + 1e-6;
+    return this.lastScore;
+  }
+
+  /** EXPIRE takes whole seconds; round up so nothing is dropped before its time. */
+  private expireSeconds(seconds: number): string {
+    return String(Math.max(1, Math.ceil(seconds)));
+  }
+
+  private async command<T>(shard: Shard, run: () => Promise<T>): Promise<T> {
+    await shard.ready();
+    try {
+      return await run();
+    } catch (error) {
+      if (this.closed) throw new LayerClosed();
+      if (error instanceof Error && /^(ERR|NOSCRIPT|WRONGTYPE|BUSY)/.test(error.message)) throw error;
+      throw new LayerUnavailable(`redis ${shard.url}: ${(error as Error).message}`);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.pauses.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.pauses.add(wake);
+    });
+  }
+
+  private assertOwned(channel: string): void {
+    if (!nonLocalName(channel).endsWith(`${this.clientPrefix}!`)) {
+      throw new ChannelLayerError('NOT_OWNED', `channel ${channel} belongs to another process: only the process that made it with newChannel() can receive it`);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new LayerClosed();
+  }
+}
