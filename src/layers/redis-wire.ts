@@ -1,6 +1,5 @@
 // channels_redis 4's list-layer wire format: keys, the message envelope and the Lua scripts.
 import { randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { InvalidMessage, type LayerMessage, validateMessage } from './layer';
 
@@ -12,15 +11,6 @@ export const CHANNEL_FIELD = '__asgi_channel__';
 
 /** channels_redis prefixes each sorted-set member with 12 random bytes so equal bodies stay distinct. */
 const UNIQUE_PREFIX_BYTES = 12;
-
-/**
- * Private copy of channels_redis's `_consistent_hash` until src/layers/sharding.ts is committed:
- * `int((crc32(utf8(name)) & 0xFFF) / (4096 / ring_size))`.
- */
-export function consistentHash(name: string, ringSize: number): number {
-  if (ringSize === 1) return 0;
-  return Math.floor((crc32(Buffer.from(name, 'utf8')) & 0xfff) / (4096 / ringSize));
-}
 
 /** Channel keys are `prefix + name` with no separator (core.py: `self.prefix + channel_non_local_name`). */
 export function channelKey(prefix: string, nonLocalName: string): string {

@@ -23,13 +23,13 @@ import {
   EnvelopeReader,
   EnvelopeWriter,
   FLUSH_SCRIPT,
-  consistentHash,
   GROUP_MEMBERS_SCRIPT,
   GROUP_SEND_SCRIPT,
   SEND_SCRIPT,
   channelKey,
   groupKey,
 } from './redis-wire';
+import { consistentHash } from './sharding';
 
 export type { LayerLogger } from './redis-shard';
 
