@@ -94,7 +94,8 @@ export abstract class Consumer {
 
   private findHandler(type: string): string | null {
     const name = handlerName(type);
-    if (name === null) return null;
+    // Every class prototype owns 'constructor': it is never a handler.
+    if (name === null || name === 'constructor') return null;
     // Walk to the prototype that defines it: only the application's own classes may handle messages.
     let owner: object | null = this;
     while (owner && !Object.prototype.hasOwnProperty.call(owner, name)) owner = Object.getPrototypeOf(owner);

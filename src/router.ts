@@ -39,7 +39,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
   const names: string[] = [];
   const source = pattern
     .replace(/^\//, '')
-    .split(/(:[A-Za-z_][A-Za-z0-9_]*(?:\((?:[^()\\]|\\.)+\))?)/)
+    // A constraint may hold one level of parentheses: ':kind(a|(b))'.
+    .split(/(:[A-Za-z_][A-Za-z0-9_]*(?:\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))+\))?)/)
     .map((part, index) => {
       if (index % 2 === 0) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       const constrained = /^:([A-Za-z_][A-Za-z0-9_]*)(?:\((.+)\))?$/.exec(part)!;

@@ -1,0 +1,166 @@
+import { InMemoryChannelLayer, JsonWebsocketConsumer, type LayerMessage, URLRouter, WebsocketConsumer, path } from '../src';
+import { WebsocketCommunicator } from '../src/testing';
+
+class Echo extends WebsocketConsumer {
+  static override groups = ['echoes'];
+  override receive(data: string | Buffer): void {
+    this.send(typeof data === 'string' ? `echo:${data}` : data);
+  }
+  announce(event: LayerMessage): void {
+    this.send(`announce:${String(event.text)}`);
+  }
+}
+
+class JsonEcho extends JsonWebsocketConsumer {
+  override receiveJson(value: unknown): void {
+    this.sendJson({ got: value });
+  }
+}
+
+class Refuser extends WebsocketConsumer {
+  override connect(): void {
+    this.close(4001);
+  }
+}
+
+class Picky extends WebsocketConsumer {
+  override connect(): void {
+    this.accept(this.scope.subprotocols.includes('v2') ? 'v2' : undefined);
+  }
+}
+
+class Broken extends WebsocketConsumer {
+  override receive(data: string | Buffer): void {
+    if (data === 'boom') throw new Error('handler failed');
+    this.send(`ok:${String(data)}`);
+  }
+}
+
+const log: string[] = [];
+class Ordered extends WebsocketConsumer {
+  override async receive(data: string | Buffer): Promise<void> {
+    // A slow first frame must not let the second overtake it.
+    if (data === 'slow') await new Promise((resolve) => setTimeout(resolve, 50));
+    log.push(String(data));
+    this.send(String(data));
+  }
+  override disconnect(code: number): void {
+    log.push(`disconnect:${code}`);
+  }
+}
+
+describe('WebsocketConsumer through WebsocketCommunicator', () => {
+  test('accepts by default and echoes text and binary frames', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/echo/', Echo)]), '/ws/echo/');
+    expect(await communicator.connect()).toEqual({ connected: true, subprotocol: undefined });
+    communicator.sendTo('hi');
+    expect(await communicator.receiveFrom()).toBe('echo:hi');
+    communicator.sendTo(Buffer.from([1, 2, 3]));
+    expect(await communicator.receiveFrom()).toEqual(Buffer.from([1, 2, 3]));
+    expect(await communicator.receiveNothing()).toBe(true);
+    await communicator.disconnect();
+  });
+
+  test('joins static groups on connect, receives group events by type, leaves on disconnect', async () => {
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/echo/', Echo)]), '/ws/echo/', { channelLayer: layer });
+    await communicator.connect();
+    await layer.groupSend('echoes', { type: 'announce', text: 'hello' });
+    expect(await communicator.receiveFrom()).toBe('announce:hello');
+    await communicator.disconnect();
+    await layer.groupSend('echoes', { type: 'announce', text: 'after' });
+    expect(await communicator.receiveNothing()).toBe(true);
+    await layer.close();
+  });
+
+  test('closing before accept refuses the handshake with 403', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/no/', Refuser)]), '/ws/no/');
+    expect(await communicator.connect()).toEqual({ connected: false, status: 403 });
+    await communicator.disconnect();
+  });
+
+  test('no route gives 404', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/no/', Refuser)]), '/ws/elsewhere/');
+    expect(await communicator.connect()).toEqual({ connected: false, status: 404 });
+    await communicator.disconnect();
+  });
+
+  test('accept(subprotocol) picks an offered subprotocol', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/p/', Picky)]), '/ws/p/', { subprotocols: ['v1', 'v2'] });
+    expect(await communicator.connect()).toEqual({ connected: true, subprotocol: 'v2' });
+    await communicator.disconnect();
+  });
+
+  test('a throwing handler closes that consumer with 1011 and nothing else', async () => {
+    const app = URLRouter([path('ws/b/', Broken)]);
+    const broken = new WebsocketCommunicator(app, '/ws/b/');
+    const healthy = new WebsocketCommunicator(app, '/ws/b/');
+    await broken.connect();
+    await healthy.connect();
+    broken.sendTo('boom');
+    expect(await broken.receiveClose()).toBe(1011);
+    healthy.sendTo('still');
+    expect(await healthy.receiveFrom()).toBe('ok:still');
+    await broken.disconnect();
+    await healthy.disconnect();
+  });
+
+  test('an event type with no handler closes with 1011', async () => {
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/echo/', Echo)]), '/ws/echo/', { channelLayer: layer });
+    await communicator.connect();
+    await layer.groupSend('echoes', { type: 'no.such.handler' });
+    expect(await communicator.receiveClose()).toBe(1011);
+    await communicator.disconnect();
+    await layer.close();
+  });
+
+  test('frames are handled one at a time, in order, and disconnect comes last', async () => {
+    log.length = 0;
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/o/', Ordered)]), '/ws/o/');
+    await communicator.connect();
+    communicator.sendTo('slow');
+    communicator.sendTo('fast');
+    expect(await communicator.receiveFrom()).toBe('slow');
+    expect(await communicator.receiveFrom()).toBe('fast');
+    await communicator.disconnect(4321);
+    expect(log).toEqual(['slow', 'fast', 'disconnect:4321']);
+  });
+});
+
+describe('JsonWebsocketConsumer', () => {
+  const app = URLRouter([path('ws/json/', JsonEcho)]);
+
+  test('parses text frames as JSON', async () => {
+    const communicator = new WebsocketCommunicator(app, '/ws/json/');
+    await communicator.connect();
+    communicator.sendJsonTo({ a: [1, 'b'] });
+    expect(await communicator.receiveJsonFrom()).toEqual({ got: { a: [1, 'b'] } });
+    await communicator.disconnect();
+  });
+
+  test('invalid JSON closes with 1007', async () => {
+    const communicator = new WebsocketCommunicator(app, '/ws/json/');
+    await communicator.connect();
+    communicator.sendTo('{not json');
+    expect(await communicator.receiveClose()).toBe(1007);
+    await communicator.disconnect();
+  });
+
+  test('a binary frame closes with 1003', async () => {
+    const communicator = new WebsocketCommunicator(app, '/ws/json/');
+    await communicator.connect();
+    communicator.sendTo(Buffer.from('{}'));
+    expect(await communicator.receiveClose()).toBe(1003);
+    await communicator.disconnect();
+  });
+
+  test('a __proto__ key in a frame does not pollute prototypes', async () => {
+    const communicator = new WebsocketCommunicator(app, '/ws/json/');
+    await communicator.connect();
+    communicator.sendTo('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}');
+    await communicator.receiveJsonFrom();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await communicator.disconnect();
+  });
+});
