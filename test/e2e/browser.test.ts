@@ -1,0 +1,107 @@
+// The demo pages in a real browser against the real app (routing.ts) served in-process.
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { application, http } from '../../routing';
+import { Server } from '../../src';
+import { chromiumAvailable, launchChromium } from '../support/browser';
+
+// Throws under CI=true when Chromium is missing, so the suite fails instead of skipping.
+const suite = chromiumAvailable('demo pages') ? describe : describe.skip;
+
+suite('demo pages in Chromium', () => {
+  let server: Server;
+  let browser: Browser;
+  let base: string;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    server = new Server({ app: application, http, port: 0, heartbeatInterval: 0 });
+    const { port } = await server.listen();
+    base = `http://127.0.0.1:${port}`;
+    browser = await launchChromium();
+  });
+
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  /** A page in its own browser context (its own cookies and storage: a separate user). */
+  async function newPage(path: string): Promise<Page> {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(base + path);
+    return page;
+  }
+
+  async function connected(page: Page): Promise<void> {
+    await page.locator('#state[data-state="connected"]').waitFor({ timeout: 10_000 });
+  }
+
+  async function push(body: { title: string; body: string; user?: string }): Promise<void> {
+    const response = await fetch(`${base}/notifications/push`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Connection: 'close' },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(202);
+    await response.text();
+  }
+
+  test('chat: a message typed in one page appears in both pages of the room', async () => {
+    const [alice, bob] = await Promise.all([newPage('/chat/lobby/'), newPage('/chat/lobby/')]);
+    await Promise.all([connected(alice), connected(bob)]);
+    await expect(alice.locator('#room').textContent()).resolves.toBe('lobby');
+
+    // Markup in a message must show as text, never be parsed.
+    const text = 'hello from alice <b>not bold</b>';
+    await alice.locator('#message').fill(text);
+    await alice.locator('#message').press('Enter');
+
+    for (const page of [bob, alice]) {
+      await page.locator('#log li.message', { hasText: text }).waitFor({ timeout: 10_000 });
+      await expect(page.locator('#log li.message').last().textContent()).resolves.toBe(text);
+      await expect(page.locator('#log b').count()).resolves.toBe(0);
+    }
+    await expect(alice.locator('#message').inputValue()).resolves.toBe('');
+
+    // The send button works too.
+    await bob.locator('#message').fill('hi alice');
+    await bob.locator('#send').click();
+    await alice.locator('#log li.message', { hasText: 'hi alice' }).waitFor({ timeout: 10_000 });
+
+    if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/chat.png` });
+  });
+
+  test('notifications: a user gets their own and broadcasts, never another user\'s', async () => {
+    async function logIn(user: string): Promise<Page> {
+      const page = await newPage('/notifications/');
+      await page.locator('#user').fill(user);
+      await page.locator('#login').click();
+      await connected(page);
+      await expect(page.locator('#who').textContent()).resolves.toBe(user);
+      return page;
+    }
+    const titles = (page: Page) => page.locator('#notifications .notification .title').allTextContents();
+    const alice = await logIn('alice');
+    const bob = await logIn('bob');
+
+    await push({ title: 'for alice', body: 'only yours', user: 'alice' });
+    await alice.locator('.notification', { hasText: 'for alice' }).waitFor({ timeout: 10_000 });
+    await expect(alice.locator('.notification .body').first().textContent()).resolves.toBe('only yours');
+
+    await push({ title: 'for everyone', body: 'broadcast' });
+    await alice.locator('.notification', { hasText: 'for everyone' }).waitFor({ timeout: 10_000 });
+    await bob.locator('.notification', { hasText: 'for everyone' }).waitFor({ timeout: 10_000 });
+
+    // Bob's own notification was sent after alice's: once it is shown, alice's would have been too.
+    await push({ title: 'for bob', body: 'only yours', user: 'bob' });
+    await bob.locator('.notification', { hasText: 'for bob' }).waitFor({ timeout: 10_000 });
+    expect(await titles(bob)).toEqual(['for bob', 'for everyone']);
+    expect(await titles(alice)).toEqual(['for everyone', 'for alice']);
+  });
+});
