@@ -1,0 +1,165 @@
+// Send and group-send from a process that runs no server (a backend job, a script, the CLI).
+import { createClient } from 'redis';
+import { MsgpackCodec } from './layers/codec';
+import {
+  type ChannelLayer,
+  LayerUnavailable,
+  type LayerMessage,
+  validateChannelName,
+  validateGroupName,
+  validateMessage,
+} from './layers/layer';
+import { consistentHash } from './layers/sharding';
+
+export interface PublisherOptions {
+  /** Redis URL; a comma-separated list (or `urls`) shards like channels_redis. Default REDIS_URL. */
+  url?: string;
+  urls?: string[];
+  /** Redis Cluster seed nodes (comma-separated or array): sharded pub/sub. Default REDIS_CLUSTER_URL. */
+  clusterUrl?: string | string[];
+  /** Which layer the servers run: 'pubsub' (default, RedisPubSubChannelLayer) or 'list' (RedisChannelLayer). */
+  layer?: 'pubsub' | 'list';
+  /** channels_redis prefix. Default 'asgi'. */
+  prefix?: string;
+  /** Milliseconds to wait for Redis before failing with LayerUnavailable. Default 3000. */
+  connectTimeout?: number;
+}
+
+export interface Publisher {
+  send(channel: string, message: LayerMessage): Promise<void>;
+  groupSend(group: string, message: LayerMessage): Promise<void>;
+  close(): Promise<void>;
+}
+
+function newClient(url: string, timeoutMs: number) {
+  return createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: timeoutMs, reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) },
+  });
+}
+type Client = ReturnType<typeof newClient>;
+
+/**
+ * For the pub/sub layer the publisher is one PUBLISH connection per host and nothing else: no
+ * subscriber, no server code. For the list layer and for Redis Cluster it drives those layers'
+ * send paths, since their wire rules (queues, sharded envelopes) live there.
+ */
+export async function createPublisher(options: PublisherOptions = {}): Promise<Publisher> {
+  const cluster = options.clusterUrl ?? process.env.REDIS_CLUSTER_URL;
+  const urls = options.urls ?? (options.url ?? process.env.REDIS_URL ?? '').split(',').filter(Boolean);
+  if (cluster) return layerPublisher(await clusterLayer(cluster, options));
+  if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
+  if (options.layer === 'list') {
+    const { RedisChannelLayer } = await import('./layers/redis');
+    return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout }));
+  }
+  return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000);
+}
+
+class PubSubPublisher implements Publisher {
+  private readonly codec = new MsgpackCodec();
+
+  private constructor(
+    private readonly clients: Client[],
+    private readonly prefix: string,
+  ) {}
+
+  static async connect(urls: string[], prefix: string, timeoutMs: number): Promise<PubSubPublisher> {
+    const clients = urls.map((url) => newClient(url, timeoutMs));
+    for (const client of clients) client.on('error', () => undefined);
+    const publisher = new PubSubPublisher(clients, prefix);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.all(clients.map((client) => client.connect())),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${urls.map(redact).join(', ')}`)), timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      await publisher.close();
+      throw error instanceof LayerUnavailable ? error : new LayerUnavailable(`cannot reach Redis (${(error as Error).message})`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return publisher;
+  }
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    validateChannelName(channel);
+    validateMessage(message);
+    await this.publish(channel, this.codec.encode(message));
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<void> {
+    validateGroupName(group);
+    validateMessage(message);
+    await this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((client) => (client.isOpen ? client.close() : client.destroy())));
+  }
+
+  private async publish(redisChannel: string, body: Uint8Array): Promise<void> {
+    const client = this.clients[consistentHash(redisChannel, this.clients.length)];
+    try {
+      await client.publish(redisChannel, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    } catch (error) {
+      throw new LayerUnavailable(`PUBLISH failed (${(error as Error).message})`);
+    }
+  }
+}
+
+function layerPublisher(layer: ChannelLayer): Publisher {
+  return {
+    send: (channel, message) => layer.send(channel, message),
+    groupSend: (group, message) => layer.groupSend(group, message),
+    close: () => layer.close(),
+  };
+}
+
+async function clusterLayer(seeds: string | string[], options: PublisherOptions): Promise<ChannelLayer> {
+  const { RedisShardedPubSubChannelLayer } = await import('./layers/redis-sharded-pubsub');
+  const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
+  return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** `channelkit publish (--group G | --channel C) [--layer list] '<json>'`; errors become exit code 1 via the CLI. */
+export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  let group: string | undefined;
+  let channel: string | undefined;
+  let layer: 'pubsub' | 'list' | undefined = env.CHANNEL_LAYER === 'list' ? 'list' : undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--group') group = args[++i];
+    else if (args[i] === '--channel') channel = args[++i];
+    else if (args[i] === '--layer') layer = args[++i] === 'list' ? 'list' : 'pubsub';
+    else rest.push(args[i]);
+  }
+  if ((group === undefined) === (channel === undefined) || rest.length !== 1) {
+    throw new Error(`usage: channelkit publish (--group G | --channel C) '<json event>'`);
+  }
+  let event: LayerMessage;
+  try {
+    event = JSON.parse(rest[0]) as LayerMessage;
+  } catch (error) {
+    throw new Error(`the event is not valid JSON: ${(error as Error).message}`);
+  }
+  validateMessage(event);
+  if (group !== undefined) validateGroupName(group);
+  else validateChannelName(channel);
+  const publisher = await createPublisher({ layer, url: env.REDIS_URL, clusterUrl: env.REDIS_CLUSTER_URL });
+  try {
+    if (group !== undefined) await publisher.groupSend(group, event);
+    else await publisher.send(channel!, event);
+  } finally {
+    await publisher.close();
+  }
+  process.stdout.write(`published to ${group !== undefined ? `group ${group}` : `channel ${channel}`}\n`);
+}

@@ -1,0 +1,50 @@
+import { Inbox, openClient } from '../support/sockets';
+import { ServerProcess, runCli } from '../support/processes';
+import { RedisServer, describeRedis } from '../support/redis';
+
+describeRedis('several server processes on one Redis', () => {
+  let redis: RedisServer;
+  let servers: ServerProcess[] = [];
+  const inboxes: Inbox[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    servers = [new ServerProcess({ REDIS_URL: redis.url }), new ServerProcess({ REDIS_URL: redis.url })];
+    await Promise.all(servers.map((server) => server.ready));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const inbox of inboxes) inbox.ws.terminate();
+    const codes = await Promise.all(servers.map((server) => server.stop()));
+    await redis.close();
+    expect(codes).toEqual([0, 0]);
+  });
+
+  test('a chat message typed on one process reaches the other; `channelkit publish` reaches both', async () => {
+    const ports = await Promise.all(servers.map((server) => server.ready));
+    const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
+    inboxes.push(a, b);
+    a.ws.send(JSON.stringify({ message: 'across processes' }));
+    expect(await b.nextJson(5000)).toEqual({ message: 'across processes' });
+    expect(await a.nextJson(5000)).toEqual({ message: 'across processes' });
+
+    const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "from the CLI"}'], {
+      REDIS_URL: redis.url,
+    });
+    expect(published).toMatchObject({ code: 0, stdout: 'published to group chat_lobby\n' });
+    expect(await a.nextJson(5000)).toEqual({ message: 'from the CLI' });
+    expect(await b.nextJson(5000)).toEqual({ message: 'from the CLI' });
+  }, 30_000);
+
+  test('the publisher CLI fails clearly on bad JSON, a bad group name and an unreachable Redis', async () => {
+    const badJson = await runCli(['publish', '--group', 'chat_lobby', '{nope'], { REDIS_URL: redis.url });
+    expect(badJson.code).toBe(1);
+    expect(badJson.stderr).toMatch(/not valid JSON/);
+    const badGroup = await runCli(['publish', '--group', 'bad group', '{"type": "x"}'], { REDIS_URL: redis.url });
+    expect(badGroup.code).toBe(1);
+    expect(badGroup.stderr).toMatch(/invalid group name/);
+    const down = await runCli(['publish', '--group', 'g', '{"type": "x"}'], { REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach Redis/);
+  }, 30_000);
+});

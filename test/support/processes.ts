@@ -1,0 +1,59 @@
+// Runs the real `channelkit` CLI in child processes, as `npm start` does (TypeScript via ts-node).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'src', 'cli.ts');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `channelkit <args>` to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A `channelkit serve` process; `ready` resolves with its port once it listens. */
+export class ServerProcess {
+  readonly child: ChildProcess;
+  readonly ready: Promise<number>;
+  output = '';
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, 'serve'], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', ...env },
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.child.stdout!.on('data', (chunk: Buffer) => {
+        this.output += chunk.toString();
+        const match = /"port":(\d+),"msg":"listening"/.exec(this.output);
+        if (match) resolve(Number(match[1]));
+      });
+      this.child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+      this.child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${this.output}`)));
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) return Promise.resolve(this.child.exitCode);
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
+    this.child.kill('SIGTERM');
+    return exited;
+  }
+}
