@@ -1,4 +1,5 @@
 // The demo pages in a real browser against the real app (routing.ts) served in-process.
+// SCREENSHOT_DIR=/tmp/shots saves chat.png and notifications.png there, to look at the pages.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { application, http } from '../../routing';
 import { Server } from '../../src';
@@ -53,7 +54,10 @@ suite('demo pages in Chromium', () => {
   }
 
   test('chat: a message typed in one page appears in both pages of the room', async () => {
-    const [alice, bob] = await Promise.all([newPage('/chat/lobby/'), newPage('/chat/lobby/')]);
+    // Alice picks the room on the index page; bob opens its URL.
+    const [alice, bob] = await Promise.all([newPage('/'), newPage('/chat/lobby/')]);
+    await alice.locator('#room').fill('lobby');
+    await Promise.all([alice.waitForURL(`${base}/chat/lobby/`), alice.locator('#room').press('Enter')]);
     await Promise.all([connected(alice), connected(bob)]);
     await expect(alice.locator('#room').textContent()).resolves.toBe('lobby');
 
@@ -103,5 +107,21 @@ suite('demo pages in Chromium', () => {
     await bob.locator('.notification', { hasText: 'for bob' }).waitFor({ timeout: 10_000 });
     expect(await titles(bob)).toEqual(['for bob', 'for everyone']);
     expect(await titles(alice)).toEqual(['for everyone', 'for alice']);
+
+    if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/notifications.png`, fullPage: true });
+  });
+
+  test('chat: the page reconnects by itself after a server restart', async () => {
+    const page = await newPage('/chat/restart/');
+    await connected(page);
+    const { port } = server.address();
+    await server.close(); // closes the page's socket with 1001
+    await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+    server = new Server({ app: application, http, port, heartbeatInterval: 0 });
+    await server.listen();
+    await connected(page);
+    await page.locator('#message').fill('back again');
+    await page.locator('#message').press('Enter');
+    await page.locator('#log li.message', { hasText: 'back again' }).waitFor({ timeout: 10_000 });
   });
 });
