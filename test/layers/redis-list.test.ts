@@ -1,4 +1,5 @@
-import { RedisChannelLayer } from '../../src/layers/redis';
+import { LayerUnavailable } from '../../src/layers/layer';
+import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../src/layers/redis';
 import { describeRedis, RedisServer } from '../support/redis';
 import { describeLayerConformance } from './conformance';
 
@@ -33,3 +34,77 @@ describeRedis('RedisChannelLayer sharded over two private redis-servers', () => 
     subSecondExpiry: false,
   });
 });
+
+describeRedis('RedisChannelLayer wire format and outages', () => {
+  let server: RedisServer;
+  const layers: RedisChannelLayer[] = [];
+  const make = (options: RedisChannelLayerOptions = {}) => {
+    const layer = new RedisChannelLayer({ url: server.url, ...options });
+    layers.push(layer);
+    return layer;
+  };
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(layers.splice(0).map((layer) => layer.close()));
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  test('keys, scores and expiries are where channels_redis 4 puts them', async () => {
+    const layer = make({ expiry: 30, groupExpiry: 120 });
+    const channel = await layer.newChannel();
+    await layer.groupAdd('chat_lobby', channel);
+    await layer.send('worker.jobs', { type: 'job' });
+    // No separator between prefix and channel (core.py: `self.prefix + channel_non_local_name`).
+    expect(server.cli('TYPE', 'asgiworker.jobs').trim()).toBe('zset');
+    expect(Number(server.cli('TTL', 'asgiworker.jobs'))).toBeGreaterThan(25);
+    expect(server.cli('TYPE', 'asgi:group:chat_lobby').trim()).toBe('zset');
+    expect(server.cli('ZRANGE', 'asgi:group:chat_lobby', '0', '-1').trim()).toBe(channel);
+    expect(Number(server.cli('TTL', 'asgi:group:chat_lobby'))).toBeGreaterThan(115);
+    const score = Number(server.cli('ZRANGE', 'asgiworker.jobs', '0', '0', 'WITHSCORES').trim().split('\n')[1]);
+    expect(Math.abs(score - Date.now() / 1000)).toBeLessThan(5); // seconds since the epoch, as time.time()
+  });
+
+  test('operations fail fast with LayerUnavailable while Redis is down, and work again after', async () => {
+    const layer = make();
+    const channel = await layer.newChannel();
+    await layer.send(channel, { type: 'before' });
+    expect(await layer.receive(channel)).toEqual({ type: 'before' });
+    expect(layer.health()).toEqual({ state: 'up', backend: 'redis' });
+
+    await server.stop();
+    await waitFor(() => layer.health().state === 'degraded');
+    const started = Date.now();
+    await expect(layer.send('worker.jobs', { type: 'down' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
+    await expect(layer.groupSend('g', { type: 'down' })).rejects.toBeInstanceOf(LayerUnavailable);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(layer.health().detail).toContain('127.0.0.1');
+
+    await server.start();
+    await waitFor(() => layer.health().state === 'up');
+    // The receive loop reconnected too: a message to the process channel still arrives.
+    const received = layer.receive(channel);
+    await layer.send(channel, { type: 'after' });
+    expect(await received).toEqual({ type: 'after' });
+  });
+
+  test('a layer created while Redis is unreachable reports it instead of hanging', async () => {
+    const layer = new RedisChannelLayer({ url: 'redis://127.0.0.1:1', connectTimeout: 300 });
+    layers.push(layer);
+    await expect(layer.send('worker.jobs', { type: 'x' })).rejects.toBeInstanceOf(LayerUnavailable);
+    expect(layer.health().state).toBe('degraded');
+    await layer.close();
+    expect(layer.health().state).toBe('closed');
+  });
+});
+
+async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
