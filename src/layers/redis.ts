@@ -20,6 +20,7 @@ import {
 import { LocalChannels } from './local';
 import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
 import {
+  type Envelope,
   EnvelopeReader,
   EnvelopeWriter,
   FLUSH_SCRIPT,
@@ -252,9 +253,15 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   private takeShared(member: Buffer, score: number): LayerMessage | null {
-    if (score < this.score() - this.expiry) return null;
+    return this.open(member, score)?.message ?? null;
+  }
+
+  /** Decodes a popped member; null when it expired or is not a channels_redis message (logged). */
+  private open(member: Buffer, score: number): Envelope | null {
+    // channels_redis leaves expiry on receive as a TODO; a late reader must not see stale messages.
+    if (score < Date.now() / 1000 - this.expiry) return null;
     try {
-      return this.reader.read(member).message;
+      return this.reader.read(member);
     } catch (error) {
       this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
       return null;
@@ -268,7 +275,7 @@ export class RedisChannelLayer implements ChannelLayer {
       try {
         const popped = await connection.buffers.bzPopMin(key, timeout);
         return popped ? { value: popped.value as Buffer, score: Number(popped.score) } : null;
-      } catch (error) {
+      } catch {
         if (this.closed) throw new LayerClosed();
         await shard.whenReady(connection);
         await this.pause(50);
@@ -314,14 +321,8 @@ export class RedisChannelLayer implements ChannelLayer {
 
   /** Hands one member of a process key to its local channel(s); decoded once for all of them. */
   private dispatch(member: Buffer, score: number): void {
-    if (score < this.score() - this.expiry) return;
-    let envelope;
-    try {
-      envelope = this.reader.read(member);
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
-      return;
-    }
+    const envelope = this.open(member, score);
+    if (!envelope) return;
     const { message, channels } = envelope;
     if (typeof channels === 'string') this.local.deliver(channels, message);
     else if (channels) for (const channel of channels) this.local.deliver(channel, message);
