@@ -48,3 +48,37 @@ describeRedis('several server processes on one Redis', () => {
     expect(down.stderr).toMatch(/cannot reach Redis/);
   }, 30_000);
 });
+
+describeRedis('a worker process on the Redis list layer', () => {
+  let redis: RedisServer;
+  let processes: ServerProcess[] = [];
+  const env = () => ({ REDIS_URL: redis.url, CHANNEL_LAYER: 'list', SECRET: 'test-secret' });
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    processes = [new ServerProcess(env()), new ServerProcess(env(), ['worker', 'notifications.announce'])];
+    await Promise.all(processes.map((child) => child.ready));
+  }, 60_000);
+
+  afterAll(async () => {
+    const codes = await Promise.all(processes.map((child) => child.stop()));
+    await redis.close();
+    expect(codes).toEqual([0, 0]);
+  });
+
+  test('a job sent to a named channel from a third process is handled by the worker and reaches a client', async () => {
+    const { signToken } = await import('../../src/tokens');
+    const port = await processes[0].ready;
+    const client = new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/notifications/?token=${signToken('alice', 'test-secret')}`));
+    try {
+      const sent = await runCli(
+        ['publish', '--channel', 'notifications.announce', '{"type": "announce", "title": "Deploy", "body": "at 5pm"}'],
+        env(),
+      );
+      expect(sent).toMatchObject({ code: 0 });
+      expect(await client.nextJson(10_000)).toEqual({ type: 'notification', title: 'Deploy', body: 'at 5pm' });
+    } finally {
+      client.ws.terminate();
+    }
+  }, 30_000);
+});

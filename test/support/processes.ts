@@ -26,14 +26,17 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResul
   });
 }
 
-/** A `channelkit serve` process; `ready` resolves with its port once it listens. */
+/**
+ * A long-running `channelkit` process (`serve` by default); `ready` resolves once it logs `readyMessage`
+ * (with the port, for a server).
+ */
 export class ServerProcess {
   readonly child: ChildProcess;
   readonly ready: Promise<number>;
   output = '';
 
-  constructor(env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, 'serve'], {
+  constructor(env: NodeJS.ProcessEnv, args: string[] = ['serve']) {
+    this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, ...args], {
       cwd: ROOT,
       env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', ...env },
     });
@@ -42,6 +45,7 @@ export class ServerProcess {
         this.output += chunk.toString();
         const match = /"port":(\d+),"msg":"listening"/.exec(this.output);
         if (match) resolve(Number(match[1]));
+        if (this.output.includes('"msg":"worker started"')) resolve(0);
       });
       this.child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
       this.child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${this.output}`)));
