@@ -1,0 +1,176 @@
+// The load generator: lean raw-TCP WebSocket clients. The upgrade is written by hand, frames are parsed
+// by header only, and each message's sequence number and send time are read in place from its payload.
+import { type Socket, connect } from 'node:net';
+import {
+  HEADER_LEN,
+  HIST_SIZE,
+  type LoadgenCommand,
+  type LoadgenReply,
+  MARK,
+  MARK_SEARCH,
+  SEQ_DIGITS,
+  TS_DIGITS,
+  histIndex,
+  nowUs,
+  packHist,
+} from './protocol';
+
+const hist = new Float64Array(HIST_SIZE);
+let received = 0;
+let firstUs = 0;
+let lastUs = 0;
+let closed = 0;
+let malformed = 0;
+const clients: Client[] = [];
+
+const SIO_CONNECT = maskedText('40');
+const SIO_PONG = maskedText('3');
+
+/** A client text frame: the mask bit with an all-zero key, so the payload goes as is. */
+function maskedText(text: string): Buffer {
+  const payload = Buffer.from(text);
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+}
+
+function maskedControl(opcode: number, payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+}
+
+class Client {
+  private pending: Buffer | null = null;
+  private upgraded = false;
+  lastSeq = -1;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly sio: boolean,
+    private readonly onUpgrade: (ok: boolean) => void,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.data(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (!this.upgraded) this.onUpgrade(false);
+      closed++;
+    });
+  }
+
+  private data(chunk: Buffer): void {
+    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = null;
+    if (!this.upgraded) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.pending = buf;
+        return;
+      }
+      if (buf.toString('latin1', 0, 12) !== 'HTTP/1.1 101') {
+        this.socket.destroy();
+        return;
+      }
+      this.upgraded = true;
+      if (this.sio) this.socket.write(SIO_CONNECT);
+      this.onUpgrade(true);
+      buf = buf.subarray(end + 4);
+    }
+    const now = nowUs();
+    let off = 0;
+    const n = buf.length;
+    while (n - off >= 2) {
+      const b0 = buf[off];
+      let len = buf[off + 1] & 0x7f;
+      let head = 2;
+      if (len === 126) {
+        if (n - off < 4) break;
+        len = buf.readUInt16BE(off + 2);
+        head = 4;
+      } else if (len === 127) {
+        if (n - off < 10) break;
+        len = buf.readUInt32BE(off + 2) * 4294967296 + buf.readUInt32BE(off + 6);
+        head = 10;
+      }
+      if (n - off < head + len) break;
+      const start = off + head;
+      const opcode = b0 & 0x0f;
+      if (opcode === 1 || opcode === 2 || opcode === 0) {
+        if (len >= HEADER_LEN) this.message(buf, start, start + len, now);
+        else if (this.sio && len === 1 && buf[start] === 0x32) this.socket.write(SIO_PONG); // engine.io ping "2"
+      } else if (opcode === 9) {
+        this.socket.write(maskedControl(0xa, buf.subarray(start, start + len)));
+      }
+      off = start + len;
+    }
+    if (off < n) this.pending = off === 0 ? buf : buf.subarray(off);
+  }
+
+  private message(buf: Buffer, start: number, end: number, now: number): void {
+    const limit = Math.min(end - HEADER_LEN, start + MARK_SEARCH);
+    let p = start;
+    while (p <= limit && buf[p] !== MARK) p++;
+    if (p > limit) return; // not a bench message (a Socket.IO handshake packet, say)
+    p++;
+    let seq = 0;
+    for (let i = 0; i < SEQ_DIGITS; i++) seq = seq * 10 + (buf[p++] - 48);
+    let ts = 0;
+    for (let i = 0; i < TS_DIGITS; i++) ts = ts * 10 + (buf[p++] - 48);
+    if (seq <= this.lastSeq) malformed++; // a duplicate or out of order
+    this.lastSeq = seq;
+    received++;
+    hist[histIndex(now - ts)]++;
+    if (firstUs === 0) firstUs = now;
+    lastUs = now;
+  }
+}
+
+function send(message: LoadgenReply): void {
+  process.send!(message);
+}
+
+function connectAll(command: Extract<LoadgenCommand, { cmd: 'connect' }>): void {
+  const started = Date.now();
+  let next = 0;
+  let inFlight = 0;
+  let ok = 0;
+  let failed = 0;
+  const request = (path: string): Buffer =>
+    Buffer.from(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${command.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+  const pump = (): void => {
+    while (inFlight < command.concurrency && next < command.count) {
+      const i = next++;
+      inFlight++;
+      const localAddress = command.localAddresses[i % command.localAddresses.length];
+      const socket = connect({ port: command.port, host: '127.0.0.1', localAddress });
+      let settled = false;
+      const client = new Client(socket, command.mode === 'sio', (upgraded) => {
+        if (settled) return;
+        settled = true;
+        inFlight--;
+        if (upgraded) ok++;
+        else failed++;
+        if (ok + failed === command.count) send({ type: 'connected', ok, failed, ms: Date.now() - started });
+        else pump();
+      });
+      socket.once('connect', () => socket.write(request(command.paths[i % command.paths.length])));
+      clients.push(client);
+    }
+  };
+  pump();
+}
+
+process.on('message', (command: LoadgenCommand) => {
+  switch (command.cmd) {
+    case 'connect':
+      connectAll(command);
+      break;
+    case 'stats':
+      send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed });
+      break;
+    case 'exit':
+      for (const client of clients) client.socket.destroy();
+      process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));

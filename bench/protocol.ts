@@ -1,0 +1,91 @@
+// Shared by the servers, the load generator and the runner: the payload layout, the clock, the histogram.
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Every bench message payload is ASCII and starts with a fixed-width header:
+ *   '#' + sequence (10 digits) + send time in µs since the epoch (16 digits) + padding.
+ * Systems may wrap it (JSON, Socket.IO packet); the load generator finds the '#' near the start of
+ * the frame and reads the digits in place, with no string or JSON decoding.
+ */
+export const MARK = 0x23; // '#'
+export const SEQ_DIGITS = 10;
+export const TS_DIGITS = 16;
+export const HEADER_LEN = 1 + SEQ_DIGITS + TS_DIGITS;
+/** How far into a frame's payload the '#' may be (the Socket.IO wrapper `42["m","` is 9 bytes). */
+export const MARK_SEARCH = 48;
+
+/** Wall-clock µs from the monotonic clock: comparable across processes on one machine. */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+const ZEROS = '0000000000000000';
+
+export function makePayload(seq: number, padding: string): string {
+  const s = String(seq);
+  const t = String(nowUs());
+  return '#' + ZEROS.slice(0, SEQ_DIGITS - s.length) + s + ZEROS.slice(0, TS_DIGITS - t.length) + t + padding;
+}
+
+/** Latency histogram in µs: 10 µs buckets below 10 ms, 1 ms buckets below 60 s, then one overflow bucket. */
+export const HIST_SIZE = 1000 + 60_000 + 1;
+
+export function histIndex(us: number): number {
+  if (us < 0) return 0;
+  if (us < 10_000) return (us / 10) | 0;
+  if (us < 60_000_000) return 990 + ((us / 1000) | 0);
+  return HIST_SIZE - 1;
+}
+
+/** Upper bound of bucket i, in µs. */
+export function histUpper(i: number): number {
+  if (i < 1000) return (i + 1) * 10;
+  return (i - 990 + 1) * 1000;
+}
+
+export function percentile(hist: ArrayLike<number>, p: number): number {
+  let total = 0;
+  for (let i = 0; i < hist.length; i++) total += hist[i];
+  if (total === 0) return NaN;
+  const rank = Math.ceil(total * p);
+  let seen = 0;
+  for (let i = 0; i < hist.length; i++) {
+    seen += hist[i];
+    if (seen >= rank) return histUpper(i);
+  }
+  return histUpper(hist.length - 1);
+}
+
+/** Sparse form for IPC: [index, count, index, count, ...]. */
+export function packHist(hist: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < hist.length; i++) if (hist[i] !== 0) out.push(i, hist[i]);
+  return out;
+}
+
+export function addPacked(into: Float64Array, packed: number[]): void {
+  for (let i = 0; i < packed.length; i += 2) into[packed[i]] += packed[i + 1];
+}
+
+// ---- IPC between the runner and the server children ----
+
+export type ServerCommand =
+  | { cmd: 'count' }
+  | { cmd: 'rss' }
+  | { cmd: 'publish'; group: string; durationMs: number; batch: number; turnMs: number; payloadBytes: number; maxBacklogBytes: number }
+  | { cmd: 'exit' };
+
+export type ServerReply =
+  | { type: 'ready'; port: number }
+  | { type: 'count'; members: number }
+  | { type: 'rss'; rss: number; heapUsed: number }
+  | { type: 'published'; messages: number; startUs: number; endUs: number; pausedTurns: number; turns: number; meanBatch: number };
+
+export type LoadgenCommand =
+  | { cmd: 'connect'; port: number; paths: string[]; count: number; mode: 'ws' | 'sio'; localAddresses: string[]; concurrency: number }
+  | { cmd: 'stats' }
+  | { cmd: 'exit' };
+
+export type LoadgenReply =
+  | { type: 'connected'; ok: number; failed: number; ms: number; error?: string }
+  | { type: 'stats'; received: number; lastUs: number; firstUs: number; hist: number[]; closed: number; malformed: number };

@@ -1,0 +1,46 @@
+// channelkit as a user would write it: a consumer that joins its group and relays bench.message events.
+import { type LayerMessage, Server, URLRouter, WebsocketConsumer, createLogger, path } from '../../src';
+import { type System, serve } from './common';
+
+class BenchConsumer extends WebsocketConsumer<{ group: string }> {
+  override async connect(): Promise<void> {
+    await this.groupAdd(this.scope.params.group);
+    this.accept();
+  }
+
+  benchMessage(event: LayerMessage): void {
+    this.send(event.payload as string);
+  }
+}
+
+const server = new Server({
+  app: URLRouter([path('ws/bench/:group/', BenchConsumer)]),
+  port: 0,
+  logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
+  maxConnections: 200_000,
+});
+
+// The bench reads the server's open sockets for back-pressure only (the per-socket bufferedAmount).
+const live = (server as unknown as { live: Set<{ ws: { bufferedAmount: number } }> }).live;
+
+const system: System = {
+  listen: async () => (await server.listen()).port,
+  members: () => server.connectionCount,
+  publish(group, payloads) {
+    for (const payload of payloads) {
+      void server.channelLayer.groupSend(group, { type: 'bench.message', payload }).catch((error: unknown) => {
+        console.error('groupSend failed', error);
+      });
+    }
+  },
+  maxBacklog() {
+    let max = 0;
+    for (const entry of live) {
+      const b = entry.ws.bufferedAmount;
+      if (b > max) max = b;
+    }
+    return max;
+  },
+};
+
+void serve(system);

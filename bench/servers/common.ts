@@ -1,0 +1,96 @@
+// What every bench server shares: the IPC loop with the runner and the flow-controlled publisher.
+import { type ServerCommand, type ServerReply, makePayload, nowUs } from '../protocol';
+
+export interface System {
+  /** Listens on a free loopback port; returns it. */
+  listen(): Promise<number>;
+  /** Connections that have joined their group (to know every client is in). */
+  members(): number;
+  /** Group-sends each payload to `group` the way a user of the system would. */
+  publish(group: string, payloads: string[]): void;
+  /** The largest number of bytes any socket has queued unsent (user space): the back-pressure signal. */
+  maxBacklog(): number;
+}
+
+function reply(message: ServerReply): void {
+  process.send!(message);
+}
+
+/**
+ * Publishes a batch of messages per event-loop turn (setImmediate) for `durationMs`: "as fast as the
+ * system accepts". A turn is skipped while some socket has more than `maxBacklogBytes` queued (flow
+ * control); the batch adapts so that a publishing turn takes about `turnMs` (doubles while a turn is
+ * shorter than half of that, halves when longer), starting at `batch`. So a system that frames once
+ * and writes once per socket gets the large batches it can absorb, and one that works per member per
+ * message gets small ones, with the event loop turning every ~`turnMs` in both.
+ */
+function runPublisher(system: System, command: Extract<ServerCommand, { cmd: 'publish' }>): void {
+  const padding = 'x'.repeat(Math.max(0, command.payloadBytes - 27));
+  let batch = Math.max(1, command.batch);
+  let payloads: string[] = [];
+  let seq = 0;
+  let turns = 0;
+  let publishingTurns = 0;
+  let pausedTurns = 0;
+  const startUs = nowUs();
+  const endAt = startUs + command.durationMs * 1000;
+  const turnUs = command.turnMs * 1000;
+  const turn = (): void => {
+    const now = nowUs();
+    if (now >= endAt) {
+      reply({ type: 'published', messages: seq, startUs, endUs: now, pausedTurns, turns, meanBatch: publishingTurns ? seq / publishingTurns : 0 });
+      return;
+    }
+    turns++;
+    if (system.maxBacklog() > command.maxBacklogBytes) {
+      pausedTurns++;
+    } else {
+      if (payloads.length !== batch) payloads = new Array(batch);
+      for (let i = 0; i < batch; i++) payloads[i] = makePayload(seq++, padding);
+      system.publish(command.group, payloads);
+      publishingTurns++;
+      const took = nowUs() - now;
+      if (took * 2 < turnUs && batch < 4096) batch *= 2;
+      else if (took > turnUs && batch > 1) batch = batch >> 1;
+    }
+    setImmediate(turn);
+  };
+  setImmediate(turn);
+}
+
+export async function serve(system: System): Promise<void> {
+  const port = await system.listen();
+  process.on('message', (command: ServerCommand) => {
+    switch (command.cmd) {
+      case 'count':
+        reply({ type: 'count', members: system.members() });
+        break;
+      case 'rss': {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        if (gc) {
+          gc();
+          gc();
+        }
+        const usage = process.memoryUsage();
+        reply({ type: 'rss', rss: usage.rss, heapUsed: usage.heapUsed });
+        break;
+      }
+      case 'publish':
+        runPublisher(system, command);
+        break;
+      case 'exit':
+        // A normal exit, so --cpu-prof writes its profile.
+        process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  reply({ type: 'ready', port });
+}
+
+/** The group a connection joins: the last path segment of `/…/<group>/` or `?room=`. */
+export function groupOf(url: string): string {
+  const q = url.indexOf('?room=');
+  if (q >= 0) return url.slice(q + 6).split('&')[0];
+  const parts = url.split('?')[0].split('/').filter(Boolean);
+  return parts[parts.length - 1] ?? 'bench';
+}

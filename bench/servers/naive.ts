@@ -1,0 +1,43 @@
+// The naive raw ws server: a Map of groups, JSON.stringify and ws.send per member. The floor of framework overhead.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { type System, groupOf, serve } from './common';
+
+const groups = new Map<string, Set<WebSocket>>();
+const sockets = new Set<WebSocket>();
+const http = createServer();
+const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false });
+wss.on('connection', (ws, req) => {
+  const group = groupOf(req.url ?? '/');
+  let members = groups.get(group);
+  if (!members) groups.set(group, (members = new Set()));
+  members.add(ws);
+  sockets.add(ws);
+  ws.on('error', () => undefined);
+  ws.on('close', () => {
+    sockets.delete(ws);
+    members!.delete(ws);
+    if (members!.size === 0) groups.delete(group);
+  });
+});
+
+const system: System = {
+  listen: () => new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve((http.address() as AddressInfo).port))),
+  members: () => sockets.size,
+  publish(group, payloads) {
+    const members = groups.get(group);
+    if (!members) return;
+    for (const payload of payloads) {
+      const message = { type: 'bench.message', payload };
+      for (const ws of members) ws.send(JSON.stringify(message));
+    }
+  },
+  maxBacklog() {
+    let max = 0;
+    for (const ws of sockets) if (ws.bufferedAmount > max) max = ws.bufferedAmount;
+    return max;
+  },
+};
+
+void serve(system);
