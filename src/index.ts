@@ -16,6 +16,10 @@ export {
   type MessageListener,
 } from './layers/layer';
 export { InMemoryChannelLayer } from './layers/memory';
+export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis';
+export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis-pubsub';
+export { channelLayerFromEnv } from './layers/from-env';
+export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';
 export { type AuthOptions, type UserResolver, authMiddleware } from './middleware/auth';
 export { type OriginValidatorOptions, originValidator } from './middleware/origin';
