@@ -125,7 +125,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private readonly groupSubs = new Map<string, Promise<void>>();
   /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
   private readonly namedSubs = new Map<string, Promise<void>>();
-  private started = false;
+  private startupDone = false;
   private badMessages = 0;
   protected closed = false;
 
@@ -171,7 +171,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       if (!this.local.deliver(channel, this.codec.decode(this.codec.encode(message)))) throw new ChannelFull(channel);
       return;
     }
-    if (!this.started) await this.awaitStartup();
+    if (!this.startupDone) await this.awaitStartup();
     if (!this.canPublish(this.channelTarget(channel))) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
     try {
       await this.publishChannel(channel, message);
@@ -192,7 +192,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     const name = `${prefix}.${this.processId}!${randomUUID().replace(/-/g, '')}`;
     validateChannelName(name);
     // The name only works once the process subscription is live; wait for it, unless Redis is down.
-    if (!this.started) await this.awaitStartup();
+    if (!this.startupDone) await this.awaitStartup();
     return name;
   }
 
@@ -201,7 +201,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     validateGroupName(group);
     validateChannelName(channel);
     this.local.groupAdd(group, channel);
-    if (!this.started) await this.awaitStartup();
+    if (!this.startupDone) await this.awaitStartup();
     let subscribed = this.groupSubs.get(group);
     if (!subscribed) {
       subscribed = this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
@@ -222,7 +222,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     validateMessage(message);
     const body = this.codec.encode(message);
     const redisChannel = this.groupPrefix + group;
-    if (!this.started) await this.awaitStartup();
+    if (!this.startupDone) await this.awaitStartup();
     if (!this.canPublish(redisChannel)) {
       // Known not sent: local members still get it (they would have via the echo), and the caller
       // learns that members in other processes did not.
@@ -330,7 +330,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   private async subscribeNamed(channel: string): Promise<void> {
-    if (!this.started) await this.awaitStartup();
+    if (!this.startupDone) await this.awaitStartup();
     let subscribed = this.namedSubs.get(channel);
     if (!subscribed) {
       subscribed = this.subscribe(channel, this.onChannelMessage).catch(noop);
@@ -342,7 +342,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Waits for the first connection, but never longer than until a link is known to be down. */
   private async awaitStartup(): Promise<void> {
     const ready = this.startup().then(() => {
-      this.started = true;
+      this.startupDone = true;
       this.monitor.release();
     }, noop);
     await Promise.race([ready, this.monitor.nextFailure()]);

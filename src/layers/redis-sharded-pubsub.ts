@@ -1,0 +1,143 @@
+// The channel layer for Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH), one shard channel per process for its channels.
+import { createCluster } from 'redis';
+import { type LayerMessage, nonLocalName } from './layer';
+import { noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
+import { redactUrl, toBuffer } from './redis-pubsub';
+
+export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
+  /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
+  urls: string[];
+}
+
+/** The key under which an envelope on a process channel carries its target (channels_redis core's name). */
+const CHANNEL_KEY = '__asgi_channel__';
+
+function createShardedCluster(urls: string[]) {
+  return createCluster({
+    rootNodes: urls.map((url) => ({ url })),
+    defaults: {
+      // Fail fast while a shard is down (LayerUnavailable) rather than queueing without bound.
+      disableOfflineQueue: true,
+      socket: { reconnectStrategy: reconnectDelay, connectTimeout: 2000 },
+    },
+  });
+}
+type RedisClusterClient = ReturnType<typeof createShardedCluster>;
+
+/**
+ * Like RedisPubSubChannelLayer, for Redis Cluster, where a PUBLISH is broadcast to every node and
+ * patterns do not exist in sharded pub/sub. Group G is the shard channel `<prefix>__group__G` (one
+ * SSUBSCRIBE per group per process, one SPUBLISH per groupSend, on the node owning its slot). A
+ * channel from `newChannel()` is reached through its process's shard channel
+ * `<prefix>__process__<processId>` (one SSUBSCRIBE per process): the message body plus
+ * `__asgi_channel__` naming the channel, as channels_redis's core layer does. Named channels
+ * (workers) are shard channels of their own name. channels_redis has no Cluster pub/sub layer, so
+ * this format is ours; the message bodies are still msgpack.
+ */
+export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
+  private readonly cluster: RedisClusterClient;
+  private readonly processChannel: string;
+  private readonly connected: Promise<void>;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  private readonly onEnvelope: RawListener = (bytes) => {
+    const envelope = this.decode(bytes, this.processChannel);
+    if (!envelope) return;
+    const { [CHANNEL_KEY]: channel, ...message } = envelope;
+    if (typeof channel === 'string' && this.owns(channel)) this.local.deliver(channel, message as LayerMessage);
+  };
+
+  constructor(options: RedisShardedPubSubLayerOptions) {
+    const { urls, ...rest } = options;
+    if (!urls || urls.length === 0) throw new TypeError('RedisShardedPubSubChannelLayer needs `urls`: the cluster seed nodes');
+    super('redis-sharded-pubsub', rest);
+    this.processChannel = `${this.prefix}__process__${this.processId}`;
+    this.cluster = createShardedCluster(urls);
+    this.watch(urls);
+    this.connected = this.connect(0);
+    this.connected.catch(noop);
+  }
+
+  protected startup(): Promise<void> {
+    return this.connected;
+  }
+
+  protected canPublish(): boolean {
+    return this.cluster.isReady && this.monitor.isUp;
+  }
+
+  protected channelTarget(channel: string): string {
+    return channel;
+  }
+
+  protected async publishGroup(redisChannel: string, body: Uint8Array): Promise<void> {
+    await this.cluster.sPublish(redisChannel, toBuffer(body));
+  }
+
+  protected async publishChannel(channel: string, message: LayerMessage): Promise<void> {
+    const bang = channel.indexOf('!');
+    if (bang === -1) {
+      await this.cluster.sPublish(channel, toBuffer(this.codec.encode(message)));
+      return;
+    }
+    // `<prefix>.<processId>!<local>`: the process id is the last dotted part before '!'.
+    const owner = nonLocalName(channel).slice(0, -1).split('.').pop();
+    const envelope = { ...message, [CHANNEL_KEY]: channel };
+    await this.cluster.sPublish(`${this.prefix}__process__${owner}`, toBuffer(this.codec.encode(envelope)));
+  }
+
+  protected subscribe(redisChannel: string, listener: RawListener): Promise<void> {
+    const command = this.cluster.sSubscribe(redisChannel, listener, true);
+    command.catch(noop);
+    // A shard that is down would hold the caller until it is back; the re-assert on 'node-ready' covers it.
+    return this.canPublish() ? command : Promise.resolve();
+  }
+
+  protected unsubscribe(redisChannel: string, listener: RawListener): Promise<void> {
+    const command = this.cluster.sUnsubscribe(redisChannel, listener, true);
+    command.catch(noop);
+    return this.canPublish() ? command : Promise.resolve();
+  }
+
+  protected async closeTransport(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (!this.cluster.isOpen) return;
+    if (this.monitor.isUp) await this.cluster.close().catch(() => this.cluster.destroy());
+    else this.cluster.destroy();
+  }
+
+  /** Discovers the cluster, retrying with backoff: node-redis gives up after one failed discovery. */
+  private async connect(attempt: number): Promise<void> {
+    try {
+      await this.cluster.connect();
+    } catch (error) {
+      if (this.closed) throw error;
+      this.monitor.failed('cluster', (error as Error).message);
+      await new Promise<void>((resolve) => {
+        this.retryTimer = setTimeout(resolve, reconnectDelay(attempt));
+      });
+      if (this.closed) throw error;
+      return this.connect(attempt + 1);
+    }
+    this.monitor.up('cluster');
+    await this.cluster.sSubscribe(this.processChannel, this.onEnvelope, true);
+  }
+
+  /** Health per node from node-redis's node events; 'error' must have a listener or it crashes the process. */
+  private watch(urls: string[]): void {
+    this.monitor.add('cluster');
+    const seeds = urls.map(redactUrl).join(',');
+    this.cluster.on('error', (error: Error) => this.monitor.failed('cluster', `${seeds}: ${error.message}`));
+    this.cluster.on('node-error', (error: Error, node: { host: string; port: number }) => {
+      this.monitor.failed(`${node.host}:${node.port}`, error.message);
+    });
+    this.cluster.on('node-ready', (node: { host: string; port: number }) => {
+      this.monitor.up(`${node.host}:${node.port}`);
+      // node-redis replays a node's shard subscriptions itself; re-assert any lost in flight.
+      if (this.cluster.isReady) {
+        this.cluster.sSubscribe(this.processChannel, this.onEnvelope, true).catch(noop);
+        this.reassertSubscriptions();
+      }
+    });
+  }
+}

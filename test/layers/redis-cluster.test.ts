@@ -1,0 +1,84 @@
+import { createCluster } from 'redis';
+import { encode } from '@msgpack/msgpack';
+import { RedisShardedPubSubChannelLayer } from '../../src/layers/redis-sharded-pubsub';
+import { describeRedis } from '../support/redis';
+import { RedisCluster } from '../support/redis-cluster';
+import { describeLayerConformance } from './conformance';
+
+/** Sum of `cmdstat_<command>` calls over every node of the cluster. */
+function clusterCalls(cluster: RedisCluster, command: string): number {
+  let total = 0;
+  for (const server of cluster.servers) {
+    const line = server.cli('INFO', 'commandstats').split('\n').find((l) => l.startsWith(`cmdstat_${command}:`));
+    if (line) total += Number(/calls=(\d+)/.exec(line)![1]);
+  }
+  return total;
+}
+
+describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+  }, 30000);
+  afterAll(() => cluster?.close());
+
+  describeLayerConformance('RedisShardedPubSubChannelLayer', {
+    create: async (options) => new RedisShardedPubSubChannelLayer({ ...options, urls: cluster.urls }),
+    shared: true,
+    storesUnreadMessages: false,
+    ownChannelsLocal: true,
+  });
+
+  test('groups cost one SSUBSCRIBE per process, channels one per process, a groupSend one SPUBLISH', async () => {
+    const [a, b] = [
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls }),
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls }),
+    ];
+    try {
+      const members = await Promise.all(Array.from({ length: 200 }, () => a.newChannel()));
+      await Promise.all(members.map((channel) => a.groupAdd('G', channel)));
+      const remote = await b.newChannel();
+      await b.groupAdd('G', remote);
+      const shardNumsub = cluster.servers
+        .map((server) => Number(server.cli('PUBSUB', 'SHARDNUMSUB', 'asgi__group__G').split('\n')[1]))
+        .reduce((x, y) => x + y, 0);
+      expect(shardNumsub).toBe(2);
+      const shardChannels = cluster.servers.flatMap((server) => server.cli('PUBSUB', 'SHARDCHANNELS').split('\n').filter(Boolean));
+      expect(shardChannels.sort()).toEqual(
+        ['asgi__group__G', `asgi__process__${a.processId}`, `asgi__process__${b.processId}`].sort(),
+      );
+
+      const before = clusterCalls(cluster, 'spublish');
+      let delivered = 0;
+      const allHere = new Promise<void>((resolve) => {
+        for (const channel of members) {
+          void a.listen(channel, () => {
+            if (++delivered === members.length) resolve();
+            return true;
+          });
+        }
+      });
+      await b.groupSend('G', { type: 'fan.out' });
+      await allHere;
+      expect(await b.receive(remote)).toEqual({ type: 'fan.out' });
+      expect(clusterCalls(cluster, 'spublish') - before).toBe(1);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('a process channel envelope is msgpack with __asgi_channel__, delivered without that key', async () => {
+    const layer = new RedisShardedPubSubChannelLayer({ urls: cluster.urls });
+    const raw = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+    raw.on('error', () => {});
+    await raw.connect();
+    try {
+      const channel = await layer.newChannel();
+      await raw.sPublish(`asgi__process__${layer.processId}`, Buffer.from(encode({ type: 'env', n: 3, __asgi_channel__: channel })));
+      expect(await layer.receive(channel)).toEqual({ type: 'env', n: 3 });
+    } finally {
+      await raw.close();
+      await layer.close();
+    }
+  });
+});
