@@ -131,18 +131,22 @@ function pathFor(system: SystemName, group: string): string {
   }
 }
 
-/** Connects `count` clients spread over load generators; resolves once the server counts them all as members. */
+function spawnLoadgens(count: number, minimum: number): LoadgenChild[] {
+  const n = Math.max(minimum, Math.ceil(count / SOCKETS_PER_LOADGEN));
+  return Array.from({ length: n }, (_, i) => new Child<LoadgenCommand, LoadgenReply>(spawn('loadgen.ts'), `loadgen${i}`));
+}
+
+/** Connects `count` more clients spread over the load generators; resolves once the server counts `members` joined. */
 async function connectClients(
   system: SystemName,
   server: ServerChild,
   port: number,
+  children: LoadgenChild[],
   count: number,
+  members: number,
   groups: string[],
-  loadgens: number,
-): Promise<{ children: LoadgenChild[]; connectMs: number }> {
-  const children: LoadgenChild[] = [];
-  const n = Math.max(loadgens, Math.ceil(count / SOCKETS_PER_LOADGEN));
-  for (let i = 0; i < n; i++) children.push(new Child(spawn('loadgen.ts'), `loadgen${i}`));
+): Promise<number> {
+  const n = children.length;
   const paths = groups.map((g) => pathFor(system, g));
   const replies = await Promise.all(
     children.map((child, i) => {
@@ -158,12 +162,12 @@ async function connectClients(
   if (failed > 0) throw new Error(`${system}: ${failed} of ${count} connections failed`);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const { members } = await server.request({ cmd: 'count' }, 'count');
-    if (members >= count) break;
-    if (Date.now() > deadline) throw new Error(`${system}: only ${members} of ${count} joined`);
+    const reply = await server.request({ cmd: 'count' }, 'count');
+    if (reply.members >= members) break;
+    if (Date.now() > deadline) throw new Error(`${system}: only ${reply.members} of ${members} joined`);
     await sleep(100);
   }
-  return { children, connectMs: Math.max(...replies.map((r) => r.ms)) };
+  return Math.max(...replies.map((r) => r.ms));
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -172,23 +176,34 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 interface S1Row {
   system: SystemName;
+  /** Marginal: RSS growth from N/2 to N connections, per connection. */
   kib: number;
+  /** From an empty server: RSS growth from 0 to N, per connection (noisier: startup garbage gets reused). */
+  kibFromEmpty: number;
   connectMs: number;
 }
 
 async function s1(system: SystemName): Promise<S1Row> {
   const { connections, groups } = config.s1;
   const { server, port } = await startServer(system);
-  let loadgens: LoadgenChild[] = [];
+  const loadgens = spawnLoadgens(connections, 1);
   try {
+    const names = Array.from({ length: groups }, (_, i) => `g${i}`);
     await sleep(500);
-    const before = await server.request({ cmd: 'rss' }, 'rss');
-    const connected = await connectClients(system, server, port, connections, Array.from({ length: groups }, (_, i) => `g${i}`), 1);
-    loadgens = connected.children;
-    const { connectMs } = connected;
+    const empty = await server.request({ cmd: 'rss' }, 'rss');
+    const half = Math.floor(connections / 2);
+    let connectMs = await connectClients(system, server, port, loadgens, half, half, names);
+    await sleep(500);
+    const middle = await server.request({ cmd: 'rss' }, 'rss');
+    connectMs += await connectClients(system, server, port, loadgens, connections - half, connections, names);
     await sleep(1000);
-    const after = await server.request({ cmd: 'rss' }, 'rss');
-    return { system, kib: (after.rss - before.rss) / connections / 1024, connectMs };
+    const full = await server.request({ cmd: 'rss' }, 'rss');
+    return {
+      system,
+      kib: (full.rss - middle.rss) / (connections - half) / 1024,
+      kibFromEmpty: (full.rss - empty.rss) / connections / 1024,
+      connectMs,
+    };
   } finally {
     await Promise.all(loadgens.map((l) => l.stop()));
     await server.stop();
@@ -213,9 +228,9 @@ async function s2(system: SystemName): Promise<S2Row> {
   const { clients, durationMs, batch, turnMs, payloadBytes, maxBacklogBytes, loadgens: lg } = config.s2;
   const extra = profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles')}`] : [];
   const { server, port } = await startServer(system, extra);
-  let loadgens: LoadgenChild[] = [];
+  const loadgens = spawnLoadgens(clients, lg);
   try {
-    loadgens = (await connectClients(system, server, port, clients, ['bench'], lg)).children;
+    await connectClients(system, server, port, loadgens, clients, clients, ['bench']);
     await sleep(300);
     const published = await server.request(
       { cmd: 'publish', group: 'bench', durationMs, batch, turnMs, payloadBytes, maxBacklogBytes },
@@ -272,10 +287,11 @@ const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.is
 function printS1(rows: S1Row[]): void {
   const ck = rows.find((r) => r.system === 'channelkit');
   console.log(`\nS1 idle memory: ${fmt(config.s1.connections)} connections in ${config.s1.groups} groups; server RSS growth per connection`);
+  console.log('(marginal: from N/2 to N connections, after GC; "from empty": from 0 to N, noisier because freed startup memory gets reused)');
   console.log(
     table(
-      ['system', 'KiB / connection', 'connect time (s), 64 in flight', 'channelkit / this (KiB)'],
-      rows.map((r) => [LABEL[r.system], fmt(r.kib, 1), fmt(r.connectMs / 1000, 1), ck ? ratio(ck.kib, r.kib) : 'n/a']),
+      ['system', 'KiB / connection (marginal)', 'KiB / connection (from empty)', 'connect time (s), 64 in flight', 'channelkit / this (marginal KiB)'],
+      rows.map((r) => [LABEL[r.system], fmt(r.kib, 1), fmt(r.kibFromEmpty, 1), fmt(r.connectMs / 1000, 1), ck ? ratio(ck.kib, r.kib) : 'n/a']),
     ),
   );
 }
