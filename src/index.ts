@@ -18,6 +18,7 @@ export {
 export { InMemoryChannelLayer } from './layers/memory';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis-pubsub';
+export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis-sharded-pubsub';
 export { channelLayerFromEnv } from './layers/from-env';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';
