@@ -1,12 +1,14 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
 import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime, type Transport } from './application';
+import { FrameCache } from './frame';
 import type { ChannelLayer } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
+import { Outbox, OutboxScheduler } from './outbox';
 import type { Scope } from './scope';
 import { CloseCode } from './websocket';
 
@@ -60,6 +62,7 @@ const DEFAULTS = {
 /** Per-socket bookkeeping: what the heartbeat and close() need. */
 interface Live {
   ws: WebSocket;
+  outbox: Outbox;
   connection: Connection;
   alive: boolean;
   ended: Promise<void>;
@@ -78,6 +81,8 @@ export class Server {
   private readonly wss: WebSocketServer;
   private readonly live = new Set<Live>();
   private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
+  private readonly frames = new FrameCache();
+  private readonly scheduler = new OutboxScheduler();
   private handshakes = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
@@ -148,6 +153,7 @@ export class Server {
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
     const ended = [...this.live].map((live) => {
+      live.outbox.flush();
       live.ws.close(CloseCode.goingAway, 'server shutdown');
       return live.ended;
     });
@@ -230,6 +236,7 @@ export class Server {
 
   private async run(connection: Connection, scope: Scope, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
     let ws: WebSocket | null = null;
+    let outbox: Outbox | null = null;
     let refused: { code: number; reason: string } | null = null;
     const { maxBufferedBytes, slowReaderPolicy } = this.options;
     const transport: Transport = {
@@ -238,20 +245,24 @@ export class Server {
         if (subprotocol !== undefined) this.chosenProtocol.set(req, subprotocol);
         // With no verifyClient, ws completes the upgrade synchronously: `ws` is set on return.
         this.wss.handleUpgrade(req, socket, head, (accepted) => (ws = accepted));
-        if (ws) this.track(ws, connection, scope, started);
+        if (ws) outbox = this.track(ws, connection, scope, started);
       },
       send: (data) => {
         if (ws === null || ws.readyState !== 1) return;
-        if (ws.bufferedAmount > maxBufferedBytes) {
+        if (ws.bufferedAmount + outbox!.pendingBytes > maxBufferedBytes) {
           if (slowReaderPolicy === 'drop') return;
+          outbox!.discard();
           ws.close(CloseCode.tryAgainLater, 'reader too slow');
           return;
         }
-        ws.send(data);
+        // Bypasses ws's sender for data frames: built once per payload, written once per turn.
+        outbox!.push(this.frames.frame(data));
       },
       close: (code = CloseCode.normal, reason) => {
-        if (ws) ws.close(code, reason);
-        else refused ??= { code, reason: reason ?? '' };
+        if (ws) {
+          outbox!.flush();
+          ws.close(code, reason);
+        } else refused ??= { code, reason: reason ?? '' };
       },
     };
     await connection.open(transport);
@@ -262,10 +273,11 @@ export class Server {
   }
 
   /** Wires an accepted socket to its connection; listeners go on at once so no early close is missed. */
-  private track(ws: WebSocket, connection: Connection, outerScope: Scope, started: number): void {
+  private track(ws: WebSocket, connection: Connection, outerScope: Scope, started: number): Outbox {
     const scope = connection.scope ?? outerScope;
     let resolveEnded!: () => void;
-    const live: Live = { ws, connection, alive: true, ended: new Promise((resolve) => (resolveEnded = resolve)) };
+    const outbox = new Outbox((ws as unknown as { _socket: Socket })._socket, this.scheduler);
+    const live: Live = { ws, outbox, connection, alive: true, ended: new Promise((resolve) => (resolveEnded = resolve)) };
     this.live.add(live);
     const user = scope.user?.id ?? null;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user, client: scope.client.address }, 'connect');
@@ -273,12 +285,14 @@ export class Server {
     ws.on('pong', () => (live.alive = true));
     ws.on('error', (error: Error) => this.logger.debug({ err: error, path: scope.path }, 'socket error'));
     ws.once('close', (code: number) => {
+      outbox.discard();
       void connection.closed(code).finally(() => {
         this.live.delete(live);
         this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user, code, durationMs: Date.now() - started }, 'disconnect');
         resolveEnded();
       });
     });
+    return outbox;
   }
 }
 

@@ -1,0 +1,72 @@
+// Per-socket outgoing frames, coalesced: everything queued for a socket in one event-loop turn is one write.
+import type { Socket } from 'node:net';
+
+/**
+ * Loopback and kernel writes cost far more than building frames here (a profile of a 1,000-member
+ * fan-out spent three quarters of its time in one writev per member per message). Frames queue per
+ * socket and go out together once per turn, as one corked write.
+ */
+export class Outbox {
+  private frames: Buffer[] = [];
+  /** Bytes queued here and not yet handed to the socket. */
+  pendingBytes = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly scheduler: OutboxScheduler,
+  ) {}
+
+  push(frame: Buffer): void {
+    this.frames.push(frame);
+    this.pendingBytes += frame.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.scheduler.schedule(this);
+    }
+  }
+
+  /** Writes what is queued now. Call before anything else writes to the socket (a close frame). */
+  flush(): void {
+    this.scheduled = false;
+    const frames = this.frames;
+    if (frames.length === 0) return;
+    this.frames = [];
+    this.pendingBytes = 0;
+    if (this.socket.destroyed || !this.socket.writable) return;
+    if (frames.length === 1) {
+      this.socket.write(frames[0]);
+      return;
+    }
+    this.socket.cork();
+    for (const frame of frames) this.socket.write(frame);
+    this.socket.uncork();
+  }
+
+  /** Forgets queued frames (the socket is gone). */
+  discard(): void {
+    this.frames = [];
+    this.pendingBytes = 0;
+  }
+}
+
+/** One setImmediate per turn for all sockets with queued frames, not one per socket. */
+export class OutboxScheduler {
+  private dirty: Outbox[] = [];
+  private pending = false;
+
+  schedule(outbox: Outbox): void {
+    this.dirty.push(outbox);
+    if (!this.pending) {
+      this.pending = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.pending = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const outbox of dirty) outbox.flush();
+  };
+}
