@@ -20,6 +20,9 @@ export interface Transport {
   send(data: string | Buffer): void;
   /** Before `accept()`: rejects the handshake with HTTP 403. After: a close frame with `code`. */
   close(code?: number, reason?: string): void;
+  /** Stop reading the client's frames (its TCP window fills): the consumer is behind. Optional. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** One connection's handler, created per connection by an application; consumers implement it. */

@@ -9,6 +9,7 @@ import type { ChannelLayer } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
 import { Outbox, OutboxScheduler } from './outbox';
+import { ConnectionRateLimiter, RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import type { Scope } from './scope';
 import { CloseCode } from './websocket';
 
@@ -44,8 +45,15 @@ export interface ServerOptions {
    * Keeps one stalled client from growing the process without bound.
    */
   maxBufferedBytes?: number;
-  /** What to do at `maxBufferedBytes`: 'close' with 1013 (default) or 'drop' the frame. */
+  /**
+   * What to do at `maxBufferedBytes`: 'close' (default) sends 1013 and drops the socket one second
+   * later if the close frame cannot get through (a stalled reader); 'drop' skips the frame.
+   */
   slowReaderPolicy?: 'close' | 'drop';
+  /** Per-connection limits on client frames and bytes (token buckets); past them, close 1008. `false` disables. */
+  rateLimit?: Partial<RateLimit> | false;
+  /** Open sockets and handshakes per client address; past it, HTTP 429. Default unlimited (proxies share addresses). */
+  maxConnectionsPerAddress?: number;
 }
 
 const DEFAULTS = {
@@ -57,7 +65,11 @@ const DEFAULTS = {
   drainTimeout: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024,
   slowReaderPolicy: 'close' as 'close' | 'drop',
+  maxConnectionsPerAddress: Infinity,
 };
+
+/** How long a socket closed for reading too slowly may take to finish closing before it is dropped. */
+const SLOW_READER_GRACE_MS = 1000;
 
 /** Per-socket bookkeeping: what the heartbeat and close() need. */
 interface Live {
@@ -83,13 +95,16 @@ export class Server {
   private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
   private readonly frames = new FrameCache();
   private readonly scheduler = new OutboxScheduler();
+  private readonly rateLimit: RateLimit | null;
+  private readonly perAddress = new Map<string, number>();
   private handshakes = 0;
   private heartbeat: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
-    const { app, channelLayer, logger, http, ...limits } = options;
+    const { app, channelLayer, logger, http, rateLimit, ...limits } = options;
     this.options = { ...DEFAULTS, ...stripUndefined(limits) };
+    this.rateLimit = rateLimit === false ? null : { ...RATE_LIMIT_DEFAULTS, ...stripUndefined(rateLimit ?? {}) };
     this.app = app;
     this.httpHandler = http;
     this.ownsLayer = channelLayer === undefined;
@@ -174,6 +189,12 @@ export class Server {
     this.logger.info('closed');
   }
 
+  private releaseAddress(address: string): void {
+    const count = (this.perAddress.get(address) ?? 1) - 1;
+    if (count <= 0) this.perAddress.delete(address);
+    else this.perAddress.set(address, count);
+  }
+
   private beat(): void {
     for (const live of this.live) {
       if (!live.alive) {
@@ -214,6 +235,15 @@ export class Server {
       this.logger.warn({ max: this.options.maxConnections }, 'connection refused: server full');
       return rejectHandshake(socket, 503, 'server is full');
     }
+    const address = req.socket.remoteAddress ?? '';
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.options.maxConnectionsPerAddress) {
+      this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
+      return rejectHandshake(socket, 429, 'too many connections from this address');
+    }
+    this.perAddress.set(address, fromAddress + 1);
+    // The address's count is released when the socket ends, whether or not the handshake succeeded.
+    socket.once('close', () => this.releaseAddress(address));
     this.handshakes++;
     const started = Date.now();
     let scope: Scope | undefined;
@@ -251,8 +281,7 @@ export class Server {
         if (ws === null || ws.readyState !== 1) return;
         if (ws.bufferedAmount + outbox!.pendingBytes > maxBufferedBytes) {
           if (slowReaderPolicy === 'drop') return;
-          outbox!.discard();
-          ws.close(CloseCode.tryAgainLater, 'reader too slow');
+          closeSlowReader(ws, outbox!);
           return;
         }
         // Bypasses ws's sender for data frames: built once per payload, written once per turn.
@@ -264,6 +293,8 @@ export class Server {
           ws.close(code, reason);
         } else refused ??= { code, reason: reason ?? '' };
       },
+      pause: () => ws?.pause(),
+      resume: () => ws?.resume(),
     };
     await connection.open(transport);
     if (!ws) {
@@ -281,7 +312,19 @@ export class Server {
     this.live.add(live);
     const user = scope.user?.id ?? null;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user, client: scope.client.address }, 'connect');
-    ws.on('message', (data: Buffer, isBinary: boolean) => connection.frame(isBinary ? data : data.toString()));
+    const limiter = this.rateLimit ? new ConnectionRateLimiter(this.rateLimit) : null;
+    let flooded = false;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (flooded) return;
+      if (limiter && !limiter.allow(data.length)) {
+        flooded = true;
+        this.logger.warn({ path: scope.path, client: scope.client.address }, 'rate limit exceeded; closing with 1008');
+        outbox.flush();
+        ws.close(CloseCode.policy, 'rate limit exceeded');
+        return;
+      }
+      connection.frame(isBinary ? data : data.toString());
+    });
     ws.on('pong', () => (live.alive = true));
     ws.on('error', (error: Error) => this.logger.debug({ err: error, path: scope.path }, 'socket error'));
     ws.once('close', (code: number) => {
@@ -294,6 +337,14 @@ export class Server {
     });
     return outbox;
   }
+}
+
+/** Sends 1013; a reader that is not reading will not take the close frame either, so drop it soon after. */
+function closeSlowReader(ws: WebSocket, outbox: Outbox): void {
+  if (ws.readyState !== 1) return;
+  outbox.discard();
+  ws.close(CloseCode.tryAgainLater, 'reader too slow');
+  setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -40,7 +40,16 @@ export interface ConsumerLimits {
  * socket with 1011; nothing else is affected.
  */
 export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends Consumer implements Connection {
+  /**
+   * Layer events a consumer may hold unhandled; past it the layer sees its channel as full
+   * (`send` throws ChannelFull, group sends skip it). Default 1000.
+   */
   static mailboxCapacity = 1000;
+  /**
+   * Client frames a consumer may hold unhandled before the server stops reading its socket (TCP
+   * backpressure to the client); reading resumes at half. Default 64.
+   */
+  static frameBacklog = 64;
 
   readonly scope: Scope<Params>;
   private transport: Transport | null = null;
@@ -48,6 +57,8 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   private closing = false;
   private failed = false;
   private stopListening: (() => void) | null = null;
+  private readPaused = false;
+  private readonly frameBacklog: number;
   private readonly mailbox: Mailbox<Item>;
   private readonly mailboxCapacity: number;
 
@@ -55,6 +66,7 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     super(runtime);
     this.scope = scope as Scope<Params>;
     this.mailboxCapacity = (this.constructor as typeof WebsocketConsumer).mailboxCapacity;
+    this.frameBacklog = (this.constructor as typeof WebsocketConsumer).frameBacklog;
     this.mailbox = new Mailbox<Item>(
       (item) => this.handleItem(item),
       (error) => this.fail(error),
@@ -124,7 +136,12 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   }
 
   frame(data: string | Buffer): void {
-    if (!this.failed) this.mailbox.push(data);
+    if (this.failed) return;
+    this.mailbox.push(data);
+    if (!this.readPaused && this.mailbox.size >= this.frameBacklog && this.transport?.pause) {
+      this.readPaused = true;
+      this.transport.pause();
+    }
   }
 
   closed(code: number): Promise<void> {
@@ -143,7 +160,13 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   private handleItem(item: Item): unknown {
     if (item instanceof Disconnect) return this.finish(item);
     if (this.failed) return undefined;
-    if (typeof item === 'string' || Buffer.isBuffer(item)) return this.receive(item);
+    if (typeof item === 'string' || Buffer.isBuffer(item)) {
+      if (this.readPaused && this.mailbox.size <= this.frameBacklog / 2) {
+        this.readPaused = false;
+        this.transport!.resume?.();
+      }
+      return this.receive(item);
+    }
     return this.dispatch(item as LayerMessage);
   }
 

@@ -1,5 +1,13 @@
-import { Receiver } from 'ws';
+import * as ws from 'ws';
 import { FrameCache, encodeFrame } from '../src/frame';
+
+// ws exports its Receiver at runtime but not in its type declarations.
+interface FrameReceiver {
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void;
+  on(event: 'error', listener: (error: Error) => void): void;
+  write(chunk: Buffer, encoding: string, callback: (error?: Error | null) => void): void;
+}
+const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean }) => FrameReceiver };
 
 /** Decodes frames with ws's own receiver, acting as the client side. */
 function decode(frames: Buffer): Promise<{ data: Buffer; isBinary: boolean }[]> {
@@ -8,7 +16,7 @@ function decode(frames: Buffer): Promise<{ data: Buffer; isBinary: boolean }[]> 
     const out: { data: Buffer; isBinary: boolean }[] = [];
     receiver.on('message', (data: Buffer, isBinary: boolean) => out.push({ data, isBinary }));
     receiver.on('error', reject);
-    receiver.write(frames, 'buffer', (error?: Error | null) => (error ? reject(error) : resolve(out)));
+    receiver.write(frames, 'buffer', (error) => (error ? reject(error) : resolve(out)));
   });
 }
 

@@ -1,0 +1,168 @@
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
+import { WebsocketCommunicator } from '../src/testing';
+import { TokenBucket } from '../src/rate-limit';
+import { handshakeStatus, openClient } from './support/sockets';
+
+const closes: number[] = [];
+class Member extends WebsocketConsumer {
+  static override groups = ['all'];
+  relay(event: LayerMessage): void {
+    this.send(event.payload as string);
+  }
+  override receive(data: string | Buffer): void {
+    this.send(data);
+  }
+  override disconnect(code: number): void {
+    closes.push(code);
+  }
+}
+
+const app = URLRouter([path('ws/member/', Member)]);
+
+async function start(options: Partial<ServerOptions> = {}) {
+  const server = new Server({ app, port: 0, heartbeatInterval: 0, ...options });
+  const { port } = await server.listen();
+  return { server, port, base: `ws://127.0.0.1:${port}` };
+}
+
+/** A client that completes the handshake, then never reads again: its TCP window fills. */
+function stalledClient(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, '127.0.0.1', () => {
+      socket.write(
+        'GET /ws/member/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    socket.once('data', (chunk) => {
+      if (!chunk.toString().startsWith('HTTP/1.1 101')) return reject(new Error(chunk.toString()));
+      socket.pause();
+      resolve(socket);
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
+describe('slow readers', () => {
+  test('a stalled client is closed; 200 healthy clients in its group get all 20,000 messages', async () => {
+    closes.length = 0;
+    const { server, port, base } = await start({ maxBufferedBytes: 1024 * 1024 });
+    const stalled = await stalledClient(port);
+    const healthy = await Promise.all(Array.from({ length: 200 }, () => openClient(`${base}/ws/member/`)));
+    const received = new Array<number>(healthy.length).fill(0);
+    healthy.forEach((ws, i) => ws.on('message', () => received[i]++));
+    const rssBefore = process.memoryUsage().rss;
+    let maxRss = rssBefore;
+    const payload = 'x'.repeat(500);
+    const total = 20_000;
+    let sent = 0;
+    while (sent < total) {
+      // The test's publisher keeps pace with the healthy readers, as a real flow-controlled one would.
+      if (sent - Math.min(...received) < 400) {
+        for (let i = 0; i < 50 && sent < total; i++, sent++) await server.channelLayer.groupSend('all', { type: 'relay', payload });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      maxRss = Math.max(maxRss, process.memoryUsage().rss);
+    }
+    while (Math.min(...received) < total) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(received.every((count) => count === total)).toBe(true);
+    // The stalled one went away: 1013 sent, then dropped after the grace period since it never read it.
+    while (server.connectionCount > healthy.length) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closes.length).toBe(1);
+    const growthMiB = (maxRss - rssBefore) / 2 ** 20;
+    // Without the limit the stalled socket alone would queue ~10 MB; the bound leaves room for 200 clients' buffers.
+    expect(growthMiB).toBeLessThan(200);
+    process.stdout.write(`slow-reader test: peak RSS growth ${growthMiB.toFixed(1)} MiB\n`);
+    stalled.destroy();
+    for (const ws of healthy) ws.terminate();
+    await server.close();
+  }, 60_000);
+});
+
+describe('floods', () => {
+  test('a client past the frame rate is closed with 1008; one within it is not', async () => {
+    const { server, base } = await start({ rateLimit: { framesPerSecond: 50, frameBurst: 100 } });
+    const flooder = await openClient(`${base}/ws/member/`);
+    const polite = await openClient(`${base}/ws/member/`);
+    const flooderClosed = new Promise<number>((resolve) => flooder.once('close', resolve));
+    for (let i = 0; i < 500; i++) flooder.send('spam');
+    expect(await flooderClosed).toBe(1008);
+    const echoed = new Promise((resolve) => polite.once('message', (data) => resolve(data.toString())));
+    polite.send('hello');
+    expect(await echoed).toBe('hello');
+    polite.terminate();
+    await server.close();
+  });
+
+  test('a client past the byte rate is closed with 1008', async () => {
+    const { server, base } = await start({ rateLimit: { bytesPerSecond: 10_000, byteBurst: 20_000 } });
+    const flooder = await openClient(`${base}/ws/member/`);
+    const closed = new Promise<number>((resolve) => flooder.once('close', resolve));
+    for (let i = 0; i < 10; i++) flooder.send('y'.repeat(5_000));
+    expect(await closed).toBe(1008);
+    await server.close();
+  });
+
+  test('maxConnectionsPerAddress refuses the next handshake from that address with 429, until one leaves', async () => {
+    const { server, base } = await start({ maxConnectionsPerAddress: 2 });
+    const first = await openClient(`${base}/ws/member/`);
+    const second = await openClient(`${base}/ws/member/`);
+    expect(await handshakeStatus(`${base}/ws/member/`)).toBe(429);
+    const gone = new Promise((resolve) => first.once('close', resolve));
+    first.close();
+    await gone;
+    // The server sees the socket end shortly after the client does.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 101; i++) {
+      status = await handshakeStatus(`${base}/ws/member/`);
+      if (status !== 101) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(status).toBe(101);
+    second.terminate();
+    await server.close();
+  });
+
+  test('a full consumer mailbox makes the layer treat its channel as full: ChannelFull to senders, skipped by group sends', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let handled = 0;
+    class Stuck extends WebsocketConsumer {
+      static override mailboxCapacity = 5;
+      static override groups = ['stuck'];
+      override connect(): void {
+        this.accept();
+        this.send(this.channelName);
+      }
+      async job(): Promise<void> {
+        await gate;
+        handled++;
+      }
+    }
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/stuck/', Stuck)]), '/ws/stuck/', { channelLayer: layer });
+    await communicator.connect();
+    const channel = (await communicator.receiveFrom()) as string;
+    // One job in progress, five waiting: the mailbox is full.
+    for (let i = 0; i < 6; i++) await layer.send(channel, { type: 'job' });
+    await expect(layer.send(channel, { type: 'job' })).rejects.toMatchObject({ code: 'CHANNEL_FULL' });
+    await expect(layer.groupSend('stuck', { type: 'job' })).resolves.toBeUndefined();
+    release();
+    await communicator.disconnect();
+    expect(handled).toBe(6);
+    await layer.close();
+  });
+});
+
+describe('TokenBucket', () => {
+  test('allows a burst, refuses past it, and refills at the rate', () => {
+    const bucket = new TokenBucket(10, 5, 0);
+    for (let i = 0; i < 5; i++) expect(bucket.take(1, 0)).toBe(true);
+    expect(bucket.take(1, 0)).toBe(false);
+    expect(bucket.take(1, 100)).toBe(true); // 100 ms at 10/s is one token
+    expect(bucket.take(1, 100)).toBe(false);
+    expect(bucket.take(5, 10_000)).toBe(true); // refills to the burst, not beyond
+    expect(bucket.take(1, 10_000)).toBe(false);
+  });
+});
+
