@@ -21,6 +21,10 @@ let firstUs = 0;
 let lastUs = 0;
 let closed = 0;
 let malformed = 0;
+let stale = 0;
+let minSeq = 0;
+let epoch = 0;
+let progressTimer: NodeJS.Timeout | null = null;
 const clients: Client[] = [];
 
 const SIO_CONNECT = maskedText('40');
@@ -113,6 +117,10 @@ class Client {
     for (let i = 0; i < SEQ_DIGITS; i++) seq = seq * 10 + (buf[p++] - 48);
     let ts = 0;
     for (let i = 0; i < TS_DIGITS; i++) ts = ts * 10 + (buf[p++] - 48);
+    if (seq < minSeq) {
+      stale++; // sent before the last reset (a previous step's backlog)
+      return;
+    }
     if (seq <= this.lastSeq) malformed++; // a duplicate or out of order
     this.lastSeq = seq;
     received++;
@@ -160,14 +168,107 @@ function connectAll(command: Extract<LoadgenCommand, { cmd: 'connect' }>): void 
   pump();
 }
 
+const CLOSE_FRAME = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]); // masked (zero key) close, code 1000
+
+/**
+ * S4: `concurrency` loops of connect, upgrade (and for Socket.IO its CONNECT packet back, sent once the
+ * connection handler ran), close frame and FIN, until `durationMs` is over. A cycle counts when the
+ * socket has closed. Source addresses rotate so TIME_WAIT does not run out of ephemeral ports.
+ */
+function churn(command: Extract<LoadgenCommand, { cmd: 'churn' }>): void {
+  const started = Date.now();
+  const endAt = started + command.durationMs;
+  let cycles = 0;
+  let failed = 0;
+  let running = 0;
+  let n = 0;
+  const sio = command.mode === 'sio';
+  const request = (path: string): Buffer =>
+    Buffer.from(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${command.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+  const requests = command.paths.map(request);
+  const one = (): void => {
+    if (Date.now() >= endAt) {
+      if (--running === 0) send({ type: 'churned', cycles, failed, ms: Date.now() - started });
+      return;
+    }
+    const i = n++;
+    const socket = connect({ port: command.port, host: '127.0.0.1', localAddress: command.localAddresses[i % command.localAddresses.length] });
+    socket.setNoDelay(true);
+    let buf = '';
+    let state = 0; // 0 handshake, 1 waiting for the Socket.IO CONNECT, 2 closing
+    const close = (): void => {
+      state = 2;
+      socket.write(CLOSE_FRAME);
+      socket.end();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (state === 2) return;
+      buf += chunk.toString('latin1');
+      if (state === 0) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!buf.startsWith('HTTP/1.1 101')) {
+          socket.destroy();
+          return;
+        }
+        buf = buf.slice(end + 4);
+        if (!sio) return close();
+        state = 1;
+        socket.write(SIO_CONNECT);
+      }
+      if (state === 1 && buf.includes('40{')) close();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (state === 2) cycles++;
+      else failed++;
+      one();
+    });
+    socket.once('connect', () => socket.write(requests[i % requests.length]));
+  };
+  for (let i = 0; i < command.concurrency; i++) {
+    running++;
+    one();
+  }
+}
+
 process.on('message', (command: LoadgenCommand) => {
   switch (command.cmd) {
     case 'connect':
       connectAll(command);
       break;
-    case 'stats':
-      send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed });
+    case 'churn':
+      churn(command);
       break;
+    case 'stats':
+      send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed, stale });
+      break;
+    case 'reset':
+      hist.fill(0);
+      received = 0;
+      firstUs = 0;
+      lastUs = 0;
+      malformed = 0;
+      stale = 0;
+      minSeq = command.minSeq;
+      epoch = command.epoch;
+      break;
+    case 'progress': {
+      if (progressTimer) clearInterval(progressTimer);
+      progressTimer = null;
+      if (command.intervalMs > 0) {
+        let reported = -1;
+        progressTimer = setInterval(() => {
+          if (received === reported) return;
+          reported = received;
+          send({ type: 'progress', received, epoch });
+        }, command.intervalMs);
+      }
+      break;
+    }
     case 'exit':
       for (const client of clients) client.socket.destroy();
       process.exit(0);

@@ -72,20 +72,47 @@ export function addPacked(into: Float64Array, packed: number[]): void {
 export type ServerCommand =
   | { cmd: 'count' }
   | { cmd: 'rss' }
-  | { cmd: 'publish'; group: string; durationMs: number; batch: number; turnMs: number; payloadBytes: number; maxBacklogBytes: number }
+  | {
+      cmd: 'publish';
+      group: string;
+      durationMs: number;
+      batch: number;
+      turnMs: number;
+      payloadBytes: number;
+      maxBacklogBytes: number;
+      /** First sequence number (a measured run continues the warm-up's numbers). */
+      seqStart: number;
+      /** End-to-end credit: at most this many messages per client published and not yet received (0: off). */
+      window: number;
+      /** Clients in the group: deliveries expected per message. */
+      clients: number;
+    }
+  /** Deliveries the load generators have reported for the running publish (the credit signal). */
+  | { cmd: 'credit'; received: number }
+  /** One message to the group, now (S5). */
+  | { cmd: 'broadcast'; group: string; seq: number; payloadBytes: number }
   | { cmd: 'exit' };
 
 export type ServerReply =
   | { type: 'ready'; port: number }
   | { type: 'count'; members: number }
   | { type: 'rss'; rss: number; heapUsed: number }
-  | { type: 'published'; messages: number; startUs: number; endUs: number; pausedTurns: number; turns: number; meanBatch: number };
+  | { type: 'published'; messages: number; startUs: number; endUs: number; pausedTurns: number; turns: number; meanBatch: number }
+  | { type: 'broadcasted'; sendUs: number };
 
 export type LoadgenCommand =
   | { cmd: 'connect'; port: number; paths: string[]; count: number; mode: 'ws' | 'sio'; localAddresses: string[]; concurrency: number }
   | { cmd: 'stats' }
+  /** Zeroes the counters; messages with a sequence number below `minSeq` count as stale from now on. */
+  | { cmd: 'reset'; minSeq: number; epoch: number }
+  /** Report `received` every `intervalMs` while it moves (0: stop). */
+  | { cmd: 'progress'; intervalMs: number }
+  /** S4: connect, wait for the server's accept (Socket.IO: its CONNECT packet), close; repeat for `durationMs`. */
+  | { cmd: 'churn'; port: number; paths: string[]; mode: 'ws' | 'sio'; localAddresses: string[]; concurrency: number; durationMs: number }
   | { cmd: 'exit' };
 
 export type LoadgenReply =
   | { type: 'connected'; ok: number; failed: number; ms: number; error?: string }
-  | { type: 'stats'; received: number; lastUs: number; firstUs: number; hist: number[]; closed: number; malformed: number };
+  | { type: 'stats'; received: number; lastUs: number; firstUs: number; hist: number[]; closed: number; malformed: number; stale: number }
+  | { type: 'progress'; received: number; epoch: number }
+  | { type: 'churned'; cycles: number; failed: number; ms: number };

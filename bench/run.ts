@@ -1,6 +1,6 @@
-// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2] [--profile]`
+// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5] [--profile]`
 // Each system is a child process server on a free loopback port; the load generators are child processes too.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execSync, fork } from 'node:child_process';
 import { join } from 'node:path';
 import {
   HIST_SIZE,
@@ -12,6 +12,9 @@ import {
   percentile,
 } from './protocol';
 import { summarizeProfile } from './profile-top';
+import type { PublisherCommand, PublisherReply } from './publisher';
+import { BenchRedis } from './redis';
+import { createClient } from 'redis';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -31,7 +34,8 @@ const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2'];
+const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5'];
+const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 const config = {
   s1: { connections: Number(flag('s1-connections') ?? (quick ? 2_000 : 10_000)), groups: 100 },
@@ -43,6 +47,25 @@ const config = {
     payloadBytes: 64,
     maxBacklogBytes: Number(flag('max-backlog') ?? 64 * 1024),
     loadgens: Number(flag('loadgens') ?? 1),
+    /** Messages per client in flight at most (end-to-end credit); 0 turns credit off. */
+    window: Number(flag('window') ?? 64),
+    warmupMs: Number(flag('warmup-ms') ?? (quick ? 500 : 1500)),
+  },
+  s3: {
+    clientsPerServer: Number(flag('s3-clients') ?? (quick ? 200 : 500)),
+    rates: list('s3-rates', quick ? [1_000, 5_000] : [500, 1_000, 2_000, 5_000, 10_000, 20_000]),
+    stepMs: Number(flag('s3-seconds') ?? (quick ? 1.5 : 4)) * 1000,
+    payloadBytes: 64,
+    /** A step losing more than this ends the system's run (the next steps would only lose more). */
+    stopLoss: 0.01,
+  },
+  s4: {
+    durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
+    concurrency: Number(flag('s4-concurrency') ?? 32),
+  },
+  s5: {
+    target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
+    rounds: quick ? 1 : 3,
   },
 };
 /** Sockets per load generator: under the 20,000 fd hard limit with room to spare. */
@@ -55,9 +78,15 @@ class Child<C, R extends { type: string }> {
   private readonly inbox: R[] = [];
   private waiters: { type: string; resolve: (r: R) => void }[] = [];
   readonly exited: Promise<number | null>;
+  /** Receives 'progress' messages instead of the inbox (the credit relay). */
+  onProgress: ((message: R) => void) | null = null;
 
   constructor(readonly proc: ChildProcess, readonly name: string) {
     proc.on('message', (message: R) => {
+      if (message.type === 'progress') {
+        this.onProgress?.(message);
+        return;
+      }
       const i = this.waiters.findIndex((w) => w.type === message.type);
       if (i >= 0) this.waiters.splice(i, 1)[0].resolve(message);
       else this.inbox.push(message);
@@ -106,16 +135,20 @@ class Child<C, R extends { type: string }> {
 type ServerChild = Child<ServerCommand, ServerReply>;
 type LoadgenChild = Child<LoadgenCommand, LoadgenReply>;
 
-function spawn(file: string, extraArgs: string[] = []): ChildProcess {
-  return fork(join(__dirname, file), [], {
+function spawn(file: string, extraArgs: string[] = [], env: Record<string, string> = {}, args: string[] = []): ChildProcess {
+  return fork(join(__dirname, file), args, {
     execArgv: ['-r', TS_NODE, '--expose-gc', ...extraArgs],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...env },
   });
 }
 
-async function startServer(system: SystemName, extraArgs: string[] = []): Promise<{ server: ServerChild; port: number }> {
-  const server: ServerChild = new Child(spawn(`servers/${system}.ts`, extraArgs), system);
+async function startServer(
+  system: SystemName,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ server: ServerChild; port: number }> {
+  const server: ServerChild = new Child(spawn(`servers/${system}.ts`, extraArgs, env), system);
   const ready = await server.wait('ready', 60_000);
   return { server, port: ready.port };
 }
@@ -145,29 +178,50 @@ async function connectClients(
   count: number,
   members: number,
   groups: string[],
+  options: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
 ): Promise<number> {
+  return (await connectSome(system, server, port, children, count, members, groups, options)).ms;
+}
+
+async function connectSome(
+  system: SystemName,
+  server: ServerChild,
+  port: number,
+  children: LoadgenChild[],
+  count: number,
+  members: number,
+  groups: string[],
+  { localAddresses = ['127.0.0.1'], tolerateFailures = false }: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
+): Promise<{ ms: number; ok: number; failed: number; members: number }> {
   const n = children.length;
   const paths = groups.map((g) => pathFor(system, g));
   const replies = await Promise.all(
     children.map((child, i) => {
       const share = Math.floor(count / n) + (i < count % n ? 1 : 0);
+      // Each generator its own slice of the source addresses (ephemeral ports are per source address).
+      const mine = localAddresses.filter((_, j) => localAddresses.length < n || j % n === i);
       return child.request(
-        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: ['127.0.0.1'], concurrency: 64 },
+        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64 },
         'connected',
-        180_000,
+        300_000,
       );
     }),
   );
   const failed = replies.reduce((s, r) => s + r.failed, 0);
-  if (failed > 0) throw new Error(`${system}: ${failed} of ${count} connections failed`);
+  if (failed > 0 && !tolerateFailures) throw new Error(`${system}: ${failed} of ${count} connections failed`);
+  const want = members - failed;
   const deadline = Date.now() + 60_000;
+  let joined = 0;
   for (;;) {
-    const reply = await server.request({ cmd: 'count' }, 'count');
-    if (reply.members >= members) break;
-    if (Date.now() > deadline) throw new Error(`${system}: only ${reply.members} of ${members} joined`);
+    joined = (await server.request({ cmd: 'count' }, 'count')).members;
+    if (joined >= want) break;
+    if (Date.now() > deadline) {
+      if (tolerateFailures) break;
+      throw new Error(`${system}: only ${joined} of ${members} joined`);
+    }
     await sleep(100);
   }
-  return Math.max(...replies.map((r) => r.ms));
+  return { ms: Math.max(...replies.map((r) => r.ms)), ok: count - failed, failed, members: joined };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -224,48 +278,108 @@ interface S2Row {
   disorder: number;
 }
 
+let epochs = 0;
+
+/** Zeroes the load generators' counters; messages numbered below `minSeq` count as stale from now on. */
+function resetLoadgens(loadgens: LoadgenChild[], minSeq: number): number {
+  const epoch = ++epochs;
+  for (const l of loadgens) l.send({ cmd: 'reset', minSeq, epoch });
+  return epoch;
+}
+
+type Stats = Extract<LoadgenReply, { type: 'stats' }>;
+
+/** Polls the load generators until `expected` deliveries arrived, nothing moved for `stillMs`, or `maxMs` passed. */
+async function drain(loadgens: LoadgenChild[], expected: number, stillMs = 2000, maxMs = 120_000): Promise<Stats[]> {
+  let stats: Stats[] = [];
+  let last = -1;
+  let still = Date.now();
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    stats = await Promise.all(loadgens.map((l) => l.request({ cmd: 'stats' }, 'stats')));
+    const got = stats.reduce((s, r) => s + r.received, 0);
+    if (got >= expected) break;
+    if (got !== last) {
+      last = got;
+      still = Date.now();
+    } else if (Date.now() - still > stillMs) break;
+    if (Date.now() > deadline) break;
+    await sleep(50);
+  }
+  return stats;
+}
+
+function merged(stats: Stats[]): { received: number; lastUs: number; hist: Float64Array; disorder: number } {
+  const hist = new Float64Array(HIST_SIZE);
+  for (const r of stats) addPacked(hist, r.hist);
+  return {
+    received: stats.reduce((s, r) => s + r.received, 0),
+    lastUs: Math.max(...stats.map((r) => r.lastUs)),
+    hist,
+    disorder: stats.reduce((s, r) => s + r.malformed, 0),
+  };
+}
+
+/** One S2 publish run with end-to-end credit: load generators report progress, the runner relays it to the server. */
+async function publishWithCredit(
+  server: ServerChild,
+  loadgens: LoadgenChild[],
+  durationMs: number,
+  seqStart: number,
+): Promise<Extract<ServerReply, { type: 'published' }>> {
+  const { clients, batch, turnMs, payloadBytes, maxBacklogBytes, window } = config.s2;
+  const epoch = resetLoadgens(loadgens, seqStart);
+  const latest = loadgens.map(() => 0);
+  loadgens.forEach((l, i) => {
+    l.onProgress = (message) => {
+      if (message.type !== 'progress' || message.epoch !== epoch) return;
+      latest[i] = message.received;
+      server.send({ cmd: 'credit', received: latest.reduce((a, b) => a + b, 0) });
+    };
+    l.send({ cmd: 'progress', intervalMs: window > 0 ? 2 : 0 });
+  });
+  try {
+    return await server.request(
+      { cmd: 'publish', group: 'bench', durationMs, batch, turnMs, payloadBytes, maxBacklogBytes, seqStart, window, clients },
+      'published',
+      durationMs + 60_000,
+    );
+  } finally {
+    for (const l of loadgens) {
+      l.send({ cmd: 'progress', intervalMs: 0 });
+      l.onProgress = null;
+    }
+  }
+}
+
 async function s2(system: SystemName): Promise<S2Row> {
-  const { clients, durationMs, batch, turnMs, payloadBytes, maxBacklogBytes, loadgens: lg } = config.s2;
+  const { clients, durationMs, loadgens: lg, warmupMs } = config.s2;
   const extra = profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles')}`] : [];
   const { server, port } = await startServer(system, extra);
   const loadgens = spawnLoadgens(clients, lg);
   try {
     await connectClients(system, server, port, loadgens, clients, clients, ['bench']);
     await sleep(300);
-    const published = await server.request(
-      { cmd: 'publish', group: 'bench', durationMs, batch, turnMs, payloadBytes, maxBacklogBytes },
-      'published',
-      durationMs + 60_000,
-    );
-    const expected = published.messages * clients;
-    // Drain: wait until every delivery arrived, or nothing moved for 2 s.
-    let stats: Extract<LoadgenReply, { type: 'stats' }>[] = [];
-    let last = -1;
-    let still = Date.now();
-    for (;;) {
-      stats = await Promise.all(loadgens.map((l) => l.request({ cmd: 'stats' }, 'stats')));
-      const got = stats.reduce((s, r) => s + r.received, 0);
-      if (got >= expected) break;
-      if (got !== last) {
-        last = got;
-        still = Date.now();
-      } else if (Date.now() - still > 2000) break;
-      await sleep(200);
+    // Warm-up: the same publishing, not measured (JIT, buffers, TCP windows).
+    let seq = 0;
+    if (warmupMs > 0) {
+      const warm = await publishWithCredit(server, loadgens, warmupMs, 0);
+      await drain(loadgens, warm.messages * clients, 1000, 10_000);
+      seq = warm.messages;
     }
-    const received = stats.reduce((s, r) => s + r.received, 0);
-    const lastUs = Math.max(...stats.map((r) => r.lastUs));
-    const hist = new Float64Array(HIST_SIZE);
-    for (const r of stats) addPacked(hist, r.hist);
+    const published = await publishWithCredit(server, loadgens, durationMs, seq);
+    const expected = published.messages * clients;
+    const m = merged(await drain(loadgens, expected));
     return {
       system,
       published: published.messages,
-      perSecond: received / ((lastUs - published.startUs) / 1e6),
-      p50: percentile(hist, 0.5) / 1000,
-      p99: percentile(hist, 0.99) / 1000,
-      loss: expected === 0 ? 0 : 1 - received / expected,
+      perSecond: m.received / ((m.lastUs - published.startUs) / 1e6),
+      p50: percentile(m.hist, 0.5) / 1000,
+      p99: percentile(m.hist, 0.99) / 1000,
+      loss: expected === 0 ? 0 : 1 - m.received / expected,
       pausedShare: published.turns === 0 ? 0 : published.pausedTurns / published.turns,
       meanBatch: published.meanBatch,
-      disorder: stats.reduce((s, r) => s + r.malformed, 0),
+      disorder: m.disorder,
     };
   } finally {
     await Promise.all(loadgens.map((l) => l.stop()));
@@ -300,8 +414,9 @@ function printS2(rows: S2Row[]): void {
   const ck = rows.find((r) => r.system === 'channelkit');
   const c = config.s2;
   console.log(
-    `\nS2 local fan-out: ${fmt(c.clients)} clients in one group, in-process publisher for ${c.durationMs / 1000} s ` +
-      `(batch adapted to ~${c.turnMs} ms publishing turns, pause while a socket has > ${c.maxBacklogBytes / 1024} KiB queued), ${c.payloadBytes}-byte payloads`,
+    `\nS2 local fan-out: ${fmt(c.clients)} clients in one group, in-process publisher for ${c.durationMs / 1000} s after a ${c.warmupMs / 1000} s warm-up ` +
+      `(batch adapted to ~${c.turnMs} ms publishing turns; end-to-end credit: at most ${c.window} messages per client sent and not yet received; ` +
+      `pause while a socket has > ${c.maxBacklogBytes / 1024} KiB queued), ${c.payloadBytes}-byte payloads`,
   );
   console.log(
     table(

@@ -1,5 +1,7 @@
 // channelkit as a user would write it: a consumer that joins its group and relays bench.message events.
+// With REDIS_URL (S3) the layer is RedisPubSubChannelLayer, and messages come from an outside publisher.
 import { type LayerMessage, Server, URLRouter, WebsocketConsumer, createLogger, path } from '../../src';
+import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
 import { type System, serve } from './common';
 
 class BenchConsumer extends WebsocketConsumer<{ group: string }> {
@@ -13,8 +15,10 @@ class BenchConsumer extends WebsocketConsumer<{ group: string }> {
   }
 }
 
+const redisUrl = process.env.REDIS_URL;
 const server = new Server({
   app: URLRouter([path('ws/bench/:group/', BenchConsumer)]),
+  channelLayer: redisUrl ? new RedisPubSubChannelLayer({ url: redisUrl }) : undefined,
   port: 0,
   logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
   maxConnections: 200_000,

@@ -23,12 +23,26 @@ function reply(message: ServerReply): void {
  * shorter than half of that, halves when longer), starting at `batch`. So a system that frames once
  * and writes once per socket gets the large batches it can absorb, and one that works per member per
  * message gets small ones, with the event loop turning every ~`turnMs` in both.
+ *
+ * End-to-end credit (`window`): at most `window` messages per client may be published and not yet
+ * reported received by the load generators (they report over IPC every few ms, relayed by the
+ * runner). So no system builds a queue anywhere (user space, kernel socket buffers, the loopback)
+ * longer than the window, and p50/p99 measure transit rather than time spent queued.
  */
+
+/** Deliveries reported by the load generators for the running publish (relayed by the runner). */
+let credited = 0;
+/** A publisher held back by credit waits for the next credit message rather than spinning (the CPU belongs to the clients then). */
+let onCredit: (() => void) | null = null;
+
 function runPublisher(system: System, command: Extract<ServerCommand, { cmd: 'publish' }>): void {
   const padding = 'x'.repeat(Math.max(0, command.payloadBytes - 27));
   let batch = Math.max(1, command.batch);
   let payloads: string[] = [];
-  let seq = 0;
+  const seqStart = command.seqStart;
+  let seq = seqStart;
+  credited = 0;
+  const windowDeliveries = command.window * command.clients;
   let turns = 0;
   let publishingTurns = 0;
   let pausedTurns = 0;
@@ -38,20 +52,43 @@ function runPublisher(system: System, command: Extract<ServerCommand, { cmd: 'pu
   const turn = (): void => {
     const now = nowUs();
     if (now >= endAt) {
-      reply({ type: 'published', messages: seq, startUs, endUs: now, pausedTurns, turns, meanBatch: publishingTurns ? seq / publishingTurns : 0 });
+      reply({ type: 'published', messages: seq - seqStart, startUs, endUs: now, pausedTurns, turns, meanBatch: publishingTurns ? (seq - seqStart) / publishingTurns : 0 });
       return;
     }
     turns++;
+    // End-to-end credit: messages published and not yet reported received by the load generators.
+    let room = batch;
+    if (windowDeliveries > 0) {
+      const inFlight = (seq - seqStart) * command.clients - credited;
+      room = Math.min(batch, Math.floor((windowDeliveries - inFlight) / command.clients));
+    }
+    if (room <= 0) {
+      pausedTurns++;
+      // Resume on the next credit message, or after 10 ms if none comes (a lost delivery never reports).
+      const timer = setTimeout(() => {
+        if (onCredit === resume) {
+          onCredit = null;
+          turn();
+        }
+      }, 10);
+      const resume = (): void => {
+        clearTimeout(timer);
+        turn();
+      };
+      onCredit = resume;
+      return;
+    }
     if (system.maxBacklog() > command.maxBacklogBytes) {
       pausedTurns++;
     } else {
-      if (payloads.length !== batch) payloads = new Array(batch);
-      for (let i = 0; i < batch; i++) payloads[i] = makePayload(seq++, padding);
+      const n = room;
+      if (payloads.length !== n) payloads = new Array(n);
+      for (let i = 0; i < n; i++) payloads[i] = makePayload(seq++, padding);
       system.publish(command.group, payloads);
       publishingTurns++;
       const took = nowUs() - now;
-      if (took * 2 < turnUs && batch < 4096) batch *= 2;
-      else if (took > turnUs && batch > 1) batch = batch >> 1;
+      if (took > turnUs && batch > 1) batch = batch >> 1;
+      else if (n === batch && took * 2 < turnUs && batch < 4096) batch *= 2; // not when credit held it back
     }
     setImmediate(turn);
   };
@@ -78,6 +115,19 @@ export async function serve(system: System): Promise<void> {
       case 'publish':
         runPublisher(system, command);
         break;
+      case 'credit': {
+        credited = command.received;
+        const resume = onCredit;
+        onCredit = null;
+        resume?.();
+        break;
+      }
+      case 'broadcast': {
+        const sendUs = nowUs();
+        system.publish(command.group, [makePayload(command.seq, 'x'.repeat(Math.max(0, command.payloadBytes - 27)))]);
+        reply({ type: 'broadcasted', sendUs });
+        break;
+      }
       case 'exit':
         // A normal exit, so --cpu-prof writes its profile.
         process.exit(0);

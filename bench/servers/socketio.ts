@@ -1,5 +1,8 @@
 // Socket.IO 4 as its users write it: rooms and io.to(room).emit (default in-memory adapter: one process).
+// With REDIS_URL (S3): @socket.io/redis-adapter on node-redis, as its README shows; the outside publisher is @socket.io/redis-emitter.
 import { createServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { createClient } from 'redis';
 import type { AddressInfo } from 'node:net';
 import { Server as IOServer, type Socket } from 'socket.io';
 import { type System, serve } from './common';
@@ -16,8 +19,21 @@ io.on('connection', (socket) => {
 
 type EngineConn = { writeBuffer: unknown[]; transport: { socket?: { bufferedAmount: number } } };
 
+async function listen(): Promise<number> {
+  const redisUrl = process.env.REDIS_URL;
+  if (redisUrl) {
+    const pubClient = createClient({ url: redisUrl });
+    const subClient = pubClient.duplicate();
+    pubClient.on('error', (e: Error) => console.error('socket.io redis pub', e.message));
+    subClient.on('error', (e: Error) => console.error('socket.io redis sub', e.message));
+    await Promise.all([pubClient.connect(), subClient.connect()]);
+    io.adapter(createAdapter(pubClient, subClient));
+  }
+  return new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve((http.address() as AddressInfo).port)));
+}
+
 const system: System = {
-  listen: () => new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve((http.address() as AddressInfo).port))),
+  listen,
   members: () => sockets.size,
   publish(group, payloads) {
     for (const payload of payloads) io.to(group).emit('m', payload);

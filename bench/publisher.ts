@@ -1,0 +1,71 @@
+// S3's outside publisher: a process that runs no server and group-sends through Redis the way each
+// system's users would: channelkit's createPublisher, Socket.IO's @socket.io/redis-emitter, or a raw
+// node-redis PUBLISH for the naive server. Paced at an offered rate (group sends per second).
+import { Emitter } from '@socket.io/redis-emitter';
+import { createClient } from 'redis';
+import { createPublisher } from '../src/publisher';
+import { makePayload, nowUs } from './protocol';
+
+export type PublisherCommand =
+  | { cmd: 'step'; group: string; rate: number; durationMs: number; seqStart: number; payloadBytes: number }
+  | { cmd: 'exit' };
+export type PublisherReply =
+  | { type: 'ready' }
+  | { type: 'stepped'; sent: number; startUs: number; endUs: number; errors: number };
+
+const system = process.argv[2];
+const url = process.env.REDIS_URL!;
+
+async function sender(): Promise<(group: string, payload: string) => Promise<unknown>> {
+  if (system === 'channelkit') {
+    const publisher = await createPublisher({ url });
+    return (group, payload) => publisher.groupSend(group, { type: 'bench.message', payload });
+  }
+  const client = createClient({ url });
+  client.on('error', (e: Error) => console.error('publisher redis', e.message));
+  await client.connect();
+  if (system === 'socketio') {
+    const emitter = new Emitter(client);
+    return async (group, payload) => emitter.to(group).emit('m', payload);
+  }
+  return (group, payload) => client.publish(`bench:${group}`, payload);
+}
+
+function reply(message: PublisherReply): void {
+  process.send!(message);
+}
+
+async function main(): Promise<void> {
+  const send = await sender();
+  process.on('message', (command: PublisherCommand) => {
+    if (command.cmd === 'exit') process.exit(0);
+    if (command.cmd !== 'step') return;
+    const padding = 'x'.repeat(Math.max(0, command.payloadBytes - 27));
+    const startUs = nowUs();
+    const endUs = startUs + command.durationMs * 1000;
+    let sent = 0;
+    let errors = 0;
+    const onError = (): void => void errors++;
+    const total = Math.round((command.rate * command.durationMs) / 1000);
+    // A 1 ms timer: each tick sends what the offered rate says is due by now.
+    const tick = (): void => {
+      const now = nowUs();
+      const due = Math.min(total, Math.floor(((now - startUs) / 1e6) * command.rate));
+      while (sent < due) {
+        const p = send(command.group, makePayload(command.seqStart + sent, padding));
+        p.catch(onError);
+        sent++;
+      }
+      if (sent >= total || now >= endUs + 1_000_000) reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors });
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  process.on('disconnect', () => process.exit(0));
+  reply({ type: 'ready' });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
