@@ -387,6 +387,218 @@ async function s2(system: SystemName): Promise<S2Row> {
   }
 }
 
+// ---- S3: cross-process through Redis ----
+
+type RedisClient = ReturnType<typeof createClient>;
+
+interface S3Step {
+  rate: number;
+  /** Deliveries per group send (the clients of both servers). */
+  clients: number;
+  sentPerSecond: number;
+  perSecond: number;
+  loss: number;
+  p50: number;
+  p99: number;
+}
+
+interface S3Row {
+  system: SystemName;
+  steps: S3Step[];
+  /** Redis commands per group send (INFO commandstats delta over the steps / sends), and the commands seen. */
+  commandsPerSend: number;
+  commands: string;
+  /** Subscriptions per server process: [channels, patterns] for each of the two. */
+  subscriptions: [number, number][];
+}
+
+async function commandStats(redis: RedisClient): Promise<Map<string, number>> {
+  const text = await redis.info('commandstats');
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (m) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+/** Total SUBSCRIBE channels and PSUBSCRIBE patterns held by all Redis connections (CLIENT LIST's sub= and psub=). */
+async function subscriptions(redis: RedisClient): Promise<[number, number]> {
+  const text = String(await redis.sendCommand(['CLIENT', 'LIST']));
+  let sub = 0;
+  let psub = 0;
+  for (const line of text.split('\n')) {
+    sub += Number(/ sub=(\d+)/.exec(line)?.[1] ?? 0) + Number(/ ssub=(\d+)/.exec(line)?.[1] ?? 0);
+    psub += Number(/ psub=(\d+)/.exec(line)?.[1] ?? 0);
+  }
+  return [sub, psub];
+}
+
+async function s3(system: SystemName): Promise<S3Row> {
+  const { clientsPerServer, rates, stepMs, payloadBytes, stopLoss } = config.s3;
+  const redis = await BenchRedis.start();
+  const env = { REDIS_URL: redis.url };
+  const admin: RedisClient = createClient({ url: redis.url });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const servers: ServerChild[] = [];
+  const loadgens = spawnLoadgens(clientsPerServer * 2, 1);
+  let publisher: Child<PublisherCommand, PublisherReply> | null = null;
+  try {
+    const subs: [number, number][] = [];
+    let before: [number, number] = await subscriptions(admin);
+    for (let i = 0; i < 2; i++) {
+      const { server, port } = await startServer(system, [], env);
+      servers.push(server);
+      await connectClients(system, server, port, loadgens, clientsPerServer, clientsPerServer, ['bench']);
+      await sleep(300);
+      const now = await subscriptions(admin);
+      subs.push([now[0] - before[0], now[1] - before[1]]);
+      before = now;
+    }
+    publisher = new Child<PublisherCommand, PublisherReply>(spawn('publisher.ts', [], env, [system]), 'publisher');
+    await publisher.wait('ready');
+    await sleep(500);
+    const clients = clientsPerServer * 2;
+    const statsBefore = await commandStats(admin);
+    let seq = 0;
+    let sends = 0;
+    const steps: S3Step[] = [];
+    for (const rate of rates) {
+      resetLoadgens(loadgens, seq);
+      const stepped = await publisher.request({ cmd: 'step', group: 'bench', rate, durationMs: stepMs, seqStart: seq, payloadBytes }, 'stepped', stepMs + 30_000);
+      seq += stepped.sent;
+      sends += stepped.sent;
+      const expected = stepped.sent * clients;
+      const m = merged(await drain(loadgens, expected, 1500, 8_000));
+      steps.push({
+        rate,
+        clients,
+        sentPerSecond: stepped.sent / ((stepped.endUs - stepped.startUs) / 1e6),
+        perSecond: m.received / ((Math.max(m.lastUs, stepped.endUs) - stepped.startUs) / 1e6),
+        loss: expected === 0 ? 0 : 1 - m.received / expected,
+        p50: percentile(m.hist, 0.5) / 1000,
+        p99: percentile(m.hist, 0.99) / 1000,
+      });
+      const last = steps[steps.length - 1];
+      if (last.loss > stopLoss || last.perSecond < 0.5 * last.sentPerSecond * clients) break;
+      await sleep(300);
+    }
+    const statsAfter = await commandStats(admin);
+    let commands = 0;
+    const seen: string[] = [];
+    for (const [name, calls] of statsAfter) {
+      if (name === 'info' || name.startsWith('client')) continue; // the bench's own reads
+      const delta = calls - (statsBefore.get(name) ?? 0);
+      if (delta > 0) {
+        commands += delta;
+        seen.push(`${name.toUpperCase()} ${fmt(delta / sends, 2)}`);
+      }
+    }
+    return { system, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs };
+  } finally {
+    if (publisher) await publisher.stop();
+    await Promise.all(loadgens.map((l) => l.stop()));
+    for (const server of servers) await server.stop();
+    await admin.quit().catch(() => undefined);
+    await redis.stop();
+  }
+}
+
+// ---- S4: connection churn ----
+
+interface S4Row {
+  system: SystemName;
+  perSecond: number;
+  failed: number;
+  /** Members the server still counted 5 s after the churn stopped (leaked joins). */
+  leftover: number;
+}
+
+/** Source addresses 127.0.0.1..127.0.0.n (the whole 127/8 is loopback on Linux). */
+const sourceAddresses = (n: number): string[] => Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
+
+async function s4(system: SystemName): Promise<S4Row> {
+  const { durationMs, concurrency } = config.s4;
+  const { server, port } = await startServer(system);
+  const loadgens = spawnLoadgens(1, 1);
+  try {
+    const reply = await loadgens[0].request(
+      { cmd: 'churn', port, paths: [pathFor(system, 'bench')], mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: sourceAddresses(8), concurrency, durationMs },
+      'churned',
+      durationMs + 60_000,
+    );
+    let leftover = 0;
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      leftover = (await server.request({ cmd: 'count' }, 'count')).members;
+      if (leftover === 0 || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    return { system, perSecond: reply.cycles / (reply.ms / 1000), failed: reply.failed, leftover };
+  } finally {
+    await Promise.all(loadgens.map((l) => l.stop()));
+    await server.stop();
+  }
+}
+
+// ---- S5: big broadcast ----
+
+interface S5Row {
+  system: SystemName;
+  target: number;
+  connected: number;
+  failed: number;
+  connectMs: number;
+  /** Per round: ms from the publish to the last client's receipt; and the median client's. */
+  lastMs: number[];
+  p50Ms: number[];
+  received: number[];
+}
+
+/** The hard fd limit of this process, which the servers (forked from it) inherit. */
+function fdHardLimit(): number {
+  try {
+    return Number(execSync('ulimit -Hn', { shell: '/bin/sh', encoding: 'utf8' }).trim()) || Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+function s5Plan(): { count: number; capped: boolean; limit: number } {
+  const limit = fdHardLimit();
+  // The server process needs one fd per socket plus its own (stdio, IPC, epoll, the listener): keep 500 spare.
+  const cap = Number.isFinite(limit) ? limit - 500 : Infinity;
+  const count = Math.min(config.s5.target, cap);
+  return { count, capped: count < config.s5.target, limit };
+}
+
+async function s5(system: SystemName): Promise<S5Row> {
+  const { count } = s5Plan();
+  const { server, port } = await startServer(system);
+  const loadgens = spawnLoadgens(count, Math.max(2, Math.ceil(count / SOCKETS_PER_LOADGEN)));
+  try {
+    const addresses = sourceAddresses(Math.max(loadgens.length, Math.ceil(count / 20_000) + 1));
+    const c = await connectSome(system, server, port, loadgens, count, count, ['bench'], { localAddresses: addresses, tolerateFailures: true });
+    await sleep(1000);
+    const row: S5Row = { system, target: count, connected: c.members, failed: c.failed, connectMs: c.ms, lastMs: [], p50Ms: [], received: [] };
+    for (let round = 0; round < config.s5.rounds; round++) {
+      resetLoadgens(loadgens, round);
+      await sleep(200);
+      const sent = await server.request({ cmd: 'broadcast', group: 'bench', seq: round, payloadBytes: 64 }, 'broadcasted');
+      const m = merged(await drain(loadgens, c.members, 3000, 60_000));
+      row.lastMs.push((m.lastUs - sent.sendUs) / 1000);
+      row.p50Ms.push(percentile(m.hist, 0.5) / 1000);
+      row.received.push(m.received);
+      await sleep(500);
+    }
+    return row;
+  } finally {
+    await Promise.all(loadgens.map((l) => l.stop()));
+    await server.stop();
+  }
+}
+
 // ---- printing ----
 
 function table(headers: string[], rows: string[][]): string {
@@ -439,6 +651,134 @@ function printS2(rows: S2Row[]): void {
   for (const r of disorder) console.log(`  warning: ${LABEL[r.system]} delivered ${r.disorder} messages out of order or twice`);
 }
 
+const median = (xs: number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length === 0 ? NaN : v[Math.floor((v.length - 1) / 2)];
+};
+
+/** A step is held when nothing was lost and deliveries kept pace with the sends (≥ 90%), not merely arrived late. */
+const held = (step: S3Step): boolean => step.loss === 0 && step.perSecond >= 0.9 * step.sentPerSecond * step.clients;
+
+/** The highest offered rate held (and every lower step held too), or undefined. */
+function zeroLoss(row: S3Row): S3Step | undefined {
+  let best: S3Step | undefined;
+  for (const step of row.steps) {
+    if (!held(step)) break;
+    best = step;
+  }
+  return best;
+}
+
+function printS3(rows: S3Row[]): void {
+  const c = config.s3;
+  const clients = c.clientsPerServer * 2;
+  console.log(
+    `\nS3 cross-process: one private redis-server, two server processes with ${fmt(c.clientsPerServer)} clients each in one group, ` +
+      `an outside publisher process at stepped offered rates for ${c.stepMs / 1000} s each (${c.payloadBytes}-byte payloads; ` +
+      `a step losing over ${c.stopLoss * 100}% or delivering under half the offered rate ends the system's run). Each group send is ${fmt(clients)} deliveries. ` +
+      `Loss: deliveries not there within 1.5 s of the last movement (8 s at most) after the step. ` +
+      `Held: zero loss and delivered ≥ 90% of sent × clients per second (kept pace, not merely arrived late).`,
+  );
+  const stepRows: string[][] = [];
+  for (const r of rows) {
+    for (const st of r.steps) {
+      stepRows.push([
+        LABEL[r.system],
+        fmt(st.rate),
+        fmt(st.sentPerSecond),
+        fmt(st.perSecond),
+        `${((st.perSecond / (st.sentPerSecond * st.clients)) * 100).toFixed(0)}%`,
+        `${(st.loss * 100).toFixed(2)}%`,
+        fmt(st.p50, 2),
+        fmt(st.p99, 2),
+        held(st) ? 'yes' : 'no',
+      ]);
+    }
+  }
+  console.log(table(['system', 'offered group sends/s', 'sent/s', 'delivered msgs/s', 'delivered / sent×clients', 'loss', 'p50 ms', 'p99 ms', 'held'], stepRows));
+  const ck = rows.find((r) => r.system === 'channelkit');
+  const ckBest = ck ? zeroLoss(ck) : undefined;
+  console.log('\nS3 summary and Redis cost (commands per group send: INFO commandstats delta over all steps / group sends; subscriptions per server process from CLIENT LIST)');
+  console.log(
+    table(
+      [
+        'system',
+        'highest group sends/s held (zero loss)',
+        'delivered msgs/s there',
+        'p99 ms there',
+        'Redis commands / group send',
+        'subscriptions per process (channels + patterns)',
+        'channelkit / this (zero-loss msgs/s)',
+        'channelkit / this (p99 at the highest rate both held)',
+      ],
+      rows.map((r) => {
+        const best = zeroLoss(r);
+        let common = 'n/a';
+        if (ck && best && ckBest) {
+          const rate = Math.min(best.rate, ckBest.rate);
+          const a = ck.steps.find((st) => st.rate === rate);
+          const b = r.steps.find((st) => st.rate === rate);
+          if (a && b) common = `${ratio(a.p99, b.p99)} at ${fmt(rate)}/s`;
+        }
+        return [
+          LABEL[r.system],
+          best ? fmt(best.rate) : 'none',
+          best ? fmt(best.perSecond) : 'n/a',
+          best ? fmt(best.p99, 2) : 'n/a',
+          `${fmt(r.commandsPerSend, 2)} (${r.commands || 'none'})`,
+          r.subscriptions.map(([sub, psub]) => `${sub} + ${psub}`).join('; '),
+          ck && best && ckBest ? ratio(ckBest.perSecond, best.perSecond) : 'n/a',
+          common,
+        ];
+      }),
+    ),
+  );
+}
+
+function printS4(rows: S4Row[]): void {
+  const c = config.s4;
+  const ck = rows.find((r) => r.system === 'channelkit');
+  console.log(
+    `\nS4 connection churn: ${c.concurrency} loops for ${c.durationMs / 1000} s of connect, handshake, route, join (channelkit: the consumer's groupAdd; ` +
+      `Socket.IO: until its CONNECT packet), close frame and FIN (leave); source addresses 127.0.0.1-8`,
+  );
+  console.log(
+    table(
+      ['system', 'connects+disconnects /s', 'failed', 'members left 5 s later', 'channelkit / this'],
+      rows.map((r) => [LABEL[r.system], fmt(r.perSecond), fmt(r.failed), fmt(r.leftover), ck ? ratio(ck.perSecond, r.perSecond) : 'n/a']),
+    ),
+  );
+}
+
+function printS5(rows: S5Row[]): void {
+  const plan = s5Plan();
+  console.log(
+    `\nS5 big broadcast: aim ${fmt(config.s5.target)} idle clients in one group in one server process; ` +
+      (plan.capped
+        ? `CAPPED at ${fmt(plan.count)}: the process fd hard limit here is ${fmt(plan.limit)} (one fd per socket), so ${fmt(config.s5.target)} cannot be reached in one process on this machine. `
+        : '') +
+      `Load generators of at most ${fmt(SOCKETS_PER_LOADGEN)} sockets over several 127.0.0.x source addresses; ` +
+      `${config.s5.rounds} round(s) of one 64-byte message to all: time from the publish until the last client has it`,
+  );
+  const ck = rows.find((r) => r.system === 'channelkit');
+  console.log(
+    table(
+      ['system', 'clients connected', 'failed', 'connect time (s)', 'last client has it (ms), median', 'each round (ms)', 'median client (ms)', 'delivered', 'channelkit / this (last ms)'],
+      rows.map((r) => [
+        LABEL[r.system],
+        `${fmt(r.connected)}${plan.capped ? ' (fd cap)' : ''}`,
+        fmt(r.failed),
+        fmt(r.connectMs / 1000, 1),
+        fmt(median(r.lastMs), 1),
+        r.lastMs.map((x) => fmt(x, 1)).join(' / '),
+        fmt(median(r.p50Ms), 1),
+        r.received.map((x) => fmt(x)).join(' / '),
+        ck ? ratio(median(ck.lastMs), median(r.lastMs)) : 'n/a',
+      ]),
+    ),
+  );
+}
+
 async function main(): Promise<void> {
   console.log(`channelkit bench${quick ? ' (quick)' : ''}: node ${process.version}, ${require('node:os').cpus().length} CPUs, systems: ${systems.join(', ')}`);
   if (scenarios.includes('s1')) {
@@ -457,6 +797,30 @@ async function main(): Promise<void> {
     }
     printS2(rows);
     if (profile) console.log('\n' + summarizeProfile(join(__dirname, 'profiles'), 25));
+  }
+  if (scenarios.includes('s3')) {
+    const rows: S3Row[] = [];
+    for (const system of systems.filter((x) => x !== 'ceiling')) {
+      process.stderr.write(`S3 ${system}...\n`);
+      rows.push(await s3(system));
+    }
+    printS3(rows);
+  }
+  if (scenarios.includes('s4')) {
+    const rows: S4Row[] = [];
+    for (const system of systems) {
+      process.stderr.write(`S4 ${system}...\n`);
+      rows.push(await s4(system));
+    }
+    printS4(rows);
+  }
+  if (scenarios.includes('s5')) {
+    const rows: S5Row[] = [];
+    for (const system of systems) {
+      process.stderr.write(`S5 ${system}...\n`);
+      rows.push(await s5(system));
+    }
+    printS5(rows);
   }
 }
 
