@@ -39,6 +39,7 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
   private readonly processChannel: string;
   private readonly connected: Promise<void>;
   private retryTimer: NodeJS.Timeout | null = null;
+  private wakeRetry: (() => void) | null = null;
 
   private readonly onEnvelope: RawListener = (bytes) => {
     const envelope = this.decode(bytes, this.processChannel);
@@ -101,6 +102,10 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
 
   protected async closeTransport(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
+    // A close during discovery must wait for it to settle: otherwise the cluster opens after close()
+    // and its sockets keep the process alive.
+    await this.connected.catch(noop);
     if (!this.cluster.isOpen) return;
     if (this.monitor.isUp) await this.cluster.close().catch(() => this.cluster.destroy());
     else this.cluster.destroy();
@@ -114,8 +119,10 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
       if (this.closed) throw error;
       this.monitor.failed('cluster', (error as Error).message);
       await new Promise<void>((resolve) => {
+        this.wakeRetry = resolve;
         this.retryTimer = setTimeout(resolve, reconnectDelay(attempt));
       });
+      this.wakeRetry = null;
       if (this.closed) throw error;
       return this.connect(attempt + 1);
     }
