@@ -23,9 +23,9 @@ export class ChatConsumer extends JsonWebsocketConsumer<RouteParamsOf<typeof CHA
     try {
       await this.groupSend(this.group, { type: 'chat.message', message });
     } catch (error) {
-      // Redis down: tell this client its message did not go out, keep the socket.
+      // Redis down: this server's members got it, other servers' did not. Tell the sender, keep the socket.
       if (!(error instanceof LayerUnavailable)) throw error;
-      this.sendJson({ error: 'message not delivered: the channel layer is unavailable, retry later' });
+      this.sendJson({ error: 'message not delivered to other servers: the channel layer is unavailable, retry later' });
     }
   }
 

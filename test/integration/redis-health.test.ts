@@ -1,0 +1,131 @@
+import { execFile } from 'node:child_process';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { application, http } from '../../routing';
+import { RedisPubSubChannelLayer, Server } from '../../src';
+import { Inbox, openClient } from '../support/sockets';
+import { RedisServer, describeRedis } from '../support/redis';
+
+/** A pino logger whose lines the test can read. */
+function capturingLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+async function until(condition: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describeRedis('a server on the Redis pub/sub layer through Redis faults', () => {
+  let redis: RedisServer;
+  let servers: Server[];
+  let captured: ReturnType<typeof capturingLogger>;
+  const inboxes: Inbox[] = [];
+
+  beforeAll(async () => {
+    // Redis 7 refuses DEBUG unless enabled; the stall test needs DEBUG SLEEP.
+    redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
+    captured = capturingLogger();
+    servers = [0, 1].map(
+      () =>
+        new Server({
+          app: application,
+          http,
+          port: 0,
+          heartbeatInterval: 0,
+          logger: captured.logger,
+          channelLayer: new RedisPubSubChannelLayer({ url: redis.url, logger: captured.logger }),
+        }),
+    );
+    await Promise.all(servers.map((server) => server.listen()));
+  });
+
+  afterAll(async () => {
+    for (const inbox of inboxes) inbox.ws.terminate();
+    for (const server of servers) {
+      await server.close();
+      await server.channelLayer.close();
+    }
+    await redis.close();
+  });
+
+  const base = (i: number) => `http://127.0.0.1:${servers[i].address().port}`;
+  const join = async (i: number) => {
+    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/faults/`));
+    inboxes.push(inbox);
+    return inbox;
+  };
+
+  test('Redis down: healthz 200 degraded, readyz 503, local delivery works, sender told, one log line per change; back: all again', async () => {
+    const [a, b, remote] = [await join(0), await join(0), await join(1)];
+    a.ws.send(JSON.stringify({ message: 'before' }));
+    for (const inbox of [a, b, remote]) expect(await inbox.nextJson()).toEqual({ message: 'before' });
+
+    await redis.stop();
+    await until(async () => (await fetch(`${base(0)}/readyz`)).status === 503);
+    const health = await fetch(`${base(0)}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'degraded', layer: { state: 'degraded', backend: 'redis-pubsub' } });
+
+    for (let i = 0; i < 20; i++) a.ws.send(JSON.stringify({ message: `down ${i}` }));
+    for (let i = 0; i < 20; i++) {
+      expect(await b.nextJson()).toEqual({ message: `down ${i}` });
+    }
+    const toSender: unknown[] = [];
+    for (let i = 0; i < 40; i++) toSender.push(await a.nextJson());
+    expect(toSender).toContainEqual({ message: 'down 0' });
+    expect(toSender).toContainEqual({ error: expect.stringMatching(/not delivered to other servers/) });
+    expect(remote.pending).toBe(0);
+    // 20 failed sends, yet the outage is logged per state change, not per message.
+    const lost = captured.lines.filter((line) => /lost Redis/.test(line.msg));
+    expect(lost.length).toBeLessThanOrEqual(4); // each server's publisher and subscriber links
+    expect(captured.lines.filter((line) => line.level >= 50)).toEqual([]);
+
+    await redis.start();
+    await until(async () => (await fetch(`${base(0)}/readyz`)).status === 200 && (await fetch(`${base(1)}/readyz`)).status === 200);
+    // Resubscription completes a moment after the links are ready: retry until the remote member hears.
+    await until(async () => {
+      a.ws.send(JSON.stringify({ message: 'after' }));
+      try {
+        for (;;) {
+          const frame = (await remote.nextJson(300)) as { message?: string };
+          if (frame.message === 'after') return true;
+        }
+      } catch {
+        return false;
+      }
+    }, 15_000);
+  }, 40_000);
+
+  test('Redis stalled (DEBUG SLEEP 2): nothing crashes and delivery resumes', async () => {
+    const [a, remote] = [await join(0), await join(1)];
+    const started = Date.now();
+    const sleeping = new Promise<string>((resolve) =>
+      execFile('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2'], (_error, stdout) => resolve(stdout.trim())),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    a.ws.send(JSON.stringify({ message: 'during the stall' }));
+    expect(await sleeping).toBe('OK');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    const frames: unknown[] = [];
+    await until(async () => {
+      try {
+        frames.push(await remote.nextJson(500));
+      } catch {
+        /* keep polling */
+      }
+      return frames.some((frame) => (frame as { message?: string }).message === 'during the stall');
+    }, 10_000);
+    expect((await fetch(`${base(1)}/healthz`)).status).toBe(200);
+  }, 30_000);
+});
