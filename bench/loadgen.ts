@@ -130,6 +130,16 @@ class Client {
   }
 }
 
+/**
+ * The i-th connection's source address. 127.0.0.1 means no explicit bind: connect() then picks the port per
+ * destination and may reuse TIME_WAIT ports on loopback (tcp_tw_reuse=2), while bind() before connect keeps
+ * a port out of use for 60 s after each close, which runs a 28k-port range dry across scenarios.
+ */
+function source(addresses: string[], i: number): string | undefined {
+  const address = addresses[i % addresses.length];
+  return address === '127.0.0.1' ? undefined : address;
+}
+
 function send(message: LoadgenReply): void {
   process.send!(message);
 }
@@ -149,8 +159,7 @@ function connectAll(command: Extract<LoadgenCommand, { cmd: 'connect' }>): void 
     while (inFlight < command.concurrency && next < command.count) {
       const i = next++;
       inFlight++;
-      const localAddress = command.localAddresses[i % command.localAddresses.length];
-      const socket = connect({ port: command.port, host: '127.0.0.1', localAddress });
+      const socket = connect({ port: command.port, host: '127.0.0.1', localAddress: source(command.localAddresses, i) });
       let settled = false;
       const client = new Client(socket, command.mode === 'sio', (upgraded) => {
         if (settled) return;
@@ -195,7 +204,7 @@ function churn(command: Extract<LoadgenCommand, { cmd: 'churn' }>): void {
       return;
     }
     const i = n++;
-    const socket = connect({ port: command.port, host: '127.0.0.1', localAddress: command.localAddresses[i % command.localAddresses.length] });
+    const socket = connect({ port: command.port, host: '127.0.0.1', localAddress: source(command.localAddresses, i) });
     socket.setNoDelay(true);
     let buf = '';
     let state = 0; // 0 handshake, 1 waiting for the Socket.IO CONNECT, 2 closing

@@ -278,6 +278,11 @@ interface S2Row {
   disorder: number;
 }
 
+/** With --profile, channelkit's server (S2; the first of S3's two) writes a V8 CPU profile to bench/profiles/<scenario>/. */
+function profileArgs(system: SystemName, scenario: string): string[] {
+  return profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles', scenario)}`] : [];
+}
+
 let epochs = 0;
 
 /** Zeroes the load generators' counters; messages numbered below `minSeq` count as stale from now on. */
@@ -354,8 +359,7 @@ async function publishWithCredit(
 
 async function s2(system: SystemName): Promise<S2Row> {
   const { clients, durationMs, loadgens: lg, warmupMs } = config.s2;
-  const extra = profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles')}`] : [];
-  const { server, port } = await startServer(system, extra);
+  const { server, port } = await startServer(system, profileArgs(system, 's2'));
   const loadgens = spawnLoadgens(clients, lg);
   try {
     await connectClients(system, server, port, loadgens, clients, clients, ['bench']);
@@ -448,7 +452,7 @@ async function s3(system: SystemName): Promise<S3Row> {
     const subs: [number, number][] = [];
     let before: [number, number] = await subscriptions(admin);
     for (let i = 0; i < 2; i++) {
-      const { server, port } = await startServer(system, [], env);
+      const { server, port } = await startServer(system, i === 0 ? profileArgs(system, 's3') : [], env);
       servers.push(server);
       await connectClients(system, server, port, loadgens, clientsPerServer, clientsPerServer, ['bench']);
       await sleep(300);
@@ -515,8 +519,11 @@ interface S4Row {
   leftover: number;
 }
 
-/** Source addresses 127.0.0.1..127.0.0.n (the whole 127/8 is loopback on Linux). */
-const sourceAddresses = (n: number): string[] => Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
+/**
+ * Source addresses: 127.0.0.1 (no explicit bind, see loadgen.ts) and n − 1 more from 127.0.0.<first> on (the
+ * whole 127/8 is loopback on Linux). S4 and S5 use different ones, so TIME_WAIT left by one does not crowd the next.
+ */
+const sourceAddresses = (n: number, first: number): string[] => ['127.0.0.1', ...Array.from({ length: n - 1 }, (_, i) => `127.0.0.${first + i}`)];
 
 async function s4(system: SystemName): Promise<S4Row> {
   const { durationMs, concurrency } = config.s4;
@@ -524,7 +531,7 @@ async function s4(system: SystemName): Promise<S4Row> {
   const loadgens = spawnLoadgens(1, 1);
   try {
     const reply = await loadgens[0].request(
-      { cmd: 'churn', port, paths: [pathFor(system, 'bench')], mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: sourceAddresses(8), concurrency, durationMs },
+      { cmd: 'churn', port, paths: [pathFor(system, 'bench')], mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: sourceAddresses(8, 2), concurrency, durationMs },
       'churned',
       durationMs + 60_000,
     );
@@ -578,7 +585,7 @@ async function s5(system: SystemName): Promise<S5Row> {
   const { server, port } = await startServer(system);
   const loadgens = spawnLoadgens(count, Math.max(2, Math.ceil(count / SOCKETS_PER_LOADGEN)));
   try {
-    const addresses = sourceAddresses(Math.max(loadgens.length, Math.ceil(count / 20_000) + 1));
+    const addresses = sourceAddresses(Math.max(loadgens.length, Math.ceil(count / 5_000) + 1), 20);
     const c = await connectSome(system, server, port, loadgens, count, count, ['bench'], { localAddresses: addresses, tolerateFailures: true });
     await sleep(1000);
     const row: S5Row = { system, target: count, connected: c.members, failed: c.failed, connectMs: c.ms, lastMs: [], p50Ms: [], received: [] };
@@ -740,7 +747,7 @@ function printS4(rows: S4Row[]): void {
   const ck = rows.find((r) => r.system === 'channelkit');
   console.log(
     `\nS4 connection churn: ${c.concurrency} loops for ${c.durationMs / 1000} s of connect, handshake, route, join (channelkit: the consumer's groupAdd; ` +
-      `Socket.IO: until its CONNECT packet), close frame and FIN (leave); source addresses 127.0.0.1-8`,
+      `Socket.IO: until its CONNECT packet), close frame and FIN (leave); source addresses 127.0.0.1 and 127.0.0.2-8`,
   );
   console.log(
     table(
@@ -796,7 +803,7 @@ async function main(): Promise<void> {
       rows.push(await s2(system));
     }
     printS2(rows);
-    if (profile) console.log('\n' + summarizeProfile(join(__dirname, 'profiles'), 25));
+    if (profile && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's2'), 25));
   }
   if (scenarios.includes('s3')) {
     const rows: S3Row[] = [];
@@ -805,6 +812,7 @@ async function main(): Promise<void> {
       rows.push(await s3(system));
     }
     printS3(rows);
+    if (profile && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's3'), 25));
   }
   if (scenarios.includes('s4')) {
     const rows: S4Row[] = [];
