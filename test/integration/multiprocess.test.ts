@@ -82,3 +82,39 @@ describeRedis('a worker process on the Redis list layer', () => {
     }
   }, 30_000);
 });
+
+describeRedis('server processes on a Redis Cluster (REDIS_CLUSTER_URL)', () => {
+  let cluster: import('../support/redis-cluster').RedisCluster;
+  let servers: ServerProcess[] = [];
+  const inboxes: Inbox[] = [];
+
+  beforeAll(async () => {
+    const { RedisCluster } = await import('../support/redis-cluster');
+    cluster = await RedisCluster.start(3);
+    const env = { REDIS_CLUSTER_URL: cluster.urls.join(',') };
+    servers = [new ServerProcess(env), new ServerProcess(env)];
+    await Promise.all(servers.map((server) => server.ready));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const inbox of inboxes) inbox.ws.terminate();
+    const codes = await Promise.all(servers.map((server) => server.stop()));
+    await cluster?.close();
+    expect(codes).toEqual([0, 0]);
+  });
+
+  test('chat across the two processes and `channelkit publish` with REDIS_CLUSTER_URL reach both', async () => {
+    const ports = await Promise.all(servers.map((server) => server.ready));
+    const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
+    inboxes.push(a, b);
+    a.ws.send(JSON.stringify({ message: 'over the cluster' }));
+    expect(await b.nextJson(5000)).toEqual({ message: 'over the cluster' });
+    expect(await a.nextJson(5000)).toEqual({ message: 'over the cluster' });
+    const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "cluster CLI"}'], {
+      REDIS_CLUSTER_URL: cluster.urls.join(','),
+    });
+    expect(published).toMatchObject({ code: 0 });
+    expect(await a.nextJson(5000)).toEqual({ message: 'cluster CLI' });
+    expect(await b.nextJson(5000)).toEqual({ message: 'cluster CLI' });
+  }, 30_000);
+});
