@@ -10,6 +10,7 @@ export {
   InvalidMessage,
   LayerClosed,
   type LayerHealth,
+  type LayerLogger,
   type LayerMessage,
   type LayerOptions,
   LayerUnavailable,

@@ -9,6 +9,7 @@ import {
   validateGroupName,
   validateMessage,
 } from './layers/layer';
+import { reconnectDelay, redactUrl } from './layers/redis-link';
 import { consistentHash } from './layers/sharding';
 
 export interface PublisherOptions {
@@ -35,7 +36,7 @@ function newClient(url: string, timeoutMs: number) {
   return createClient({
     url,
     disableOfflineQueue: true,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 2000) },
+    socket: { connectTimeout: timeoutMs, reconnectStrategy: reconnectDelay },
   });
 }
 type Client = ReturnType<typeof newClient>;
@@ -74,7 +75,7 @@ class PubSubPublisher implements Publisher {
       await Promise.race([
         Promise.all(clients.map((client) => client.connect())),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${urls.map(redact).join(', ')}`)), timeoutMs);
+          timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${urls.map(redactUrl).join(', ')}`)), timeoutMs);
         }),
       ]);
     } catch (error) {
@@ -124,10 +125,6 @@ async function clusterLayer(seeds: string | string[], options: PublisherOptions)
   const { RedisShardedPubSubChannelLayer } = await import('./layers/redis-sharded-pubsub');
   const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
   return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix });
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
 /** `channelkit publish (--group G | --channel C) [--layer list] '<json>'`; errors become exit code 1 via the CLI. */

@@ -56,6 +56,13 @@ export interface LayerHealth {
   detail?: string;
 }
 
+/** The subset of a pino logger the layers use; pino's `logger` (or a child) fits as is. */
+export interface LayerLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 /** Options every backend understands; each backend documents its own on top. */
 export interface LayerOptions {
   /** Messages a channel may hold before `send` throws `ChannelFull`. Default 100 (as Channels). */

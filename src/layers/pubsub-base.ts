@@ -19,12 +19,8 @@ import {
 } from './layer';
 import { LocalChannels } from './local';
 
-/** The subset of a pino logger the layers use; pino's `logger` (or a child) fits as is. */
-export interface LayerLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
+import type { LayerLogger } from './layer';
+export type { LayerLogger } from './layer';
 
 const SILENT: LayerLogger = { info() {}, warn() {}, error() {} };
 
@@ -39,10 +35,7 @@ export interface PubSubLayerOptions extends LayerOptions {
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
 export type RawListener = (message: Buffer, channel: Buffer) => void;
 
-/** Reconnect delay: exponential from 50 ms, capped at 2 s, with jitter so processes do not stampede. */
-export function reconnectDelay(retries: number): number {
-  return Math.min(50 * 2 ** retries, 2000) + Math.floor(Math.random() * 100);
-}
+export { reconnectDelay } from './redis-link';
 
 export const noop = (): void => {};
 

@@ -25,17 +25,8 @@ export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   urls?: string[];
 }
 
-/** A URL fit for logs and health: no user name or password. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString().replace(/\/$/, '');
-  } catch {
-    return '<invalid redis url>';
-  }
-}
+import { redactUrl } from './redis-link';
+export { redactUrl };
 
 /**
  * One node-redis client with its health wired in. The 'error' listener is mandatory: node-redis

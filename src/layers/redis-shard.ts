@@ -1,13 +1,10 @@
 // One Redis host of a layer: a command connection, blocking connections, reconnects and health.
 import { createHash } from 'node:crypto';
 import { createClient, RESP_TYPES } from 'redis';
-import { LayerClosed, LayerUnavailable } from './layer';
+import { LayerClosed, type LayerLogger, LayerUnavailable } from './layer';
+import { reconnectDelay, redactUrl } from './redis-link';
 
-/** pino-compatible: `logger.warn({ err }, 'message')`. */
-export interface LayerLogger {
-  info(object: object, message?: string): void;
-  warn(object: object, message?: string): void;
-}
+export type { LayerLogger } from './layer';
 
 function newClient(url: string, connectTimeout: number) {
   return createClient({
@@ -17,7 +14,7 @@ function newClient(url: string, connectTimeout: number) {
     socket: {
       connectTimeout,
       // Exponential backoff with jitter, capped at 2 s, forever: losing Redis must never end the process.
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 2000) + Math.floor(Math.random() * 100),
+      reconnectStrategy: reconnectDelay,
     },
   });
 }
@@ -37,16 +34,6 @@ export interface BlockingConnection {
   buffers: ReturnType<typeof bufferView>;
 }
 
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString().replace(/\/$/, '');
-  } catch {
-    return '<invalid redis url>';
-  }
-}
 
 /** How many idle blocking connections a shard keeps for point-to-point `receive` calls. */
 const IDLE_BLOCKING = 4;
@@ -71,7 +58,7 @@ export class Shard {
     private readonly connectTimeout: number,
     private readonly logger: LayerLogger | undefined,
   ) {
-    this.url = redact(url);
+    this.url = redactUrl(url);
     this.commands = newClient(url, connectTimeout);
     this.commandBuffers = bufferView(this.commands);
     this.firstReady = new Promise((resolve) => this.commands.once('ready', resolve));

@@ -2,7 +2,8 @@
 import { createCluster } from 'redis';
 import { type LayerMessage, nonLocalName } from './layer';
 import { noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
-import { redactUrl, toBuffer } from './redis-pubsub';
+import { redactUrl } from './redis-link';
+import { toBuffer } from './redis-pubsub';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
