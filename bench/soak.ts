@@ -376,6 +376,8 @@ async function runParent(): Promise<void> {
       if (!middle && now >= middleAt) {
         middle = await sample('middle');
         samples.push(middle);
+        // No periodic sample right on top of the middle one.
+        if (nextSample - Date.now() < (SAMPLE_SECONDS * 1000) / 2) nextSample += SAMPLE_SECONDS * 1000;
       } else if (now >= nextSample) {
         nextSample += SAMPLE_SECONDS * 1000;
         if (nextSample > deadline) nextSample = Infinity;
