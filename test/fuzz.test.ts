@@ -66,7 +66,7 @@ import { Server } from '../src';
 import { openClient } from './support/sockets';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240917);
-const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 3000);
+const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 1000);
 const CONCURRENCY = 8;
 const ROOM_PATH = '/ws/chat/fuzz/';
 const MAX_PAYLOAD = 1024 * 1024;
