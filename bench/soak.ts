@@ -40,6 +40,9 @@ async function runChild(): Promise<void> {
   const channelLayer = await channelLayerFromEnv(process.env, logger);
   const server = new Server({ app: application, http, channelLayer, logger, port: 0, heartbeatInterval: 30_000 });
   const { port } = await server.listen();
+  // The start sample must see the layer settled: the first newChannel() waits (bounded by the layer)
+  // for the process's PSUBSCRIBE, which otherwise lands a moment after 'listening'.
+  await channelLayer.newChannel();
   const subscriptions = () =>
     (channelLayer as { subscriptionCounts?: () => { groups: number; named: number } }).subscriptionCounts?.() ?? { groups: -1, named: -1 };
   process.on('message', (message: ToChild) => {
