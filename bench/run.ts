@@ -53,7 +53,7 @@ const config = {
   },
   s3: {
     clientsPerServer: Number(flag('s3-clients') ?? (quick ? 200 : 500)),
-    rates: list('s3-rates', quick ? [1_000, 5_000] : [500, 1_000, 2_000, 5_000, 10_000, 20_000]),
+    rates: list('s3-rates', quick ? [200, 1_000, 5_000] : [100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000]),
     stepMs: Number(flag('s3-seconds') ?? (quick ? 1.5 : 4)) * 1000,
     payloadBytes: 64,
     /** A step losing more than this ends the system's run (the next steps would only lose more). */
