@@ -54,7 +54,8 @@ export class Mailbox<T> {
         return;
       }
     }
-    this.items = [];
+    // Reuse the array: a fan-out empties every member's mailbox once per message.
+    this.items.length = 0;
     this.head = 0;
     this.running = false;
   }
