@@ -352,8 +352,10 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 }
 
 function isValidUpgrade(req: IncomingMessage): boolean {
+  // RFC 6455 §4.2.1: a handshake without Host is a bad request (Node checks Host only for plain requests).
   return (
     req.method === 'GET' &&
+    typeof req.headers.host === 'string' &&
     (req.headers.upgrade ?? '').toLowerCase() === 'websocket' &&
     WS_KEY.test(String(req.headers['sec-websocket-key'] ?? '')) &&
     (req.headers['sec-websocket-version'] === '13' || req.headers['sec-websocket-version'] === '8')

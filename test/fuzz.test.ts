@@ -50,7 +50,7 @@
 // | half a request, then silence                                      | nothing (yet); the server stays fine |
 // | half a request, then FIN                                          | 400, or the socket just closes       |
 // | a mutated handshake request (fuzzed)                              | 101, 400, 403, 404 or a plain close  |
-// | upgrade without Host (RFC 6455 says 400)                          | 101 today: see FINDING below         |
+// | upgrade without Host (RFC 6455 §4.2.1)                            | 400                                  |
 //
 // Throughout: six healthy clients in the same room send a message every 50 ms and each must
 // receive every healthy message exactly once; no socket of theirs closes; afterwards /healthz is
@@ -808,9 +808,8 @@ function httpCases(): HttpCase[] {
   return [
     { name: 'not HTTP', request: 'NOT HTTP AT ALL\r\n\r\n', expect: [400] },
     { name: 'binary garbage', request: new Rng(SEED).bytes(64), expect: [400, null], end: true, waitMs: 1000 },
-    // FINDING: RFC 6455 4.2.1 wants 400 for an upgrade without Host. Node applies requireHostHeader
-    // to requests, not to upgrades, and isValidUpgrade() does not check it: the server answers 101.
-    { name: 'upgrade without Host', request: `GET ${ROOM_PATH} HTTP/1.1\r\n${std()}\r\n`, expect: [101, 400] },
+    // Node applies requireHostHeader to requests, not to upgrades: isValidUpgrade() checks it.
+    { name: 'upgrade without Host', request: `GET ${ROOM_PATH} HTTP/1.1\r\n${std()}\r\n`, expect: [400] },
     { name: 'request without Host', request: `GET / HTTP/1.1\r\nConnection: close\r\n\r\n`, expect: [400] },
     { name: 'NUL in a header value', request: upgrade(std('X-Bad: a\u0000b\r\n')), expect: [400] },
     { name: 'space in a header name', request: upgrade(std('Bad Header: x\r\n')), expect: [400] },
