@@ -1,10 +1,11 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
-import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, type Server as HttpServer } from 'node:http';
+import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime, type Transport } from './application';
 import { FrameCache } from './frame';
+import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
 import type { ChannelLayer } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
@@ -79,8 +80,6 @@ interface Live {
   alive: boolean;
   ended: Promise<void>;
 }
-
-const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -349,53 +348,6 @@ function closeSlowReader(ws: WebSocket, outbox: Outbox): void {
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function isValidUpgrade(req: IncomingMessage): boolean {
-  // RFC 6455 §4.2.1: a handshake without Host is a bad request (Node checks Host only for plain requests).
-  return (
-    req.method === 'GET' &&
-    typeof req.headers.host === 'string' &&
-    (req.headers.upgrade ?? '').toLowerCase() === 'websocket' &&
-    WS_KEY.test(String(req.headers['sec-websocket-key'] ?? '')) &&
-    (req.headers['sec-websocket-version'] === '13' || req.headers['sec-websocket-version'] === '8')
-  );
-}
-
-function buildScope(req: IncomingMessage): Scope {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  let path: string;
-  try {
-    path = decodeURIComponent(url.pathname);
-  } catch {
-    throw new HandshakeRejected(400, 'path is not valid percent-encoding');
-  }
-  const offered = req.headers['sec-websocket-protocol'];
-  return {
-    type: 'websocket',
-    path,
-    pathRemaining: url.pathname,
-    params: {},
-    route: '',
-    query: url.searchParams,
-    headers: req.headers,
-    client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
-    subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : [],
-    user: null,
-    state: {},
-  };
-}
-
-function rejectHandshake(socket: Duplex, status: number, message: string): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = `${message}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }
 
 function respond(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
