@@ -60,6 +60,7 @@ export class RedisServer {
 
   async start(): Promise<void> {
     // `this.args` are kept, so a restart on the same port runs with the same settings.
+    if (this.child && this.child.exitCode === null) throw new Error(`redis-server on ${this.port} is already running`);
     const child = spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.args],
