@@ -787,7 +787,10 @@ function printS5(rows: S5Row[]): void {
 }
 
 async function main(): Promise<void> {
-  console.log(`channelkit bench${quick ? ' (quick)' : ''}: node ${process.version}, ${require('node:os').cpus().length} CPUs, systems: ${systems.join(', ')}`);
+  const os = require('node:os') as typeof import('node:os');
+  const load = (): string => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  console.log(`channelkit bench${quick ? ' (quick)' : ''}: node ${process.version}, ${os.cpus().length} CPUs, systems: ${systems.join(', ')}; load average before: ${load()}`);
+  process.on('exit', () => console.log(`\nload average after: ${load()} (other work on the machine skews the figures; compare ratios within one run)`));
   if (scenarios.includes('s1')) {
     const rows: S1Row[] = [];
     for (const system of systems) {
