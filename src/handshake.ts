@@ -32,7 +32,8 @@ export function buildScope(req: IncomingMessage): Scope {
     pathRemaining: url.pathname,
     params: {},
     route: '',
-    query: url.searchParams,
+    // Its own URLSearchParams, so the scope does not keep the whole URL object alive per connection.
+    query: new URLSearchParams(url.search),
     headers: req.headers,
     client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
     subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : [],

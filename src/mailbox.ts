@@ -1,5 +1,10 @@
 // A consumer's inbox: frames and layer events handled one at a time, in arrival order.
 
+export interface MailboxOwner<T> {
+  handleMailboxItem(item: T): unknown;
+  mailboxError(error: unknown): void;
+}
+
 /**
  * Handles items strictly in order. A handler that returns synchronously costs no promise, which
  * keeps group fan-out (one push per member) cheap; an async one holds the next item until it settles.
@@ -10,10 +15,8 @@ export class Mailbox<T> {
   private running = false;
   private held = true;
 
-  constructor(
-    private readonly handle: (item: T) => unknown,
-    private readonly onError: (error: unknown, item: T) => void,
-  ) {}
+  /** The owner handles items and hears of their errors; an object, not two closures per mailbox. */
+  constructor(private readonly owner: MailboxOwner<T>) {}
 
   /** Items waiting, not counting the one being handled. */
   get size(): number {
@@ -38,16 +41,16 @@ export class Mailbox<T> {
       this.items[this.head++] = undefined;
       let result: unknown;
       try {
-        result = this.handle(item);
+        result = this.owner.handleMailboxItem(item);
       } catch (error) {
-        this.onError(error, item);
+        this.owner.mailboxError(error);
         continue;
       }
       if (result instanceof Promise) {
         result.then(
           () => this.run(),
           (error: unknown) => {
-            this.onError(error, item);
+            this.owner.mailboxError(error);
             this.run();
           },
         );

@@ -1,28 +1,4 @@
-// Token buckets for per-connection frame and byte rates.
-
-/** Refills continuously at `rate` tokens per second up to `burst`; taking past empty is refused. */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    now = performance.now(),
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  /** Takes `count` tokens and returns true, or returns false (and takes none) when there are too few. */
-  take(count: number, now = performance.now()): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens < count) return false;
-    this.tokens -= count;
-    return true;
-  }
-}
+// Per-connection limits on client frames and bytes, as token buckets.
 
 export interface RateLimit {
   /** Frames per second a client may send, sustained. Default 100. */
@@ -42,19 +18,34 @@ export const RATE_LIMIT_DEFAULTS: RateLimit = {
   byteBurst: 4 * 1024 * 1024,
 };
 
-/** Both buckets of one connection. */
+/**
+ * Two token buckets (frames and bytes) of one connection, refilled continuously at their rates up to
+ * their bursts. Plain numbers in one object: every connection has one.
+ */
 export class ConnectionRateLimiter {
-  private readonly frames: TokenBucket;
-  private readonly bytes: TokenBucket;
+  private frames: number;
+  private bytes: number;
+  private last: number;
 
-  constructor(limit: RateLimit) {
-    this.frames = new TokenBucket(limit.framesPerSecond, limit.frameBurst);
-    this.bytes = new TokenBucket(limit.bytesPerSecond, limit.byteBurst);
+  constructor(
+    private readonly limit: RateLimit,
+    now = performance.now(),
+  ) {
+    this.frames = limit.frameBurst;
+    this.bytes = limit.byteBurst;
+    this.last = now;
   }
 
-  /** False when this frame goes over either rate. */
-  allow(size: number): boolean {
-    const now = performance.now();
-    return this.frames.take(1, now) && this.bytes.take(size, now);
+  /** Takes one frame of `size` bytes; false (taking nothing) when either bucket has too little. */
+  allow(size: number, now = performance.now()): boolean {
+    const elapsed = (now - this.last) / 1000;
+    this.last = now;
+    const { limit } = this;
+    this.frames = Math.min(limit.frameBurst, this.frames + elapsed * limit.framesPerSecond);
+    this.bytes = Math.min(limit.byteBurst, this.bytes + elapsed * limit.bytesPerSecond);
+    if (this.frames < 1 || this.bytes < size) return false;
+    this.frames -= 1;
+    this.bytes -= size;
+    return true;
   }
 }

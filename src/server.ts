@@ -1,16 +1,17 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type Application, type Connection, HandshakeRejected, type Runtime, type Transport } from './application';
+import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
 import { FrameCache } from './frame';
 import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
 import type { ChannelLayer } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
-import { Outbox, OutboxScheduler } from './outbox';
-import { ConnectionRateLimiter, RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
+import { OutboxScheduler } from './outbox';
+import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
+import { SocketTransport, type TransportHost } from './socket-transport';
 import type { Scope } from './scope';
 import { CloseCode } from './websocket';
 
@@ -69,17 +70,9 @@ const DEFAULTS = {
   maxConnectionsPerAddress: Infinity,
 };
 
-/** How long a socket closed for reading too slowly may take to finish closing before it is dropped. */
-const SLOW_READER_GRACE_MS = 1000;
-
-/** Per-socket bookkeeping: what the heartbeat and close() need. */
-interface Live {
-  ws: WebSocket;
-  outbox: Outbox;
-  connection: Connection;
-  alive: boolean;
-  ended: Promise<void>;
-}
+/** The transport a socket's listeners reach it by: one shared listener set, no closures per socket. */
+const TRANSPORT = Symbol('channelkit.transport');
+type TrackedSocket = WebSocket & { [TRANSPORT]: SocketTransport };
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -90,10 +83,11 @@ export class Server {
   private readonly ownsLayer: boolean;
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
-  private readonly live = new Set<Live>();
+  private readonly live = new Set<SocketTransport>();
+  private readonly host: TransportHost;
+  private allEnded: (() => void) | null = null;
   private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
-  private readonly frames = new FrameCache();
-  private readonly scheduler = new OutboxScheduler();
+
   private readonly rateLimit: RateLimit | null;
   private readonly perAddress = new Map<string, number>();
   private handshakes = 0;
@@ -115,6 +109,26 @@ export class Server {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
+    const server = this;
+    this.host = {
+      frames: new FrameCache(),
+      scheduler: new OutboxScheduler(),
+      maxBufferedBytes: this.options.maxBufferedBytes,
+      slowReaderPolicy: this.options.slowReaderPolicy,
+      rateLimit: this.rateLimit,
+      upgrade(req, socket, head, subprotocol) {
+        if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
+        let accepted: WebSocket | null = null;
+        // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
+        server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws));
+        return accepted;
+      },
+      opened: (transport) => this.track(transport),
+      ended: (transport, code) => this.ended(transport, code),
+      socketError: (transport, error) => this.logger.debug({ err: error, path: transport.scope.path }, 'socket error'),
+      flooded: (transport) =>
+        this.logger.warn({ path: transport.scope.path, client: transport.scope.client.address }, 'rate limit exceeded; closing with 1008'),
+    };
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -166,20 +180,18 @@ export class Server {
     if (this.heartbeat) clearInterval(this.heartbeat);
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
-    const ended = [...this.live].map((live) => {
-      live.outbox.flush();
-      live.ws.close(CloseCode.goingAway, 'server shutdown');
-      return live.ended;
-    });
+    const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
+    if (this.live.size === 0) this.allEnded?.();
+    for (const transport of this.live) transport.close(CloseCode.goingAway, 'server shutdown');
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
-      Promise.all(ended).then(() => false),
+      ended.then(() => false),
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.options.drainTimeout))),
     ]);
     clearTimeout(timer);
     if (timedOut) {
       this.logger.warn({ sockets: this.live.size }, 'drain timeout: terminating remaining sockets');
-      for (const live of this.live) live.ws.terminate();
+      for (const transport of this.live) transport.ws!.terminate();
     }
     this.http.closeAllConnections();
     await httpClosed;
@@ -195,13 +207,13 @@ export class Server {
   }
 
   private beat(): void {
-    for (const live of this.live) {
-      if (!live.alive) {
-        live.ws.terminate();
+    for (const transport of this.live) {
+      if (!transport.alive) {
+        transport.ws!.terminate();
         continue;
       }
-      live.alive = false;
-      live.ws.ping();
+      transport.alive = false;
+      transport.ws!.ping();
     }
   }
 
@@ -264,86 +276,52 @@ export class Server {
   }
 
   private async run(connection: Connection, scope: Scope, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
-    let ws: WebSocket | null = null;
-    let outbox: Outbox | null = null;
-    let refused: { code: number; reason: string } | null = null;
-    const { maxBufferedBytes, slowReaderPolicy } = this.options;
-    const transport: Transport = {
-      accept: (subprotocol) => {
-        if (ws || refused) return;
-        if (subprotocol !== undefined) this.chosenProtocol.set(req, subprotocol);
-        // With no verifyClient, ws completes the upgrade synchronously: `ws` is set on return.
-        this.wss.handleUpgrade(req, socket, head, (accepted) => (ws = accepted));
-        if (ws) outbox = this.track(ws, connection, scope, started);
-      },
-      send: (data) => {
-        if (ws === null || ws.readyState !== 1) return;
-        if (ws.bufferedAmount + outbox!.pendingBytes > maxBufferedBytes) {
-          if (slowReaderPolicy === 'drop') return;
-          closeSlowReader(ws, outbox!);
-          return;
-        }
-        // Bypasses ws's sender for data frames: built once per payload, written once per turn.
-        outbox!.push(this.frames.frame(data));
-      },
-      close: (code = CloseCode.normal, reason) => {
-        if (ws) {
-          outbox!.flush();
-          ws.close(code, reason);
-        } else refused ??= { code, reason: reason ?? '' };
-      },
-      pause: () => ws?.pause(),
-      resume: () => ws?.resume(),
-    };
+    const transport = new SocketTransport(this.host, connection, scope, started, req, socket, head);
     await connection.open(transport);
-    if (!ws) {
-      const why = (refused as { reason: string } | null)?.reason;
+    if (!transport.ws) {
+      const why = transport.refused?.reason;
       throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
     }
   }
 
   /** Wires an accepted socket to its connection; listeners go on at once so no early close is missed. */
-  private track(ws: WebSocket, connection: Connection, outerScope: Scope, started: number): Outbox {
-    const scope = connection.scope ?? outerScope;
-    let resolveEnded!: () => void;
-    const outbox = new Outbox((ws as unknown as { _socket: Socket })._socket, this.scheduler);
-    const live: Live = { ws, outbox, connection, alive: true, ended: new Promise((resolve) => (resolveEnded = resolve)) };
-    this.live.add(live);
-    const user = scope.user?.id ?? null;
-    this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user, client: scope.client.address }, 'connect');
-    const limiter = this.rateLimit ? new ConnectionRateLimiter(this.rateLimit) : null;
-    let flooded = false;
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (flooded) return;
-      if (limiter && !limiter.allow(data.length)) {
-        flooded = true;
-        this.logger.warn({ path: scope.path, client: scope.client.address }, 'rate limit exceeded; closing with 1008');
-        outbox.flush();
-        ws.close(CloseCode.policy, 'rate limit exceeded');
-        return;
-      }
-      connection.frame(isBinary ? data : data.toString());
-    });
-    ws.on('pong', () => (live.alive = true));
-    ws.on('error', (error: Error) => this.logger.debug({ err: error, path: scope.path }, 'socket error'));
-    ws.once('close', (code: number) => {
-      outbox.discard();
-      void connection.closed(code).finally(() => {
-        this.live.delete(live);
-        this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user, code, durationMs: Date.now() - started }, 'disconnect');
-        resolveEnded();
-      });
-    });
-    return outbox;
+  private track(transport: SocketTransport): void {
+    const ws = transport.ws as TrackedSocket;
+    ws[TRANSPORT] = transport;
+    this.live.add(transport);
+    const scope = transport.connection.scope ?? transport.scope;
+    this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('error', onError);
+    ws.once('close', onClose);
+  }
+
+  /** The socket closed and the consumer's disconnect handlers ran. */
+  private ended(transport: SocketTransport, code: number): void {
+    this.live.delete(transport);
+    const scope = transport.connection.scope ?? transport.scope;
+    const durationMs = Date.now() - transport.started;
+    this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
+    if (this.live.size === 0) this.allEnded?.();
   }
 }
 
-/** Sends 1013; a reader that is not reading will not take the close frame either, so drop it soon after. */
-function closeSlowReader(ws: WebSocket, outbox: Outbox): void {
-  if (ws.readyState !== 1) return;
-  outbox.discard();
-  ws.close(CloseCode.tryAgainLater, 'reader too slow');
-  setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
+// Socket listeners shared by every connection: each finds its transport on the socket.
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as TrackedSocket)[TRANSPORT].receive(data, isBinary);
+}
+
+function onPong(this: WebSocket): void {
+  (this as TrackedSocket)[TRANSPORT].alive = true;
+}
+
+function onError(this: WebSocket, error: Error): void {
+  (this as TrackedSocket)[TRANSPORT].socketError(error);
+}
+
+function onClose(this: WebSocket, code: number): void {
+  (this as TrackedSocket)[TRANSPORT].socketClosed(code);
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

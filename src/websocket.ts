@@ -67,10 +67,7 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.scope = scope as Scope<Params>;
     this.mailboxCapacity = (this.constructor as typeof WebsocketConsumer).mailboxCapacity;
     this.frameBacklog = (this.constructor as typeof WebsocketConsumer).frameBacklog;
-    this.mailbox = new Mailbox<Item>(
-      (item) => this.handleItem(item),
-      (error) => this.fail(error),
-    );
+    this.mailbox = new Mailbox<Item>(this);
   }
 
   // ---- lifecycle: override these ----
@@ -157,7 +154,8 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     return true;
   };
 
-  private handleItem(item: Item): unknown {
+  /** @internal The mailbox hands each frame, event and the disconnect here, in order. */
+  handleMailboxItem(item: Item): unknown {
     if (item instanceof Disconnect) return this.finish(item);
     if (this.failed) return undefined;
     if (typeof item === 'string' || Buffer.isBuffer(item)) {
@@ -180,7 +178,8 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     item.done();
   }
 
-  private fail(error: unknown): void {
+  /** @internal A handler threw: log it and close this socket with 1011. */
+  mailboxError(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
     this.logger.error({ err: error, path: this.scope.path, route: this.scope.route }, 'consumer error; closing with 1011');

@@ -1,7 +1,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
 import { WebsocketCommunicator } from '../src/testing';
-import { TokenBucket } from '../src/rate-limit';
+import { ConnectionRateLimiter } from '../src/rate-limit';
 import { handshakeStatus, openClient } from './support/sockets';
 
 const closes: number[] = [];
@@ -154,15 +154,25 @@ describe('floods', () => {
   });
 });
 
-describe('TokenBucket', () => {
-  test('allows a burst, refuses past it, and refills at the rate', () => {
-    const bucket = new TokenBucket(10, 5, 0);
-    for (let i = 0; i < 5; i++) expect(bucket.take(1, 0)).toBe(true);
-    expect(bucket.take(1, 0)).toBe(false);
-    expect(bucket.take(1, 100)).toBe(true); // 100 ms at 10/s is one token
-    expect(bucket.take(1, 100)).toBe(false);
-    expect(bucket.take(5, 10_000)).toBe(true); // refills to the burst, not beyond
-    expect(bucket.take(1, 10_000)).toBe(false);
+describe('ConnectionRateLimiter', () => {
+  const limit = { framesPerSecond: 10, frameBurst: 5, bytesPerSecond: 1000, byteBurst: 2000 };
+
+  test('allows a burst of frames, refuses past it, and refills at the rate, not beyond the burst', () => {
+    const limiter = new ConnectionRateLimiter(limit, 0);
+    for (let i = 0; i < 5; i++) expect(limiter.allow(1, 0)).toBe(true);
+    expect(limiter.allow(1, 0)).toBe(false);
+    expect(limiter.allow(1, 100)).toBe(true); // 100 ms at 10/s is one frame
+    expect(limiter.allow(1, 100)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(limiter.allow(1, 10_000)).toBe(true);
+    expect(limiter.allow(1, 10_000)).toBe(false);
+  });
+
+  test('bytes are limited on their own, and a refused frame takes nothing', () => {
+    const limiter = new ConnectionRateLimiter(limit, 0);
+    expect(limiter.allow(1500, 0)).toBe(true);
+    expect(limiter.allow(600, 0)).toBe(false);
+    expect(limiter.allow(500, 0)).toBe(true); // the refused 600 did not spend bytes or a frame
+    expect(limiter.allow(1, 0)).toBe(false);
+    expect(limiter.allow(1, 1)).toBe(true); // 1 ms refills one byte
   });
 });
-

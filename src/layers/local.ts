@@ -1,6 +1,9 @@
 // Local delivery, shared by every layer: per-channel queues, listeners and group membership in this process.
 import { LayerClosed, type LayerMessage, type MessageListener } from './layer';
 
+/** The shared empty array; never pushed to (see ChannelState.push and wait). */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
 interface Waiter {
   resolve(message: LayerMessage): void;
   reject(error: Error): void;
@@ -8,11 +11,26 @@ interface Waiter {
 
 /** One channel's state. Queued messages carry their expiry time; expiry is checked lazily. */
 class ChannelState {
-  messages: LayerMessage[] = [];
-  expiresAt: number[] = [];
+  // Arrays are shared empty ones until first used: a listened channel (one per connection) never queues.
+  messages: LayerMessage[] = NONE;
+  expiresAt: number[] = NONE;
   head = 0;
-  waiters: Waiter[] = [];
+  waiters: Waiter[] = NONE;
   listener: MessageListener | null = null;
+
+  push(message: LayerMessage, expiresAt: number): void {
+    if (this.messages === NONE) {
+      this.messages = [];
+      this.expiresAt = [];
+    }
+    this.messages.push(message);
+    this.expiresAt.push(expiresAt);
+  }
+
+  wait(waiter: Waiter): void {
+    if (this.waiters === NONE) this.waiters = [];
+    this.waiters.push(waiter);
+  }
 
   get size(): number {
     return this.messages.length - this.head;
@@ -30,6 +48,7 @@ class ChannelState {
   }
 
   private compact(): void {
+    if (this.messages === NONE) return;
     this.messages = this.messages.slice(this.head);
     this.expiresAt = this.expiresAt.slice(this.head);
     this.head = 0;
@@ -74,8 +93,7 @@ export class LocalChannels {
     const target = state ?? this.create(channel);
     target.dropExpired(now);
     if (target.size >= this.options.capacity) return false;
-    target.messages.push(message);
-    target.expiresAt.push(now + this.options.expiry * 1000);
+    target.push(message, now + this.options.expiry * 1000);
     return true;
   }
 
@@ -101,7 +119,7 @@ export class LocalChannels {
     const state = this.channels.get(channel) ?? this.create(channel);
     state.dropExpired(Date.now());
     if (state.size > 0) return Promise.resolve(state.take());
-    return new Promise((resolve, reject) => state.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => state.wait({ resolve, reject }));
   }
 
   listen(channel: string, listener: MessageListener): () => void {
@@ -148,8 +166,8 @@ export class LocalChannels {
   /** Drops all queues and groups; listeners and waiting receivers stay attached. */
   flush(): void {
     for (const [name, state] of this.channels) {
-      state.messages = [];
-      state.expiresAt = [];
+      state.messages = NONE;
+      state.expiresAt = NONE;
       state.head = 0;
       if (state.idle) this.channels.delete(name);
     }

@@ -1,0 +1,130 @@
+// One connection's socket as its consumer sees it: completes the handshake, sends coalesced frames, closes.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import type { Connection, Transport } from './application';
+import type { FrameCache } from './frame';
+import { Outbox, type OutboxScheduler } from './outbox';
+import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
+import type { Scope } from './scope';
+import { CloseCode } from './websocket';
+
+/** What every transport of one server shares; one object, so a connection holds one pointer to it. */
+export interface TransportHost {
+  readonly frames: FrameCache;
+  readonly scheduler: OutboxScheduler;
+  readonly maxBufferedBytes: number;
+  readonly slowReaderPolicy: 'close' | 'drop';
+  readonly rateLimit: RateLimit | null;
+  /** Completes the upgrade (ws's handleUpgrade) and returns the socket. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subprotocol: string | undefined): WebSocket | null;
+  /** The socket is accepted: start tracking it. */
+  opened(transport: SocketTransport): void;
+  /** A client went past its rate limit. */
+  flooded(transport: SocketTransport): void;
+  /** The socket closed and the connection's disconnect handlers ran. */
+  ended(transport: SocketTransport, code: number): void;
+  socketError(transport: SocketTransport, error: Error): void;
+}
+
+/** How long a socket closed for reading too slowly may take to finish closing before it is dropped. */
+const SLOW_READER_GRACE_MS = 1000;
+
+/**
+ * Kept small on purpose: one instance per connection, methods on the prototype and no closures, so
+ * an idle connection costs little. The handshake request is released as soon as it is answered.
+ */
+export class SocketTransport implements Transport {
+  ws: WebSocket | null = null;
+  outbox: Outbox | null = null;
+  refused: { code: number; reason: string } | null = null;
+  /** Cleared by each heartbeat, set by each pong. */
+  alive = true;
+  limiter: ConnectionRateLimiter | null = null;
+  private flooded = false;
+  private handshake: { req: IncomingMessage; socket: Duplex; head: Buffer } | null;
+
+  constructor(
+    private readonly host: TransportHost,
+    readonly connection: Connection,
+    readonly scope: Scope,
+    readonly started: number,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ) {
+    this.handshake = { req, socket, head };
+  }
+
+  accept(subprotocol?: string): void {
+    if (this.ws || this.refused || !this.handshake) return;
+    const { req, socket, head } = this.handshake;
+    this.handshake = null;
+    const ws = this.host.upgrade(req, socket, head, subprotocol);
+    if (!ws) return;
+    this.ws = ws;
+    this.outbox = new Outbox((ws as unknown as { _socket: Socket })._socket, this.host.scheduler);
+    if (this.host.rateLimit) this.limiter = new ConnectionRateLimiter(this.host.rateLimit);
+    this.host.opened(this);
+  }
+
+  send(data: string | Buffer): void {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== 1) return;
+    const outbox = this.outbox!;
+    if (ws.bufferedAmount + outbox.pendingBytes > this.host.maxBufferedBytes) {
+      if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws, outbox);
+      return;
+    }
+    // Bypasses ws's sender for data frames: built once per payload, written once per turn.
+    outbox.push(this.host.frames.frame(data));
+  }
+
+  close(code: number = CloseCode.normal, reason?: string): void {
+    if (this.ws) {
+      this.outbox!.flush();
+      this.ws.close(code, reason);
+    } else {
+      this.refused ??= { code, reason: reason ?? '' };
+      this.handshake = null;
+    }
+  }
+
+  pause(): void {
+    this.ws?.pause();
+  }
+
+  resume(): void {
+    this.ws?.resume();
+  }
+
+  /** A frame from the client, after the rate limit. */
+  receive(data: Buffer, isBinary: boolean): void {
+    if (this.flooded) return;
+    if (this.limiter && !this.limiter.allow(data.length)) {
+      this.flooded = true;
+      this.host.flooded(this);
+      this.outbox!.flush();
+      this.ws!.close(CloseCode.policy, 'rate limit exceeded');
+      return;
+    }
+    this.connection.frame(isBinary ? data : data.toString());
+  }
+
+  socketClosed(code: number): void {
+    this.outbox?.discard();
+    void this.connection.closed(code).finally(() => this.host.ended(this, code));
+  }
+
+  socketError(error: Error): void {
+    this.host.socketError(this, error);
+  }
+
+  /** Sends 1013; a reader that is not reading will not take the close frame either, so drop it soon after. */
+  private closeSlowReader(ws: WebSocket, outbox: Outbox): void {
+    outbox.discard();
+    ws.close(CloseCode.tryAgainLater, 'reader too slow');
+    setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
+  }
+}
