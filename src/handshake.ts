@@ -5,6 +5,8 @@ import { HandshakeRejected } from './application';
 import type { Scope } from './scope';
 
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** Shared by every connection that offers none, instead of an empty array each. */
+const NO_SUBPROTOCOLS: string[] = Object.freeze([]) as unknown as string[];
 
 export function isValidUpgrade(req: IncomingMessage): boolean {
   // RFC 6455 §4.2.1: a handshake without Host is a bad request (Node checks Host only for plain requests).
@@ -36,7 +38,7 @@ export function buildScope(req: IncomingMessage): Scope {
     query: new URLSearchParams(url.search),
     headers: req.headers,
     client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
-    subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : [],
+    subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : NO_SUBPROTOCOLS,
     user: null,
     state: {},
   };

@@ -1,5 +1,7 @@
 // A consumer's inbox: frames and layer events handled one at a time, in arrival order.
 
+const EMPTY: never[] = Object.freeze([]) as unknown as never[];
+
 export interface MailboxOwner<T> {
   handleMailboxItem(item: T): unknown;
   mailboxError(error: unknown): void;
@@ -10,7 +12,8 @@ export interface MailboxOwner<T> {
  * keeps group fan-out (one push per member) cheap; an async one holds the next item until it settles.
  */
 export class Mailbox<T> {
-  private items: (T | undefined)[] = [];
+  // Allocated on the first push: most connections sit idle with nothing queued.
+  private items: (T | undefined)[] = EMPTY;
   private head = 0;
   private running = false;
   private held = true;
@@ -24,6 +27,7 @@ export class Mailbox<T> {
   }
 
   push(item: T): void {
+    if (this.items === EMPTY) this.items = [];
     this.items.push(item);
     if (!this.running && !this.held) this.run();
   }
@@ -58,7 +62,7 @@ export class Mailbox<T> {
       }
     }
     // Reuse the array: a fan-out empties every member's mailbox once per message.
-    this.items.length = 0;
+    if (this.items !== EMPTY) this.items.length = 0;
     this.head = 0;
     this.running = false;
   }

@@ -6,8 +6,11 @@ import type { Socket } from 'node:net';
  * fan-out spent three quarters of its time in one writev per member per message). Frames queue per
  * socket and go out together once per turn, as one corked write.
  */
+/** Shared by idle outboxes; replaced by a real array on the first push (an idle socket never needs one). */
+const EMPTY: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 export class Outbox {
-  private frames: Buffer[] = [];
+  private frames: Buffer[] = EMPTY;
   /** Bytes queued here and not yet handed to the socket. */
   pendingBytes = 0;
   private scheduled = false;
@@ -18,6 +21,7 @@ export class Outbox {
   ) {}
 
   push(frame: Buffer): void {
+    if (this.frames === EMPTY) this.frames = [];
     this.frames.push(frame);
     this.pendingBytes += frame.length;
     if (!this.scheduled) {
@@ -31,7 +35,7 @@ export class Outbox {
     this.scheduled = false;
     const frames = this.frames;
     if (frames.length === 0) return;
-    this.frames = [];
+    this.frames = EMPTY;
     this.pendingBytes = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
     if (frames.length === 1) {
@@ -45,7 +49,7 @@ export class Outbox {
 
   /** Forgets queued frames (the socket is gone). */
   discard(): void {
-    this.frames = [];
+    this.frames = EMPTY;
     this.pendingBytes = 0;
   }
 }

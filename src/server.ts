@@ -252,9 +252,11 @@ export class Server {
       this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
       return rejectHandshake(socket, 429, 'too many connections from this address');
     }
-    this.perAddress.set(address, fromAddress + 1);
-    // The address's count is released when the socket ends, whether or not the handshake succeeded.
-    socket.once('close', () => this.releaseAddress(address));
+    if (this.options.maxConnectionsPerAddress !== Infinity) {
+      this.perAddress.set(address, fromAddress + 1);
+      // The address's count is released when the socket ends, whether or not the handshake succeeded.
+      socket.once('close', () => this.releaseAddress(address));
+    }
     this.handshakes++;
     const started = Date.now();
     let scope: Scope | undefined;
@@ -276,7 +278,8 @@ export class Server {
   }
 
   private async run(connection: Connection, scope: Scope, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
-    const transport = new SocketTransport(this.host, connection, scope, started, req, socket, head);
+    // One scope per connection: the router's (with params and route) when the app is a router.
+    const transport = new SocketTransport(this.host, connection, connection.scope ?? scope, started, req, socket, head);
     await connection.open(transport);
     if (!transport.ws) {
       const why = transport.refused?.reason;
@@ -289,18 +292,19 @@ export class Server {
     const ws = transport.ws as TrackedSocket;
     ws[TRANSPORT] = transport;
     this.live.add(transport);
-    const scope = transport.connection.scope ?? transport.scope;
+    const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
     ws.on('message', onMessage);
     ws.on('pong', onPong);
     ws.on('error', onError);
-    ws.once('close', onClose);
+    // 'close' is emitted once; `on` spares the wrapper object and bound function `once` makes per socket.
+    ws.on('close', onClose);
   }
 
   /** The socket closed and the consumer's disconnect handlers ran. */
   private ended(transport: SocketTransport, code: number): void {
     this.live.delete(transport);
-    const scope = transport.connection.scope ?? transport.scope;
+    const scope = transport.scope;
     const durationMs = Date.now() - transport.started;
     this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
     if (this.live.size === 0) this.allEnded?.();
