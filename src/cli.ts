@@ -74,11 +74,13 @@ function onSignal(shutdown: () => Promise<void>, logger: ReturnType<typeof creat
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // pino writes asynchronously: flush before exit, or the last disconnect lines are lost.
+    const exit = (code: number) => logger.flush(() => process.exit(code));
     shutdown().then(
-      () => process.exit(0),
+      () => exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
