@@ -6,6 +6,9 @@ import type { Socket } from 'node:net';
  * fan-out spent three quarters of its time in one writev per member per message). Frames queue per
  * socket and go out together once per turn, as one corked write.
  */
+/** Up to this many queued bytes are copied into one buffer per flush. */
+const COPY_LIMIT = 64 * 1024;
+
 /** Shared by idle outboxes; replaced by a real array on the first push (an idle socket never needs one). */
 const EMPTY: Buffer[] = Object.freeze([]) as unknown as Buffer[];
 
@@ -35,11 +38,18 @@ export class Outbox {
     this.scheduled = false;
     const frames = this.frames;
     if (frames.length === 0) return;
+    const bytes = this.pendingBytes;
     this.frames = EMPTY;
     this.pendingBytes = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
     if (frames.length === 1) {
       this.socket.write(frames[0]);
+      return;
+    }
+    // Small frames are copied into one buffer: one chunk through Node's stream and libuv costs less
+    // than many (measured on a 1,000-member fan-out); big ones go as a corked writev without copying.
+    if (bytes <= COPY_LIMIT) {
+      this.socket.write(Buffer.concat(frames, bytes));
       return;
     }
     this.socket.cork();

@@ -31,11 +31,11 @@ describe('Outbox', () => {
     expect(socket.writes).toEqual([]);
     expect(outbox.pendingBytes).toBe(3);
     await nextTurn();
-    expect(socket.writes).toEqual([['a', 'b', 'c']]);
+    expect(socket.writes).toEqual([['abc']]); // small frames: copied into one buffer
     expect(outbox.pendingBytes).toBe(0);
     outbox.push(Buffer.from('d'));
     await nextTurn();
-    expect(socket.writes).toEqual([['a', 'b', 'c'], ['d']]);
+    expect(socket.writes).toEqual([['abc'], ['d']]);
   });
 
   test('flush() writes at once (before a close frame), and a destroyed socket gets nothing', async () => {
@@ -56,6 +56,16 @@ describe('Outbox', () => {
     const outboxes = sockets.map((socket) => new Outbox(socket as unknown as Socket, scheduler));
     for (let i = 0; i < 3; i++) for (const outbox of outboxes) outbox.push(Buffer.from(String(i)));
     await nextTurn();
-    expect(sockets.map((socket) => socket.writes)).toEqual([[['0', '1', '2']], [['0', '1', '2']]]);
+    expect(sockets.map((socket) => socket.writes)).toEqual([[['012']], [['012']]]);
+  });
+
+  test('past 64 KiB queued, frames go as one corked writev without copying', async () => {
+    const socket = new FakeSocket();
+    const outbox = new Outbox(socket as unknown as Socket, new OutboxScheduler());
+    const big = 'x'.repeat(40 * 1024);
+    outbox.push(Buffer.from(big));
+    outbox.push(Buffer.from(big));
+    await nextTurn();
+    expect(socket.writes).toEqual([[big, big]]);
   });
 });
