@@ -23,7 +23,9 @@ export function buildScope(req: IncomingMessage): Scope {
   const url = new URL(req.url ?? '/', 'http://localhost');
   let path: string;
   try {
-    path = decodeURIComponent(url.pathname);
+    const decoded = decodeURIComponent(url.pathname);
+    // Usually nothing was encoded: keep one string for both fields rather than an equal copy.
+    path = decoded === url.pathname ? url.pathname : decoded;
   } catch {
     throw new HandshakeRejected(400, 'path is not valid percent-encoding');
   }

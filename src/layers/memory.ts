@@ -25,6 +25,8 @@ export class InMemoryChannelLayer implements ChannelLayer {
   private readonly local: LocalChannels;
   private readonly codec: Codec = new MsgpackCodec();
   private closed = false;
+  private readonly id = uuid4().replace(/-/g, '').slice(0, 12);
+  private channels = 0;
 
   constructor(options: LayerOptions = {}) {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...options });
@@ -43,7 +45,8 @@ export class InMemoryChannelLayer implements ChannelLayer {
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    const name = `${prefix}.inmemory!${uuid4().replace(/-/g, '')}`;
+    // A random id per layer and a counter per channel: unique, and short (one name per connection).
+    const name = `${prefix}.${this.id}!${(++this.channels).toString(36)}`;
     validateChannelName(name);
     return name;
   }

@@ -1,5 +1,5 @@
 // What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type Codec, MsgpackCodec } from './codec';
 import {
   ChannelFull,
@@ -104,6 +104,7 @@ export class LinkMonitor {
  * per process for all of its `newChannel()` names (set up by the subclass). Subclasses only move bytes.
  */
 export abstract class PubSubLayerBase implements ChannelLayer {
+  private channelCount = 0;
   protected readonly local: LocalChannels;
   protected readonly codec: Codec = new MsgpackCodec();
   /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
@@ -182,7 +183,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   async newChannel(prefix = 'specific'): Promise<string> {
     this.assertOpen();
-    const name = `${prefix}.${this.processId}!${randomUUID().replace(/-/g, '')}`;
+    // processId is random per layer; a counter keeps each connection's name short and unique.
+    const name = `${prefix}.${this.processId}!${(++this.channelCount).toString(36)}`;
     validateChannelName(name);
     // The name only works once the process subscription is live; wait for it, unless Redis is down.
     if (!this.startupDone) await this.awaitStartup();
