@@ -13,7 +13,7 @@ import {
 } from './protocol';
 import { summarizeProfile } from './profile-top';
 import type { PublisherCommand, PublisherReply } from './publisher';
-import { BenchRedis } from './redis';
+import { RedisServer } from '../test/support/redis';
 import { createClient } from 'redis';
 
 const argv = process.argv.slice(2);
@@ -440,7 +440,7 @@ async function subscriptions(redis: RedisClient): Promise<[number, number]> {
 
 async function s3(system: SystemName): Promise<S3Row> {
   const { clientsPerServer, rates, stepMs, payloadBytes, stopLoss } = config.s3;
-  const redis = await BenchRedis.start();
+  const redis = await RedisServer.start();
   const env = { REDIS_URL: redis.url };
   const admin: RedisClient = createClient({ url: redis.url });
   admin.on('error', () => undefined);
@@ -505,7 +505,7 @@ async function s3(system: SystemName): Promise<S3Row> {
     await Promise.all(loadgens.map((l) => l.stop()));
     for (const server of servers) await server.stop();
     await admin.quit().catch(() => undefined);
-    await redis.stop();
+    await redis.close();
   }
 }
 
@@ -791,48 +791,25 @@ async function main(): Promise<void> {
   const load = (): string => os.loadavg().map((x) => x.toFixed(2)).join(' ');
   console.log(`channelkit bench${quick ? ' (quick)' : ''}: node ${process.version}, ${os.cpus().length} CPUs, systems: ${systems.join(', ')}; load average before: ${load()}`);
   process.on('exit', () => console.log(`\nload average after: ${load()} (other work on the machine skews the figures; compare ratios within one run)`));
-  if (scenarios.includes('s1')) {
-    const rows: S1Row[] = [];
-    for (const system of systems) {
-      process.stderr.write(`S1 ${system}...\n`);
-      rows.push(await s1(system));
-    }
-    printS1(rows);
+  await scenario('s1', systems, s1, printS1);
+  await scenario('s2', systems, s2, printS2);
+  if (profile && scenarios.includes('s2') && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's2'), 25));
+  // The ceiling probe has no cross-process form.
+  await scenario('s3', systems.filter((x) => x !== 'ceiling'), s3, printS3);
+  if (profile && scenarios.includes('s3') && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's3'), 25));
+  await scenario('s4', systems, s4, printS4);
+  await scenario('s5', systems, s5, printS5);
+}
+
+/** Runs one scenario for each system in turn (never two at once: they would share the 2 cores) and prints its table. */
+async function scenario<System extends string, Row>(name: string, which: System[], run: (system: System) => Promise<Row>, print: (rows: Row[]) => void): Promise<void> {
+  if (!scenarios.includes(name)) return;
+  const rows: Row[] = [];
+  for (const system of which) {
+    process.stderr.write(`${name.toUpperCase()} ${system}...\n`);
+    rows.push(await run(system));
   }
-  if (scenarios.includes('s2')) {
-    const rows: S2Row[] = [];
-    for (const system of systems) {
-      process.stderr.write(`S2 ${system}...\n`);
-      rows.push(await s2(system));
-    }
-    printS2(rows);
-    if (profile && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's2'), 25));
-  }
-  if (scenarios.includes('s3')) {
-    const rows: S3Row[] = [];
-    for (const system of systems.filter((x) => x !== 'ceiling')) {
-      process.stderr.write(`S3 ${system}...\n`);
-      rows.push(await s3(system));
-    }
-    printS3(rows);
-    if (profile && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's3'), 25));
-  }
-  if (scenarios.includes('s4')) {
-    const rows: S4Row[] = [];
-    for (const system of systems) {
-      process.stderr.write(`S4 ${system}...\n`);
-      rows.push(await s4(system));
-    }
-    printS4(rows);
-  }
-  if (scenarios.includes('s5')) {
-    const rows: S5Row[] = [];
-    for (const system of systems) {
-      process.stderr.write(`S5 ${system}...\n`);
-      rows.push(await s5(system));
-    }
-    printS5(rows);
-  }
+  print(rows);
 }
 
 main().catch((error) => {

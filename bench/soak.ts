@@ -299,12 +299,12 @@ function formatSample(label: string, elapsedMs: number, stats: ChildStats, redis
 }
 
 async function runParent(): Promise<void> {
-  const { BenchRedis } = await import('./redis');
+  const { RedisServer } = await import('../test/support/redis');
   const { createPublisher } = await import('../src/publisher');
-  let ownRedis: Awaited<ReturnType<typeof BenchRedis.start>> | null = null;
+  let ownRedis: Awaited<ReturnType<typeof RedisServer.start>> | null = null;
   let redisUrl = flag('redis-url');
   if (!redisUrl) {
-    ownRedis = await BenchRedis.start();
+    ownRedis = await RedisServer.start();
     redisUrl = ownRedis.url;
   }
   if (/:6379(\/|$)/.test(redisUrl)) throw new Error('refusing the shared Redis on port 6379: pass another --redis-url, or none');
@@ -436,7 +436,7 @@ async function runParent(): Promise<void> {
     if (code !== 0) verdict(false, `soak server exited with ${code}`);
     await publisher.close().catch(() => undefined);
     if (admin.isOpen) await admin.close().catch(() => undefined);
-    await ownRedis?.stop();
+    await ownRedis?.close();
   }
   console.log(failed ? 'soak: FAIL' : 'soak: PASS');
   process.exitCode = failed ? 1 : 0;

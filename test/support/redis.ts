@@ -1,4 +1,4 @@
-// Private redis-server processes for tests: never the shared Redis on 6379.
+// Private redis-server processes for tests and the bench: never the shared Redis on 6379.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -79,6 +79,7 @@ export class RedisServer {
       };
       child.stdout!.on('data', onData);
       child.stderr!.resume();
+      child.once('error', (error) => reject(new Error(`cannot start redis-server (is it installed?): ${error.message}`)));
       child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
     });
   }
