@@ -56,7 +56,8 @@ export class ServerProcess {
   /** Sends SIGTERM and resolves with the exit code. */
   stop(): Promise<number | null> {
     if (this.child.exitCode !== null) return Promise.resolve(this.child.exitCode);
-    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': 'exit' can come before the last of the child's output has been read.
+    const exited = new Promise<number | null>((resolve) => this.child.once('close', (code) => resolve(code)));
     this.child.kill('SIGTERM');
     return exited;
   }
