@@ -13,6 +13,7 @@ export function markFrameworkClass(cls: { prototype: object }): void {
 }
 
 type Handler = (message: LayerMessage) => unknown;
+const NO_GROUPS: readonly string[] = Object.freeze([]);
 const handlersByClass = new WeakMap<object, Map<string, string | null>>();
 
 /**
@@ -27,8 +28,11 @@ export abstract class Consumer {
   /** This consumer's own address on the layer; any process can `send()` to it. */
   channelName = '';
   protected readonly logger: Logger;
-  /** Groups joined; an array, since a consumer is in few groups and a Set costs more per connection. */
-  private joined: string[] = [];
+  /**
+   * Groups joined: a consumer is in few, so an exact-size array (replaced, never pushed to, as a
+   * pushed array keeps room for 16) costs less per connection than a Set.
+   */
+  private joined: readonly string[] = NO_GROUPS;
 
   constructor(runtime: Runtime) {
     this.channelLayer = runtime.channelLayer;
@@ -38,7 +42,7 @@ export abstract class Consumer {
   /** Joins `group` with this consumer's channel; it is left automatically at the end. */
   async groupAdd(group: string): Promise<void> {
     await this.channelLayer.groupAdd(group, this.channelName);
-    if (!this.joined.includes(group)) this.joined.push(group);
+    if (!this.joined.includes(group)) this.joined = this.joined.concat(group);
   }
 
   async groupDiscard(group: string): Promise<void> {
@@ -66,7 +70,7 @@ export abstract class Consumer {
   /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
   protected async leaveGroups(): Promise<void> {
     const groups = this.joined;
-    this.joined = [];
+    this.joined = NO_GROUPS;
     const results = await Promise.allSettled(
       groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
     );

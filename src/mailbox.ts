@@ -15,11 +15,17 @@ export class Mailbox<T> {
   // Allocated on the first push: most connections sit idle with nothing queued.
   private items: (T | undefined)[] = EMPTY;
   private head = 0;
-  private running = false;
-  private held = true;
+  /** held: until `release()`, items only queue; running: an item is being handled. */
+  private state: 'held' | 'idle' | 'running' = 'held';
 
-  /** The owner handles items and hears of their errors; an object, not two closures per mailbox. */
-  constructor(private readonly owner: MailboxOwner<T>) {}
+  /**
+   * The owner handles items and hears of their errors; an object, not two closures per mailbox.
+   * `capacity` bounds what `offer` takes; `push` is not bounded by it.
+   */
+  constructor(
+    private readonly owner: MailboxOwner<T>,
+    private readonly capacity = Infinity,
+  ) {}
 
   /** Items waiting, not counting the one being handled. */
   get size(): number {
@@ -29,17 +35,25 @@ export class Mailbox<T> {
   push(item: T): void {
     if (this.items === EMPTY) this.items = [];
     this.items.push(item);
-    if (!this.running && !this.held) this.run();
+    if (this.state === 'idle') this.run();
+  }
+
+  /** Pushes `item` unless `capacity` items are waiting; a mailbox is the layer's listener of its channel. */
+  offer(item: T): boolean {
+    if (this.size >= this.capacity) return false;
+    this.push(item);
+    return true;
   }
 
   /** Starts handling; until then items only queue (a consumer holds events until connect() ends). */
   release(): void {
-    this.held = false;
-    if (!this.running) this.run();
+    if (this.state !== 'held') return;
+    this.state = 'idle';
+    this.run();
   }
 
   private run(): void {
-    this.running = true;
+    this.state = 'running';
     while (this.head < this.items.length) {
       const item = this.items[this.head] as T;
       this.items[this.head++] = undefined;
@@ -64,6 +78,6 @@ export class Mailbox<T> {
     // Reuse the array: a fan-out empties every member's mailbox once per message.
     if (this.items !== EMPTY) this.items.length = 0;
     this.head = 0;
-    this.running = false;
+    this.state = 'idle';
   }
 }

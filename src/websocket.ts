@@ -27,6 +27,19 @@ class Disconnect {
 
 type Item = string | Buffer | LayerMessage | Disconnect;
 
+/** Where a consumer is in its life; a handler can only fail once accepted (the mailbox is held until then). */
+enum Phase {
+  /** connect() is running. */
+  connecting,
+  /** Closed before accept(): the handshake is refused with 403. */
+  refused,
+  open,
+  /** close() was called or the socket ended, after accept(). */
+  closing,
+  /** A handler threw: closing with 1011, nothing more is handled. */
+  failed,
+}
+
 /** Options a consumer class may set as static fields. */
 export interface ConsumerLimits {
   /** Layer events a consumer may hold unhandled before the layer sees it as full. Default 1000. */
@@ -53,21 +66,16 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   readonly scope: Scope<Params>;
   private transport: Transport | null = null;
-  private accepted = false;
-  private closing = false;
-  private failed = false;
-  private stopListening: (() => void) | null = null;
+  /** One field, not three booleans: every connection has one. */
+  private phase: Phase = Phase.connecting;
   private readPaused = false;
-  private readonly frameBacklog: number;
+  /** Also the layer's listener of `channelName`: a full mailbox refuses events (the channel is full). */
   private readonly mailbox: Mailbox<Item>;
-  private readonly mailboxCapacity: number;
 
   constructor(scope: Scope, runtime: Runtime) {
     super(runtime);
     this.scope = scope as Scope<Params>;
-    this.mailboxCapacity = (this.constructor as typeof WebsocketConsumer).mailboxCapacity;
-    this.frameBacklog = (this.constructor as typeof WebsocketConsumer).frameBacklog;
-    this.mailbox = new Mailbox<Item>(this);
+    this.mailbox = new Mailbox<Item>(this, (this.constructor as typeof WebsocketConsumer).mailboxCapacity);
   }
 
   // ---- lifecycle: override these ----
@@ -91,15 +99,15 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   // ---- actions ----
 
   accept(subprotocol?: string): void {
-    if (this.accepted || this.closing) return;
-    this.accepted = true;
+    if (this.phase !== Phase.connecting) return;
+    this.phase = Phase.open;
     this.transport!.accept(subprotocol);
   }
 
   /** Closes with `code` (default 1000); before `accept()` it refuses the handshake with HTTP 403. */
   close(code: number = CloseCode.normal, reason?: string): void {
     if (this.closing) return;
-    this.closing = true;
+    this.phase = this.accepted ? Phase.closing : Phase.refused;
     this.transport?.close(code, reason);
   }
 
@@ -117,7 +125,7 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.transport = transport;
     try {
       this.channelName = await this.channelLayer.newChannel();
-      this.stopListening = await this.channelLayer.listen(this.channelName, this.deliver);
+      await this.channelLayer.listen(this.channelName, this.mailbox);
       await this.joinStaticGroups();
       await this.connect();
     } catch (error) {
@@ -135,31 +143,45 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   frame(data: string | Buffer): void {
     if (this.failed) return;
     this.mailbox.push(data);
-    if (!this.readPaused && this.mailbox.size >= this.frameBacklog && this.transport?.pause) {
+    if (!this.readPaused && this.mailbox.size >= this.frameBacklog() && this.transport?.pause) {
       this.readPaused = true;
       this.transport.pause();
     }
   }
 
   closed(code: number): Promise<void> {
-    this.closing = true;
-    if (!this.accepted) return Promise.resolve();
+    if (!this.accepted) {
+      this.phase = Phase.refused;
+      return Promise.resolve();
+    }
+    if (this.phase === Phase.open) this.phase = Phase.closing;
     return new Promise((resolve) => this.mailbox.push(new Disconnect(code, resolve)));
   }
 
-  /** The layer's listener: refuses (the layer sees the channel as full) when the mailbox is full. */
-  private readonly deliver = (message: LayerMessage): boolean => {
-    if (this.mailbox.size >= this.mailboxCapacity) return false;
-    this.mailbox.push(message);
-    return true;
-  };
+  private get accepted(): boolean {
+    return this.phase >= Phase.open;
+  }
+
+  private get closing(): boolean {
+    return this.phase === Phase.refused || this.phase >= Phase.closing;
+  }
+
+  /** A handler threw; nothing more is handled. */
+  private get failed(): boolean {
+    return this.phase === Phase.failed;
+  }
+
+  /** Read from the class when needed rather than copied into every instance. */
+  private frameBacklog(): number {
+    return (this.constructor as typeof WebsocketConsumer).frameBacklog;
+  }
 
   /** @internal The mailbox hands each frame, event and the disconnect here, in order. */
   handleMailboxItem(item: Item): unknown {
     if (item instanceof Disconnect) return this.finish(item);
     if (this.failed) return undefined;
     if (typeof item === 'string' || Buffer.isBuffer(item)) {
-      if (this.readPaused && this.mailbox.size <= this.frameBacklog / 2) {
+      if (this.readPaused && this.mailbox.size <= this.frameBacklog() / 2) {
         this.readPaused = false;
         this.transport!.resume?.();
       }
@@ -181,14 +203,13 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** @internal A handler threw: log it and close this socket with 1011. */
   mailboxError(error: unknown): void {
     if (this.failed) return;
-    this.failed = true;
     this.logger.error({ err: error, path: this.scope.path, route: this.scope.route }, 'consumer error; closing with 1011');
     this.close(CloseCode.internalError, 'internal error');
+    this.phase = Phase.failed;
   }
 
   private async teardown(): Promise<void> {
-    this.stopListening?.();
-    this.stopListening = null;
+    if (this.channelName) this.channelLayer.unlisten(this.channelName);
     await this.leaveGroups();
   }
 }

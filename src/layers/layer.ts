@@ -7,11 +7,16 @@ export interface LayerMessage {
 }
 
 /**
- * Receives the messages of one channel pushed by the layer (see `ChannelLayer.listen`). Returns
- * false when it cannot take the message (its mailbox is full): the layer then treats the channel as
- * full, exactly as a queue at `capacity`.
+ * Takes the messages of one channel pushed by the layer (see `ChannelLayer.listen`). An object, not
+ * a callback: a consumer's mailbox is one, so a connection costs no closure.
  */
-export type MessageListener = (message: LayerMessage) => boolean;
+export interface MessageListener {
+  /**
+   * Returns false when it cannot take the message (a full mailbox): the layer then treats the
+   * channel as full, exactly as a queue at `capacity`.
+   */
+  offer(message: LayerMessage): boolean;
+}
 
 /**
  * The transport between consumers and processes, with Django Channels' semantics:
@@ -33,9 +38,11 @@ export interface ChannelLayer {
   /**
    * Push delivery for a channel this process owns (from `newChannel`): every message for it goes to
    * `listener` instead of the `receive` queue. Consumers use this so a connection costs no polling
-   * loop. Returns a function that stops the listening.
+   * loop. One listener per channel.
    */
-  listen(channel: string, listener: MessageListener): Promise<() => void>;
+  listen(channel: string, listener: MessageListener): Promise<void>;
+  /** Stops `listen`; later messages queue for `receive` again. Not listening is not an error. */
+  unlisten(channel: string): void;
   /** Drop every message, channel and group this layer can see. For tests and resets. */
   flush(): Promise<void>;
   /** Release connections and timers; pending `receive` calls reject with `LayerClosed`. */

@@ -11,12 +11,11 @@ interface Waiter {
 
 /** One channel's state. Queued messages carry their expiry time; expiry is checked lazily. */
 class ChannelState {
-  // Arrays are shared empty ones until first used: a listened channel (one per connection) never queues.
+  // Arrays are shared empty ones until first used.
   messages: LayerMessage[] = NONE;
   expiresAt: number[] = NONE;
   head = 0;
   waiters: Waiter[] = NONE;
-  listener: MessageListener | null = null;
 
   push(message: LayerMessage, expiresAt: number): void {
     if (this.messages === NONE) {
@@ -55,7 +54,7 @@ class ChannelState {
   }
 
   get idle(): boolean {
-    return this.size === 0 && this.waiters.length === 0 && this.listener === null;
+    return this.size === 0 && this.waiters.length === 0;
   }
 }
 
@@ -72,9 +71,15 @@ export interface LocalChannelsOptions {
  * moves bytes between processes and calls `deliver` / `deliverToGroup` here.
  */
 export class LocalChannels {
+  /** Queues and waiting receivers; a listened channel (one per connection) has none. */
   private readonly channels = new Map<string, ChannelState>();
-  /** group -> channel -> membership expiry time (ms). */
+  private readonly listeners = new Map<string, MessageListener>();
+  /**
+   * group -> channel -> membership expiry, in tenths of a second since `clockStart`: a small integer
+   * (an absolute time in ms would be a boxed number per membership) for years of uptime.
+   */
   private readonly groups = new Map<string, Map<string, number>>();
+  private readonly clockStart = Date.now();
   private closed = false;
   private sinceSweep = 0;
 
@@ -82,8 +87,9 @@ export class LocalChannels {
 
   /** Hand `message` to the channel's listener, a waiting receiver or its queue; false when full. */
   deliver(channel: string, message: LayerMessage): boolean {
+    const listener = this.listeners.get(channel);
+    if (listener !== undefined) return listener.offer(message);
     const state = this.channels.get(channel);
-    if (state?.listener) return state.listener(message);
     if (state && state.waiters.length > 0) {
       state.waiters.shift()!.resolve(message);
       return true;
@@ -101,7 +107,7 @@ export class LocalChannels {
   deliverToGroup(group: string, message: LayerMessage): number {
     const members = this.groups.get(group);
     if (!members) return 0;
-    const now = Date.now();
+    const now = this.tenths();
     let delivered = 0;
     for (const [channel, expiresAt] of members) {
       if (expiresAt <= now) {
@@ -122,18 +128,19 @@ export class LocalChannels {
     return new Promise((resolve, reject) => state.wait({ resolve, reject }));
   }
 
-  listen(channel: string, listener: MessageListener): () => void {
-    const state = this.channels.get(channel) ?? this.create(channel);
-    if (state.listener) throw new Error(`channel ${channel} already has a listener`);
-    state.listener = listener;
+  listen(channel: string, listener: MessageListener): void {
+    if (this.listeners.has(channel)) throw new Error(`channel ${channel} already has a listener`);
+    this.listeners.set(channel, listener);
     // Messages that arrived before the listener go to it first, in order.
+    const state = this.channels.get(channel);
+    if (!state) return;
     state.dropExpired(Date.now());
-    while (state.size > 0) listener(state.take());
-    return () => {
-      if (state.listener !== listener) return;
-      state.listener = null;
-      if (state.idle) this.channels.delete(channel);
-    };
+    while (state.size > 0) listener.offer(state.take());
+    if (state.idle) this.channels.delete(channel);
+  }
+
+  unlisten(channel: string): void {
+    this.listeners.delete(channel);
   }
 
   /** Adds the membership; returns true when it is the group's first local member. */
@@ -141,7 +148,7 @@ export class LocalChannels {
     let members = this.groups.get(group);
     const first = members === undefined;
     if (!members) this.groups.set(group, (members = new Map()));
-    members.set(channel, Date.now() + this.options.groupExpiry * 1000);
+    members.set(channel, Math.ceil(this.tenths() + this.options.groupExpiry * 10));
     return first;
   }
 
@@ -179,7 +186,12 @@ export class LocalChannels {
     const error = new LayerClosed();
     for (const state of this.channels.values()) for (const waiter of state.waiters) waiter.reject(error);
     this.channels.clear();
+    this.listeners.clear();
     this.groups.clear();
+  }
+
+  private tenths(): number {
+    return (Date.now() - this.clockStart) / 100;
   }
 
   private create(channel: string): ChannelState {

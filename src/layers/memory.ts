@@ -71,10 +71,14 @@ export class InMemoryChannelLayer implements ChannelLayer {
     if (this.local.hasGroup(group)) this.local.deliverToGroup(group, this.copy(message));
   }
 
-  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+  async listen(channel: string, listener: MessageListener): Promise<void> {
     this.assertOpen();
     validateChannelName(channel);
-    return this.local.listen(channel, listener);
+    this.local.listen(channel, listener);
+  }
+
+  unlisten(channel: string): void {
+    this.local.unlisten(channel);
   }
 
   async flush(): Promise<void> {

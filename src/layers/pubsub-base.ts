@@ -232,11 +232,15 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     }
   }
 
-  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+  async listen(channel: string, listener: MessageListener): Promise<void> {
     this.assertOpen();
     validateChannelName(channel);
     if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
-    return this.local.listen(channel, listener);
+    this.local.listen(channel, listener);
+  }
+
+  unlisten(channel: string): void {
+    this.local.unlisten(channel);
   }
 
   async flush(): Promise<void> {

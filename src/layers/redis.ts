@@ -191,7 +191,7 @@ export class RedisChannelLayer implements ChannelLayer {
     );
   }
 
-  async listen(channel: string, listener: MessageListener): Promise<() => void> {
+  async listen(channel: string, listener: MessageListener): Promise<void> {
     this.assertOpen();
     validateChannelName(channel);
     if (!isProcessLocal(channel)) {
@@ -199,7 +199,11 @@ export class RedisChannelLayer implements ChannelLayer {
     }
     this.assertOwned(channel);
     this.startPump(nonLocalName(channel));
-    return this.local.listen(channel, listener);
+    this.local.listen(channel, listener);
+  }
+
+  unlisten(channel: string): void {
+    this.local.unlisten(channel);
   }
 
   async flush(): Promise<void> {

@@ -207,30 +207,43 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       const seen: string[] = [];
       let gotAll!: () => void;
       const done = new Promise<void>((resolve) => (gotAll = resolve));
-      const stop = await layer.listen(channel, (message) => {
-        seen.push(message.type);
-        if (seen.length === 3) gotAll();
-        return true;
+      await layer.listen(channel, {
+        offer(message) {
+          seen.push(message.type);
+          if (seen.length === 3) gotAll();
+          return true;
+        },
       });
       await layer.send(channel, { type: 'direct' });
       await layer.groupAdd('listeners', channel);
       await layer.groupSend('listeners', { type: 'group' });
       await done;
       expect(seen).toEqual(['early', 'direct', 'group']);
-      stop();
+      layer.unlisten(channel);
+    });
+
+    test('after unlisten, messages queue for receive again', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      const heard: string[] = [];
+      await layer.listen(channel, { offer: (message) => heard.push(message.type) > 0 });
+      layer.unlisten(channel);
+      await layer.send(channel, { type: 'queued' });
+      expect(await layer.receive(channel)).toEqual({ type: 'queued' });
+      expect(heard).toEqual([]);
     });
 
     test('a listener that refuses makes send throw ChannelFull', async () => {
       const layer = await make();
       const channel = await layer.newChannel();
-      const stop = await layer.listen(channel, () => false);
+      await layer.listen(channel, { offer: () => false });
       if (factory.shared && !factory.ownChannelsLocal) {
         // Across processes a refusal cannot reach the sender; it must at least not crash or block.
         await layer.send(channel, { type: 'refused' });
       } else {
         await expect(layer.send(channel, { type: 'refused' })).rejects.toBeInstanceOf(ChannelFull);
       }
-      stop();
+      layer.unlisten(channel);
     });
 
     test('flush drops queued messages and groups', async () => {
@@ -278,15 +291,17 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
           const seen: number[] = [];
           let gotAll!: () => void;
           const done = new Promise<void>((resolve) => (gotAll = resolve));
-          const stop = await a.listen(channel, (message) => {
-            seen.push(message.n as number);
-            if (seen.length === 50) gotAll();
-            return true;
+          await a.listen(channel, {
+            offer(message) {
+              seen.push(message.n as number);
+              if (seen.length === 50) gotAll();
+              return true;
+            },
           });
           for (let n = 0; n < 50; n++) await b.send(channel, { type: 'seq', n });
           await done;
           expect(seen).toEqual([...Array(50).keys()]);
-          stop();
+          a.unlisten(channel);
         });
       });
     }

@@ -52,9 +52,11 @@ describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () =
       let delivered = 0;
       const allHere = new Promise<void>((resolve) => {
         for (const channel of members) {
-          void a.listen(channel, () => {
-            if (++delivered === members.length) resolve();
-            return true;
+          void a.listen(channel, {
+            offer() {
+              if (++delivered === members.length) resolve();
+              return true;
+            },
           });
         }
       });

@@ -94,7 +94,7 @@ describeRedis('Redis faults', () => {
     await a.groupAdd('room', ca);
     await b.groupAdd('room', cb);
     const bGot: LayerMessage[] = [];
-    await b.listen(cb, (message) => bGot.push(message) > 0);
+    await b.listen(cb, { offer: (message) => bGot.push(message) > 0 });
     expect(a.health()).toEqual({ state: 'up', backend: 'redis-pubsub' });
     expect(logger.lines).toEqual(['info channel layer connected']);
 

@@ -75,9 +75,11 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     let delivered = 0;
     const allHere = new Promise<void>((resolve) => {
       for (const channel of members) {
-        void a.listen(channel, () => {
-          if (++delivered === members.length) resolve();
-          return true;
+        void a.listen(channel, {
+          offer() {
+            if (++delivered === members.length) resolve();
+            return true;
+          },
         });
       }
     });
