@@ -1,10 +1,27 @@
 // The HTTP side of a WebSocket handshake: validating the request, building the scope, refusing it.
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HandshakeRejected } from './application';
-import type { Scope } from './scope';
+import { NO_STATE, type ReadonlyQuery, type Scope } from './scope';
 
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** Shared by every connection with no query string: it refuses changes, as it serves them all. */
+class EmptyQuery extends URLSearchParams {
+  override append(): void {
+    readOnly();
+  }
+  override delete(): void {
+    readOnly();
+  }
+  override set(): void {
+    readOnly();
+  }
+}
+function readOnly(): never {
+  throw new TypeError('scope.query is read-only; copy it first: new URLSearchParams(scope.query.toString())');
+}
+const NO_QUERY: ReadonlyQuery = new EmptyQuery();
+
 /** Shared by every connection that offers none, instead of an empty array each. */
 const NO_SUBPROTOCOLS: string[] = Object.freeze([]) as unknown as string[];
 
@@ -19,31 +36,63 @@ export function isValidUpgrade(req: IncomingMessage): boolean {
   );
 }
 
+/**
+ * Headers that only serve the handshake: the server has acted on them, `scope.subprotocols` holds the
+ * offered protocols, and keeping them would cost every idle connection a few hundred bytes.
+ */
+const HANDSHAKE_HEADERS = new Set([
+  'connection',
+  'upgrade',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+]);
+
+/** A path the WHATWG URL parser would leave as is: no dot segment, nothing to decode or escape. */
+const PLAIN_PATH = /^\/[\w\-~!$&'()*+,;=:@/.]*$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
 export function buildScope(req: IncomingMessage): Scope {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  let path: string;
-  try {
-    const decoded = decodeURIComponent(url.pathname);
-    // Usually nothing was encoded: keep one string for both fields rather than an equal copy.
-    path = decoded === url.pathname ? url.pathname : decoded;
-  } catch {
-    throw new HandshakeRejected(400, 'path is not valid percent-encoding');
-  }
+  const { path, pathRemaining, search } = splitTarget(req.url ?? '/');
   const offered = req.headers['sec-websocket-protocol'];
   return {
     type: 'websocket',
     path,
-    pathRemaining: url.pathname,
+    pathRemaining,
     params: {},
     route: '',
-    // Its own URLSearchParams, so the scope does not keep the whole URL object alive per connection.
-    query: new URLSearchParams(url.search),
-    headers: req.headers,
+    query: search.length > 1 ? new URLSearchParams(search) : NO_QUERY,
+    headers: scopeHeaders(req.headers),
     client: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
     subprotocols: offered ? offered.split(',').map((p) => p.trim()).filter(Boolean) : NO_SUBPROTOCOLS,
     user: null,
-    state: {},
+    state: NO_STATE,
   };
+}
+
+/**
+ * The decoded path, the still-encoded path for the router, and the query string. A plain path (the
+ * usual case) is used as the request gave it, so the scope holds no copy of it.
+ */
+function splitTarget(target: string): { path: string; pathRemaining: string; search: string } {
+  const mark = target.indexOf('?');
+  const rawPath = mark < 0 ? target : target.slice(0, mark);
+  if (PLAIN_PATH.test(rawPath) && !DOT_SEGMENT.test(rawPath)) {
+    return { path: rawPath, pathRemaining: rawPath, search: mark < 0 ? '' : target.slice(mark) };
+  }
+  const url = new URL(target, 'http://localhost');
+  try {
+    return { path: decodeURIComponent(url.pathname), pathRemaining: url.pathname, search: url.search };
+  } catch {
+    throw new HandshakeRejected(400, 'path is not valid percent-encoding');
+  }
+}
+
+function scopeHeaders(all: IncomingHttpHeaders): IncomingHttpHeaders {
+  const kept: IncomingHttpHeaders = {};
+  for (const name in all) if (!HANDSHAKE_HEADERS.has(name)) kept[name] = all[name];
+  return kept;
 }
 
 /** Answers a refused upgrade with a plain HTTP response and closes the socket. */

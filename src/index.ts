@@ -26,7 +26,7 @@ export { type Logger, createLogger } from './logger';
 export { type AuthOptions, type UserResolver, authMiddleware } from './middleware/auth';
 export { type OriginValidatorOptions, originValidator } from './middleware/origin';
 export { type Route, type RouteParamsOf, URLRouter, path } from './router';
-export type { RouteParams, Scope, ScopeUser } from './scope';
+export type { ReadonlyQuery, RouteParams, Scope, ScopeUser } from './scope';
 export { type HttpHandler, Server, type ServerOptions } from './server';
 export { serveFile } from './static';
 export { signToken, verifyToken } from './tokens';

@@ -18,10 +18,15 @@ export class Outbox {
   pendingBytes = 0;
   private scheduled = false;
 
+  /** `socket` may come later (`attach`): a transport is an outbox before its upgrade completes. */
   constructor(
-    private readonly socket: Socket,
+    private socket: Socket | null,
     private readonly scheduler: OutboxScheduler,
   ) {}
+
+  protected attach(socket: Socket): void {
+    this.socket = socket;
+  }
 
   push(frame: Buffer): void {
     if (this.frames === EMPTY) this.frames = [];
@@ -41,20 +46,21 @@ export class Outbox {
     const bytes = this.pendingBytes;
     this.frames = EMPTY;
     this.pendingBytes = 0;
-    if (this.socket.destroyed || !this.socket.writable) return;
+    const socket = this.socket;
+    if (socket === null || socket.destroyed || !socket.writable) return;
     if (frames.length === 1) {
-      this.socket.write(frames[0]);
+      socket.write(frames[0]);
       return;
     }
     // Small frames are copied into one buffer: one chunk through Node's stream and libuv costs less
     // than many (measured on a 1,000-member fan-out); big ones go as a corked writev without copying.
     if (bytes <= COPY_LIMIT) {
-      this.socket.write(Buffer.concat(frames, bytes));
+      socket.write(Buffer.concat(frames, bytes));
       return;
     }
-    this.socket.cork();
-    for (const frame of frames) this.socket.write(frame);
-    this.socket.uncork();
+    socket.cork();
+    for (const frame of frames) socket.write(frame);
+    socket.uncork();
   }
 
   /** Forgets queued frames (the socket is gone). */

@@ -2,7 +2,7 @@
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
 import { FrameCache } from './frame';
 import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
@@ -11,7 +11,7 @@ import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
 import { OutboxScheduler } from './outbox';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
-import { SocketTransport, type TransportHost } from './socket-transport';
+import { SocketTransport, type TransportHost, TransportSocket } from './socket-transport';
 import type { Scope } from './scope';
 import { CloseCode } from './websocket';
 
@@ -70,10 +70,6 @@ const DEFAULTS = {
   maxConnectionsPerAddress: Infinity,
 };
 
-/** The transport a socket's listeners reach it by: one shared listener set, no closures per socket. */
-const TRANSPORT = Symbol('channelkit.transport');
-type TrackedSocket = WebSocket & { [TRANSPORT]: SocketTransport };
-
 export class Server {
   readonly channelLayer: ChannelLayer;
   readonly logger: Logger;
@@ -118,9 +114,11 @@ export class Server {
       rateLimit: this.rateLimit,
       upgrade(req, socket, head, subprotocol) {
         if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
-        let accepted: WebSocket | null = null;
+        let accepted: TransportSocket | null = null;
         // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
-        server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws));
+        server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        // ws handles the socket's errors from here on.
+        socket.removeListener('error', destroySocket);
         return accepted;
       },
       opened: (transport) => this.track(transport),
@@ -133,6 +131,7 @@ export class Server {
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
+      WebSocket: TransportSocket,
       maxPayload: this.options.maxPayload,
       handleProtocols: (_offered, req) => this.chosenProtocol.get(req) ?? false,
     });
@@ -239,7 +238,7 @@ export class Server {
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // A client that resets mid-handshake must not become an unhandled 'error'.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
     if (!isValidUpgrade(req)) return rejectHandshake(socket, 400, 'invalid WebSocket handshake');
     if (this.live.size + this.handshakes >= this.options.maxConnections) {
@@ -258,7 +257,8 @@ export class Server {
       socket.once('close', () => this.releaseAddress(address));
     }
     this.handshakes++;
-    const started = Date.now();
+    // Whole milliseconds since the process started: a small integer, not a boxed number per connection.
+    const started = Math.round(performance.now());
     let scope: Scope | undefined;
     try {
       scope = buildScope(req);
@@ -287,45 +287,27 @@ export class Server {
     }
   }
 
-  /** Wires an accepted socket to its connection; listeners go on at once so no early close is missed. */
+  /** Wires an accepted socket to its connection, before any of its events can arrive. */
   private track(transport: SocketTransport): void {
-    const ws = transport.ws as TrackedSocket;
-    ws[TRANSPORT] = transport;
+    transport.ws!.transport = transport;
     this.live.add(transport);
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
-    ws.on('message', onMessage);
-    ws.on('pong', onPong);
-    ws.on('error', onError);
-    // 'close' is emitted once; `on` spares the wrapper object and bound function `once` makes per socket.
-    ws.on('close', onClose);
   }
 
   /** The socket closed and the consumer's disconnect handlers ran. */
   private ended(transport: SocketTransport, code: number): void {
     this.live.delete(transport);
     const scope = transport.scope;
-    const durationMs = Date.now() - transport.started;
+    const durationMs = Math.round(performance.now()) - transport.started;
     this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
     if (this.live.size === 0) this.allEnded?.();
   }
 }
 
-// Socket listeners shared by every connection: each finds its transport on the socket.
-function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  (this as TrackedSocket)[TRANSPORT].receive(data, isBinary);
-}
-
-function onPong(this: WebSocket): void {
-  (this as TrackedSocket)[TRANSPORT].alive = true;
-}
-
-function onError(this: WebSocket, error: Error): void {
-  (this as TrackedSocket)[TRANSPORT].socketError(error);
-}
-
-function onClose(this: WebSocket, code: number): void {
-  (this as TrackedSocket)[TRANSPORT].socketClosed(code);
+/** Shared by every handshake socket, rather than a closure each. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

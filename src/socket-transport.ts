@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import type { Connection, Transport } from './application';
 import type { FrameCache } from './frame';
 import { Outbox, type OutboxScheduler } from './outbox';
@@ -18,7 +18,7 @@ export interface TransportHost {
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
   /** Completes the upgrade (ws's handleUpgrade) and returns the socket. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subprotocol: string | undefined): WebSocket | null;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subprotocol: string | undefined): TransportSocket | null;
   /** The socket is accepted: start tracking it. */
   opened(transport: SocketTransport): void;
   /** A client went past its rate limit. */
@@ -33,14 +33,15 @@ const SLOW_READER_GRACE_MS = 1000;
 
 /**
  * Kept small on purpose: one instance per connection, methods on the prototype and no closures, so
- * an idle connection costs little. The handshake request is released as soon as it is answered.
+ * an idle connection costs little. It is its socket's outbox (a subclass, not a second object per
+ * connection). The handshake request is released as soon as it is answered.
  */
-export class SocketTransport implements Transport {
-  ws: WebSocket | null = null;
-  outbox: Outbox | null = null;
+export class SocketTransport extends Outbox implements Transport {
+  ws: TransportSocket | null = null;
   refused: { code: number; reason: string } | null = null;
   /** Cleared by each heartbeat, set by each pong. */
   alive = true;
+  /** Made on the first frame: an idle connection needs none, and a new bucket starts full anyway. */
   limiter: ConnectionRateLimiter | null = null;
   private flooded = false;
   private handshake: { req: IncomingMessage; socket: Duplex; head: Buffer } | null;
@@ -54,6 +55,7 @@ export class SocketTransport implements Transport {
     socket: Duplex,
     head: Buffer,
   ) {
+    super(null, host.scheduler);
     this.handshake = { req, socket, head };
   }
 
@@ -64,26 +66,24 @@ export class SocketTransport implements Transport {
     const ws = this.host.upgrade(req, socket, head, subprotocol);
     if (!ws) return;
     this.ws = ws;
-    this.outbox = new Outbox((ws as unknown as { _socket: Socket })._socket, this.host.scheduler);
-    if (this.host.rateLimit) this.limiter = new ConnectionRateLimiter(this.host.rateLimit);
+    this.attach((ws as unknown as { _socket: Socket })._socket);
     this.host.opened(this);
   }
 
   send(data: string | Buffer): void {
     const ws = this.ws;
     if (ws === null || ws.readyState !== 1) return;
-    const outbox = this.outbox!;
-    if (ws.bufferedAmount + outbox.pendingBytes > this.host.maxBufferedBytes) {
-      if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws, outbox);
+    if (ws.bufferedAmount + this.pendingBytes > this.host.maxBufferedBytes) {
+      if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws);
       return;
     }
     // Bypasses ws's sender for data frames: built once per payload, written once per turn.
-    outbox.push(this.host.frames.frame(data));
+    this.push(this.host.frames.frame(data));
   }
 
   close(code: number = CloseCode.normal, reason?: string): void {
     if (this.ws) {
-      this.outbox!.flush();
+      this.flush();
       this.ws.close(code, reason);
     } else {
       this.refused ??= { code, reason: reason ?? '' };
@@ -102,10 +102,11 @@ export class SocketTransport implements Transport {
   /** A frame from the client, after the rate limit. */
   receive(data: Buffer, isBinary: boolean): void {
     if (this.flooded) return;
-    if (this.limiter && !this.limiter.allow(data.length)) {
+    const limit = this.host.rateLimit;
+    if (limit && !(this.limiter ??= new ConnectionRateLimiter(limit)).allow(data.length)) {
       this.flooded = true;
       this.host.flooded(this);
-      this.outbox!.flush();
+      this.flush();
       this.ws!.close(CloseCode.policy, 'rate limit exceeded');
       return;
     }
@@ -113,7 +114,7 @@ export class SocketTransport implements Transport {
   }
 
   socketClosed(code: number): void {
-    this.outbox?.discard();
+    this.discard();
     void this.connection.closed(code).finally(() => this.host.ended(this, code));
   }
 
@@ -122,9 +123,40 @@ export class SocketTransport implements Transport {
   }
 
   /** Sends 1013; a reader that is not reading will not take the close frame either, so drop it soon after. */
-  private closeSlowReader(ws: WebSocket, outbox: Outbox): void {
-    outbox.discard();
+  private closeSlowReader(ws: WebSocket): void {
+    this.discard();
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
     setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
+  }
+}
+
+/**
+ * The `ws` socket of a transport (the server's `WebSocket` class). Its events go straight to the
+ * transport rather than through listeners: an emitter's listener table costs every connection
+ * about a hundred bytes, and a listener would need the transport stored on the socket anyway.
+ */
+export class TransportSocket extends WebSocket {
+  /** Set as soon as the upgrade completes, before the socket can emit anything but 'open'. */
+  transport: SocketTransport | null = null;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const transport = this.transport;
+    if (transport === null) return super.emit(event, ...args);
+    switch (event) {
+      case 'message':
+        transport.receive(args[0] as Buffer, args[1] as boolean);
+        return true;
+      case 'pong':
+        transport.alive = true;
+        return true;
+      case 'error':
+        transport.socketError(args[0] as Error);
+        return true;
+      case 'close':
+        transport.socketClosed(args[0] as number);
+        return true;
+      default:
+        return super.emit(event, ...args);
+    }
   }
 }

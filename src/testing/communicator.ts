@@ -3,7 +3,7 @@ import { type Application, type Connection, HandshakeRejected, type Transport } 
 import type { ChannelLayer } from '../layers/layer';
 import { InMemoryChannelLayer } from '../layers/memory';
 import { type Logger, createLogger } from '../logger';
-import type { Scope, ScopeUser } from '../scope';
+import { NO_STATE, type Scope, type ScopeUser } from '../scope';
 
 export interface CommunicatorOptions {
   /** Request headers (lower-case names). */
@@ -57,7 +57,7 @@ export class WebsocketCommunicator {
       client: { address: '127.0.0.1', port: 0 },
       subprotocols: this.options.subprotocols ?? [],
       user: this.options.user ?? null,
-      state: {},
+      state: NO_STATE,
     };
     let subprotocol: string | undefined;
     let refused = false;
