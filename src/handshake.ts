@@ -89,9 +89,30 @@ function splitTarget(target: string): { path: string; pathRemaining: string; sea
   }
 }
 
+/**
+ * Headers whose values most clients of a deployment share (the same host, origin, browsers): kept
+ * once for all connections. Never cookies or credentials, which must not outlive their connection.
+ */
+const SHAREABLE_HEADERS = new Set(['host', 'origin', 'user-agent', 'accept-encoding', 'accept-language', 'cache-control', 'pragma']);
+/** Bounded, so that odd clients cannot grow it; once full, new values are simply not shared. */
+const sharedValues = new Map<string, string>();
+const MAX_SHARED_VALUES = 1000;
+const MAX_SHARED_LENGTH = 512;
+
+function shared(value: string): string {
+  const known = sharedValues.get(value);
+  if (known !== undefined) return known;
+  if (sharedValues.size < MAX_SHARED_VALUES && value.length <= MAX_SHARED_LENGTH) sharedValues.set(value, value);
+  return value;
+}
+
 function scopeHeaders(all: IncomingHttpHeaders): IncomingHttpHeaders {
   const kept: IncomingHttpHeaders = {};
-  for (const name in all) if (!HANDSHAKE_HEADERS.has(name)) kept[name] = all[name];
+  for (const name in all) {
+    if (HANDSHAKE_HEADERS.has(name)) continue;
+    const value = all[name];
+    kept[name] = typeof value === 'string' && SHAREABLE_HEADERS.has(name) ? shared(value) : value;
+  }
   return kept;
 }
 

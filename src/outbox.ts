@@ -9,38 +9,45 @@ import type { Socket } from 'node:net';
 /** Up to this many queued bytes are copied into one buffer per flush. */
 const COPY_LIMIT = 64 * 1024;
 
-/** Shared by idle outboxes; replaced by a real array on the first push (an idle socket never needs one). */
+/**
+ * Shared by every outbox with nothing queued; replaced by a real array on the first push of a turn,
+ * which also marks the outbox as scheduled (an idle socket holds no array and no flag).
+ */
 const EMPTY: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
+/** Outboxes with frames queued this turn, written by one setImmediate for the whole process. */
+let dirty: Outbox[] = [];
+
+function flushDirty(): void {
+  const outboxes = dirty;
+  dirty = [];
+  for (const outbox of outboxes) outbox.flush();
+}
 
 export class Outbox {
   private frames: Buffer[] = EMPTY;
   /** Bytes queued here and not yet handed to the socket. */
   pendingBytes = 0;
-  private scheduled = false;
 
   /** `socket` may come later (`attach`): a transport is an outbox before its upgrade completes. */
-  constructor(
-    private socket: Socket | null,
-    private readonly scheduler: OutboxScheduler,
-  ) {}
+  constructor(private socket: Socket | null = null) {}
 
   protected attach(socket: Socket): void {
     this.socket = socket;
   }
 
   push(frame: Buffer): void {
-    if (this.frames === EMPTY) this.frames = [];
+    if (this.frames === EMPTY) {
+      this.frames = [];
+      // A flush() before the turn ends can leave this outbox listed twice; the second flush finds nothing.
+      if (dirty.push(this) === 1) setImmediate(flushDirty);
+    }
     this.frames.push(frame);
     this.pendingBytes += frame.length;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      this.scheduler.schedule(this);
-    }
   }
 
   /** Writes what is queued now. Call before anything else writes to the socket (a close frame). */
   flush(): void {
-    this.scheduled = false;
     const frames = this.frames;
     if (frames.length === 0) return;
     const bytes = this.pendingBytes;
@@ -68,25 +75,4 @@ export class Outbox {
     this.frames = EMPTY;
     this.pendingBytes = 0;
   }
-}
-
-/** One setImmediate per turn for all sockets with queued frames, not one per socket. */
-export class OutboxScheduler {
-  private dirty: Outbox[] = [];
-  private pending = false;
-
-  schedule(outbox: Outbox): void {
-    this.dirty.push(outbox);
-    if (!this.pending) {
-      this.pending = true;
-      setImmediate(this.flushAll);
-    }
-  }
-
-  private readonly flushAll = (): void => {
-    this.pending = false;
-    const dirty = this.dirty;
-    this.dirty = [];
-    for (const outbox of dirty) outbox.flush();
-  };
 }

@@ -9,7 +9,6 @@ import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
 import type { ChannelLayer } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
-import { OutboxScheduler } from './outbox';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import { SocketTransport, type TransportHost, TransportSocket } from './socket-transport';
 import type { Scope } from './scope';
@@ -99,6 +98,7 @@ export class Server {
     this.ownsLayer = channelLayer === undefined;
     this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
     this.logger = logger ?? createLogger();
+    this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
     this.http = createServer((req, res) => void this.handleHttp(req, res));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
     this.http.on('clientError', (_error, socket: Duplex) => {
@@ -108,7 +108,6 @@ export class Server {
     const server = this;
     this.host = {
       frames: new FrameCache(),
-      scheduler: new OutboxScheduler(),
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
@@ -137,9 +136,8 @@ export class Server {
     });
   }
 
-  get runtime(): Runtime {
-    return { channelLayer: this.channelLayer, logger: this.logger };
-  }
+  /** One object for every connection: consumers keep a pointer to it. */
+  readonly runtime: Runtime;
 
   get connectionCount(): number {
     return this.live.size;

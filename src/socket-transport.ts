@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { Connection, Transport } from './application';
 import type { FrameCache } from './frame';
-import { Outbox, type OutboxScheduler } from './outbox';
+import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
 import type { Scope } from './scope';
 import { CloseCode } from './websocket';
@@ -13,7 +13,6 @@ import { CloseCode } from './websocket';
 /** What every transport of one server shares; one object, so a connection holds one pointer to it. */
 export interface TransportHost {
   readonly frames: FrameCache;
-  readonly scheduler: OutboxScheduler;
   readonly maxBufferedBytes: number;
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
@@ -55,7 +54,7 @@ export class SocketTransport extends Outbox implements Transport {
     socket: Duplex,
     head: Buffer,
   ) {
-    super(null, host.scheduler);
+    super();
     this.handshake = { req, socket, head };
   }
 
