@@ -75,7 +75,7 @@ export class Mailbox<T> {
         return;
       }
     }
-    // Reuse the array: a fan-out empties every member's mailbox once per message.
+    // Truncating also drops the backing store (V8 does at length 0): an idle mailbox holds no room for items.
     if (this.items !== EMPTY) this.items.length = 0;
     this.head = 0;
     this.state = 'idle';
