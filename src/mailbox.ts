@@ -33,9 +33,14 @@ export class Mailbox<T> {
   }
 
   push(item: T): void {
+    if (this.state === 'idle') {
+      // Nothing queued and nothing running: handle it now, without queueing (the fan-out case).
+      this.state = 'running';
+      if (!this.handle(item)) this.drain();
+      return;
+    }
     if (this.items === EMPTY) this.items = [];
     this.items.push(item);
-    if (this.state === 'idle') this.run();
   }
 
   /** Pushes `item` unless `capacity` items are waiting; a mailbox is the layer's listener of its channel. */
@@ -48,35 +53,38 @@ export class Mailbox<T> {
   /** Starts handling; until then items only queue (a consumer holds events until connect() ends). */
   release(): void {
     if (this.state !== 'held') return;
-    this.state = 'idle';
-    this.run();
+    this.drain();
   }
 
-  private run(): void {
+  /** Handles one item; true when it returned a promise, which resumes the mailbox once it settles. */
+  private handle(item: T): boolean {
+    let result: unknown;
+    try {
+      result = this.owner.handleMailboxItem(item);
+    } catch (error) {
+      this.owner.mailboxError(error);
+      return false;
+    }
+    if (!(result instanceof Promise)) return false;
+    result.then(
+      () => this.drain(),
+      (error: unknown) => {
+        this.owner.mailboxError(error);
+        this.drain();
+      },
+    );
+    return true;
+  }
+
+  private drain(): void {
     this.state = 'running';
     while (this.head < this.items.length) {
       const item = this.items[this.head] as T;
       this.items[this.head++] = undefined;
-      let result: unknown;
-      try {
-        result = this.owner.handleMailboxItem(item);
-      } catch (error) {
-        this.owner.mailboxError(error);
-        continue;
-      }
-      if (result instanceof Promise) {
-        result.then(
-          () => this.run(),
-          (error: unknown) => {
-            this.owner.mailboxError(error);
-            this.run();
-          },
-        );
-        return;
-      }
+      if (this.handle(item)) return;
     }
-    // Truncating also drops the backing store (V8 does at length 0): an idle mailbox holds no room for items.
-    if (this.items !== EMPTY) this.items.length = 0;
+    // Back to the shared empty array: an idle mailbox holds no room for items.
+    this.items = EMPTY;
     this.head = 0;
     this.state = 'idle';
   }
