@@ -773,7 +773,7 @@ function printS4(rows: S4Row[]): void {
   const ck = rows.find((r) => r.system === 'channelkit');
   console.log(
     `\nS4 connection churn: ${c.concurrency} loops for ${c.durationMs / 1000} s of connect, handshake, route, join (channelkit: the consumer's groupAdd; ` +
-      `Socket.IO: until its CONNECT packet), close frame and FIN (leave); source addresses 127.0.0.1 and 127.0.0.2-8`,
+      `Socket.IO: until its CONNECT packet), close frame, the server's FIN answered (leave); source addresses 127.0.0.1 and 127.0.0.2-8`,
   );
   console.log(
     table(
