@@ -293,7 +293,7 @@ interface S2Row {
   disorder: number;
 }
 
-/** With --profile, channelkit's server (S2; the first of S3's two) writes a V8 CPU profile to bench/profiles/<scenario>/. */
+/** With --profile, channelkit's server (S2, S4; the first of S3's two) writes a V8 CPU profile to bench/profiles/<scenario>/. */
 function profileArgs(system: SystemName, scenario: string): string[] {
   return profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles', scenario)}`] : [];
 }
@@ -542,7 +542,7 @@ const sourceAddresses = (n: number, first: number): string[] => ['127.0.0.1', ..
 
 async function s4(system: SystemName): Promise<S4Row> {
   const { durationMs, concurrency } = config.s4;
-  const { server, port } = await startServer(system);
+  const { server, port } = await startServer(system, profileArgs(system, 's4'));
   const loadgens = spawnLoadgens(1, 1);
   try {
     const reply = await loadgens[0].request(
@@ -824,6 +824,7 @@ async function main(): Promise<void> {
   await scenario('s3', systems.filter((x) => x !== 'ceiling'), s3, printS3);
   if (profile && scenarios.includes('s3') && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's3'), 25));
   await scenario('s4', systems, s4, printS4);
+  if (profile && scenarios.includes('s4') && systems.includes('channelkit')) console.log('\n' + summarizeProfile(join(__dirname, 'profiles', 's4'), 25));
   await scenario('s5', systems, s5, printS5);
 }
 
