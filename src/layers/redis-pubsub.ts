@@ -101,7 +101,7 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
       (hostUrl) => new Host(hostUrl, this.monitor, pattern, this.onChannelMessage, () => this.reassertSubscriptions()),
     );
     this.subscribedEverywhere = Promise.all(
-      this.hosts.flatMap((host) => [host.patternSubscribed, firstReady(host.publisher)]),
+      this.hosts.flatMap((host) => [host.patternSubscribed, firstReady(host.publisher), firstReady(host.subscriber)]),
     ).then(noop);
     this.subscribedEverywhere.catch(noop);
   }
@@ -110,8 +110,14 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     return this.subscribedEverywhere;
   }
 
+  /**
+   * Both links of the host must be up: with the subscriber down, this process's own members would
+   * miss the echo of a group send that the publisher got through, so it counts as down too (local
+   * members then get the message directly, and the caller a LayerUnavailable).
+   */
   protected canPublish(redisChannel: string): boolean {
-    return this.host(redisChannel).publisher.isReady;
+    const host = this.host(redisChannel);
+    return host.publisher.isReady && host.subscriber.isReady;
   }
 
   protected channelTarget(channel: string): string {
