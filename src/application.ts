@@ -28,7 +28,7 @@ export interface Transport {
 /** One connection's handler, created per connection by an application; consumers implement it. */
 export interface Connection {
   /** The scope as the router left it (params, route), for logs. */
-  readonly scope?: Scope;
+  readonly scope: Scope;
   /** Runs the consumer's connect step; it calls `transport.accept()` or `close()`. */
   open(transport: Transport): Promise<void>;
   /** A frame from the client: string for text, Buffer for binary. */

@@ -14,6 +14,11 @@ export function markFrameworkClass(cls: { prototype: object }): void {
 
 type Handler = (message: LayerMessage) => unknown;
 const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/** A consumer's joined groups as a list, whichever form they are kept in. */
+function listOf(joined: string | readonly string[]): readonly string[] {
+  return typeof joined === 'string' ? [joined] : joined;
+}
 const handlersByClass = new WeakMap<object, Map<string, string | null>>();
 
 /**
@@ -29,10 +34,10 @@ export abstract class Consumer {
   /** The process's layer and logger, shared: one pointer per consumer rather than two. */
   private readonly runtime: Runtime;
   /**
-   * Groups joined: a consumer is in few, so an exact-size array (replaced, never pushed to, as a
-   * pushed array keeps room for 16) costs less per connection than a Set.
+   * Groups joined. Most consumers are in one: that is kept as the name alone (an array would cost
+   * every connection about 56 bytes); several as an exact-size array, replaced rather than pushed to.
    */
-  private joined: readonly string[] = NO_GROUPS;
+  private joined: string | readonly string[] = NO_GROUPS;
 
   constructor(runtime: Runtime) {
     this.runtime = runtime;
@@ -49,11 +54,13 @@ export abstract class Consumer {
   /** Joins `group` with this consumer's channel; it is left automatically at the end. */
   async groupAdd(group: string): Promise<void> {
     await this.channelLayer.groupAdd(group, this.channelName);
-    if (!this.joined.includes(group)) this.joined = this.joined.concat(group);
+    const joined = listOf(this.joined);
+    if (!joined.includes(group)) this.joined = joined.length === 0 ? group : joined.concat(group);
   }
 
   async groupDiscard(group: string): Promise<void> {
-    this.joined = this.joined.filter((joined) => joined !== group);
+    const rest = listOf(this.joined).filter((joined) => joined !== group);
+    this.joined = rest.length === 1 ? rest[0] : rest;
     await this.channelLayer.groupDiscard(group, this.channelName);
   }
 
@@ -76,7 +83,7 @@ export abstract class Consumer {
 
   /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
   protected async leaveGroups(): Promise<void> {
-    const groups = this.joined;
+    const groups = listOf(this.joined);
     this.joined = NO_GROUPS;
     const results = await Promise.allSettled(
       groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),

@@ -261,7 +261,7 @@ export class Server {
     try {
       scope = buildScope(req);
       const connection = await this.app(scope, this.runtime);
-      await this.run(connection, scope, req, socket, head, started);
+      await this.run(connection, req, socket, head, started);
     } catch (error) {
       if (error instanceof HandshakeRejected) {
         this.logger.info({ path: scope?.path ?? req.url, status: error.status, reason: error.message }, 'handshake rejected');
@@ -275,9 +275,8 @@ export class Server {
     }
   }
 
-  private async run(connection: Connection, scope: Scope, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
-    // One scope per connection: the router's (with params and route) when the app is a router.
-    const transport = new SocketTransport(this.host, connection, connection.scope ?? scope, started, req, socket, head);
+  private async run(connection: Connection, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
+    const transport = new SocketTransport(this.host, connection, started, req, socket, head);
     await connection.open(transport);
     if (!transport.ws) {
       const why = transport.refused?.reason;

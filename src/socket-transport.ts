@@ -48,7 +48,6 @@ export class SocketTransport extends Outbox implements Transport {
   constructor(
     private readonly host: TransportHost,
     readonly connection: Connection,
-    readonly scope: Scope,
     readonly started: number,
     req: IncomingMessage,
     socket: Duplex,
@@ -56,6 +55,11 @@ export class SocketTransport extends Outbox implements Transport {
   ) {
     super();
     this.handshake = { req, socket, head };
+  }
+
+  /** The connection's scope (kept there, not twice per connection). */
+  get scope(): Scope {
+    return this.connection.scope;
   }
 
   accept(subprotocol?: string): void {

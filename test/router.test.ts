@@ -11,7 +11,7 @@ function scopeFor(rawPath: string): Scope {
 function recorder(seen: Scope[]) {
   return async (scope: Scope): Promise<Connection> => {
     seen.push(scope);
-    return { open: async () => undefined, frame: () => undefined, closed: async () => undefined };
+    return { scope, open: async () => undefined, frame: () => undefined, closed: async () => undefined };
   };
 }
 

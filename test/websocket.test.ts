@@ -164,3 +164,54 @@ describe('JsonWebsocketConsumer', () => {
     await communicator.disconnect();
   });
 });
+
+/** Joins and leaves groups on request: 'join:g', 'leave:g'; relays `note` events. */
+class Member extends WebsocketConsumer {
+  static override groups = ['static'];
+  override async receive(data: string | Buffer): Promise<void> {
+    const [verb, group] = String(data).split(':');
+    if (verb === 'join') await this.groupAdd(group);
+    if (verb === 'leave') await this.groupDiscard(group);
+    this.send(`done:${String(data)}`);
+  }
+  note(event: LayerMessage): void {
+    this.send(`note:${String(event.group)}`);
+  }
+}
+
+describe('group membership of a consumer', () => {
+  test('groups joined one, two and three at a time, left one by one, and the rest at disconnect', async () => {
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/member/', Member)]), '/ws/member/', { channelLayer: layer });
+    await communicator.connect();
+    const notes = async (): Promise<string[]> => {
+      for (const group of ['static', 'alpha', 'beta']) await layer.groupSend(group, { type: 'note', group });
+      const seen: string[] = [];
+      for (;;) {
+        const frame = await communicator.receiveFrom(100).catch(() => null);
+        if (frame === null) return seen;
+        seen.push(String(frame));
+      }
+    };
+    expect(await notes()).toEqual(['note:static']);
+    for (const step of ['join:alpha', 'join:beta', 'join:alpha']) {
+      communicator.sendTo(step);
+      expect(await communicator.receiveFrom()).toBe(`done:${step}`);
+    }
+    expect(await notes()).toEqual(['note:static', 'note:alpha', 'note:beta']);
+    for (const step of ['leave:static', 'leave:alpha']) {
+      communicator.sendTo(step);
+      expect(await communicator.receiveFrom()).toBe(`done:${step}`);
+    }
+    expect(await notes()).toEqual(['note:beta']);
+    await communicator.disconnect();
+    // Nothing left behind: a group send finds no member.
+    const probe = await layer.newChannel();
+    await layer.groupAdd('beta', probe);
+    await layer.groupSend('beta', { type: 'note', group: 'beta' });
+    expect(await layer.receive(probe)).toEqual({ type: 'note', group: 'beta' });
+    const members = (layer as unknown as { local: { groups: Map<string, Map<string, number>> } }).local.groups;
+    expect([...members.entries()].map(([group, channels]) => [group, channels.size])).toEqual([['beta', 1]]);
+    await layer.close();
+  });
+});

@@ -1,6 +1,6 @@
 import { type Application, type Connection, type Scope, createLogger, InMemoryChannelLayer, originValidator } from '../../src';
 
-const inner: Application = async () => ({ open: async () => undefined, frame: () => undefined, closed: async () => undefined }) as Connection;
+const inner: Application = async (scope) => ({ scope, open: async () => undefined, frame: () => undefined, closed: async () => undefined }) as Connection;
 const layer = new InMemoryChannelLayer();
 afterAll(() => layer.close());
 
