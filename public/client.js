@@ -14,7 +14,9 @@
   }
 
   /**
-   * Opens a JSON WebSocket to `path` on this host and keeps it open.
+   * Opens a JSON WebSocket to `path` on this host and keeps it open. `path` may be a function,
+   * called before every attempt, that returns the path or a promise of it: a page whose token
+   * expires gets a new one there (a refused handshake reaches the browser only as close 1006).
    *
    * options (all optional):
    *   onMessage(value)     each received frame, parsed as JSON (frames that are not JSON go to onError)
@@ -46,11 +48,39 @@
       onState(next, info || {});
     }
 
+    /** Waits out the backoff (exponential, with jitter: a restarted server is not hit by every page at once). */
+    function retryLater(info) {
+      var base = Math.min(maxDelay, minDelay * Math.pow(2, failures));
+      info.delay = Math.round(base / 2 + Math.random() * (base / 2));
+      failures++;
+      setState('reconnecting', info);
+      timer = setTimeout(open, info.delay);
+    }
+
     function open() {
       timer = null;
       if (stopped) return;
       setState(failures === 0 ? 'connecting' : 'reconnecting');
-      ws = new WebSocket(socketUrl(path));
+      var target;
+      try {
+        target = typeof path === 'function' ? path() : path;
+      } catch (error) {
+        target = Promise.reject(error);
+      }
+      Promise.resolve(target).then(
+        function (resolved) {
+          if (!stopped) openSocket(resolved);
+        },
+        function (error) {
+          if (stopped) return;
+          onError('could not prepare the connection: ' + (error && error.message ? error.message : String(error)));
+          retryLater({ code: 0, reason: 'not attempted' });
+        }
+      );
+    }
+
+    function openSocket(resolvedPath) {
+      ws = new WebSocket(socketUrl(resolvedPath));
       ws.onopen = function () {
         failures = 0;
         setState('connected');
@@ -74,12 +104,7 @@
           setState('closed', info);
           return;
         }
-        // Exponential backoff with jitter, so that a restarted server is not hit by every page at once.
-        var base = Math.min(maxDelay, minDelay * Math.pow(2, failures));
-        info.delay = Math.round(base / 2 + Math.random() * (base / 2));
-        failures++;
-        setState('reconnecting', info);
-        timer = setTimeout(open, info.delay);
+        retryLater(info);
       };
     }
 

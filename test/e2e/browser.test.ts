@@ -111,6 +111,40 @@ suite('demo pages in Chromium', () => {
     if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/notifications.png`, fullPage: true });
   });
 
+  test('notifications: a token about to expire is renewed before the page reconnects', async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.clock.install(); // the page's time flows as usual until the test moves it
+    const tokenRequests: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/notifications/token') tokenRequests.push(request.method());
+    });
+    await page.goto(`${base}/notifications/`);
+    await page.locator('#user').fill('carol');
+    const [login] = await Promise.all([
+      page.waitForResponse((response) => new URL(response.url()).pathname === '/notifications/token'),
+      page.locator('#login').click(),
+    ]);
+    const token = ((await login.json()) as { token: string }).token;
+    await connected(page);
+    expect(tokenRequests).toEqual(['POST']);
+
+    // Move the page's clock to 30 s before the token expires (`<id>.<expiry s>.<signature>`); then the socket drops.
+    const expiresAt = Number(token.split('.')[1]) * 1000;
+    await page.clock.fastForward(expiresAt - 30_000 - (await page.evaluate(() => Date.now())));
+    const { port } = server.address();
+    await server.close();
+    await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+    server = new Server({ app: application, http, port, heartbeatInterval: 0 });
+    await server.listen();
+    await connected(page);
+    expect(tokenRequests.length).toBeGreaterThanOrEqual(2);
+
+    await push({ title: 'after renewal', body: 'still yours', user: 'carol' });
+    await page.locator('.notification', { hasText: 'after renewal' }).waitFor({ timeout: 10_000 });
+  });
+
   test('chat: the page reconnects by itself after a server restart', async () => {
     const page = await newPage('/chat/restart/');
     await connected(page);
