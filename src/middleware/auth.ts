@@ -13,15 +13,17 @@ export interface AuthOptions {
 }
 
 /**
- * Looks for a token in `Authorization: Bearer <token>`, then the cookie, then the query string, and
+ * Looks for a token in `Authorization: Bearer <token>`, then the query string, then the cookie, and
  * sets `scope.user` to what `resolveUser` returns (null: anonymous). It refuses nobody: consumers
- * decide (close in `connect()` to refuse with 403), as with Channels' AuthMiddleware.
+ * decide (close in `connect()` to refuse with 403), as with Channels' AuthMiddleware. The query comes
+ * before the cookie because a page picks it for this connection, while a cookie is ambient and may be
+ * stale (an old login of the same browser).
  */
 export function authMiddleware(resolveUser: UserResolver, options: AuthOptions = {}): Middleware {
   const queryParam = options.queryParam ?? 'token';
   const cookieName = options.cookie ?? 'token';
   return (inner) => async (scope, runtime) => {
-    const token = bearer(scope.headers.authorization) ?? cookie(scope.headers.cookie, cookieName) ?? scope.query.get(queryParam);
+    const token = bearer(scope.headers.authorization) ?? scope.query.get(queryParam) ?? cookie(scope.headers.cookie, cookieName);
     const user = token ? await resolveUser(token, scope) : null;
     return inner({ ...scope, user }, runtime);
   };

@@ -47,6 +47,22 @@ describe('NotificationConsumer', () => {
     }
   });
 
+  test('a token in the query wins over a stale cookie; Authorization: Bearer wins over both', async () => {
+    const stale = signToken('carol', secret, 60, Date.now() - 120_000);
+    const [dave, erin] = [signToken('dave', secret), signToken('erin', secret)];
+    const cases: [string, Record<string, string>, string][] = [
+      [`?token=${dave}`, { cookie: `token=${stale}` }, 'dave'],
+      [`?token=${dave}`, { cookie: `token=${stale}`, authorization: `Bearer ${erin}` }, 'erin'],
+    ];
+    for (const [query, headers, user] of cases) {
+      const communicator = new WebsocketCommunicator(application, `/ws/notifications/${query}`, { channelLayer: layer, headers });
+      expect((await communicator.connect()).connected).toBe(true);
+      await layer.groupSend(`user.${user}`, { type: 'notification.message', title: user, body: 'b' });
+      expect(await communicator.receiveJsonFrom()).toMatchObject({ title: user });
+      await communicator.disconnect();
+    }
+  });
+
   test('a foreign Origin is refused with 403 before any consumer runs', async () => {
     const communicator = new WebsocketCommunicator(application, `/ws/notifications/?token=${signToken('a', secret)}`, {
       channelLayer: layer,
