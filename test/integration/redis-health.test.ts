@@ -5,6 +5,7 @@ import { application, http } from '../../routing';
 import { RedisPubSubChannelLayer, Server } from '../../src';
 import { Inbox, openClient } from '../support/sockets';
 import { RedisServer, describeRedis } from '../support/redis';
+import { until } from '../support/wait';
 
 /** A pino logger whose lines the test can read. */
 function capturingLogger() {
@@ -16,14 +17,6 @@ function capturingLogger() {
     },
   });
   return { logger: pino({ level: 'info' }, stream), lines };
-}
-
-async function until(condition: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describeRedis('a server on the Redis pub/sub layer through Redis faults', () => {

@@ -1,8 +1,10 @@
 import { createCluster } from 'redis';
 import { encode } from '@msgpack/msgpack';
 import { RedisShardedPubSubChannelLayer } from '../../src/layers/redis-sharded-pubsub';
+import { LayerUnavailable } from '../../src/layers/layer';
 import { describeRedis } from '../support/redis';
 import { RedisCluster } from '../support/redis-cluster';
+import { until } from '../support/wait';
 import { describeLayerConformance } from './conformance';
 
 /** Sum of `cmdstat_<command>` calls over every node of the cluster. */
@@ -83,4 +85,70 @@ describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () =
       await layer.close();
     }
   });
+});
+
+describeRedis('RedisShardedPubSubChannelLayer when a cluster master dies and comes back', () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+  }, 30000);
+  afterAll(() => cluster?.close());
+
+  test('degraded and failing fast while a master is down, no crash; every group delivers again once it is back', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const [a, b] = [
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls }),
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls }),
+    ];
+    try {
+      // Enough groups that every master owns some (CRC16 slots spread them over the three).
+      const groups = Array.from({ length: 12 }, (_, i) => `room${i}`);
+      const received = new Map<string, number>();
+      for (const group of groups) {
+        const channel = await b.newChannel();
+        await b.groupAdd(group, channel);
+        await b.listen(channel, { offer: () => received.set(group, (received.get(group) ?? 0) + 1) !== null });
+      }
+      // One round to every group, repeated until each member got its round once (subscriptions take a moment).
+      const deliversToEveryGroup = (what: string) =>
+        until(async () => {
+          received.clear();
+          for (const group of groups) await a.groupSend(group, { type: 'tick' });
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          return groups.every((group) => received.get(group) === 1);
+        }, 10_000, what);
+      await deliversToEveryGroup('subscriptions on every master');
+
+      const victim = cluster.servers[1];
+      // The victim must own some of the groups, or its death would prove nothing about them.
+      const ranges = victim
+        .cli('CLUSTER', 'NODES')
+        .split('\n')
+        .find((line) => line.includes('myself'))!
+        .split(' ')
+        .slice(8)
+        .map((range) => range.split('-').map(Number));
+      const owned = groups.filter((group) => {
+        const slot = Number(victim.cli('CLUSTER', 'KEYSLOT', `asgi__group__${group}`).trim());
+        return ranges.some(([first, last = first]) => slot >= first && slot <= last);
+      });
+      expect(owned.length).toBeGreaterThan(0);
+      await victim.stop();
+      await until(() => a.health().state === 'degraded' && b.health().state === 'degraded', 5000, 'degraded');
+      expect(a.health().detail).toContain(String(victim.port));
+      const started = Date.now();
+      await expect(a.groupSend(groups[0], { type: 'while.down' })).rejects.toBeInstanceOf(LayerUnavailable);
+      expect(Date.now() - started).toBeLessThan(200);
+
+      await victim.start();
+      await until(() => a.health().state === 'up' && b.health().state === 'up', 15_000, 'up again');
+      await deliversToEveryGroup('every group delivering again');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 60_000);
 });

@@ -4,15 +4,7 @@ import { LayerUnavailable } from '../../src/layers/layer';
 import type { LayerLogger } from '../../src/layers/pubsub-base';
 import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
 import { RedisServer, describeRedis, freePort } from '../support/redis';
-
-/** Polls `condition` (there is no event for "Redis accepted our resubscription"). */
-async function until(condition: () => boolean, ms = 8000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../support/wait';
 
 function within(promise: Promise<LayerMessage>, ms = 3000): Promise<LayerMessage | 'timeout'> {
   return Promise.race([promise, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref())]);
