@@ -4,7 +4,7 @@ import { RedisShardedPubSubChannelLayer } from '../../src/layers/redis-sharded-p
 import { LayerUnavailable } from '../../src/layers/layer';
 import { describeRedis } from '../support/redis';
 import { RedisCluster } from '../support/redis-cluster';
-import { until } from '../support/wait';
+import { oneMessageEach, until } from '../support/wait';
 import { describeLayerConformance } from './conformance';
 
 /** Sum of `cmdstat_<command>` calls over every node of the cluster. */
@@ -51,17 +51,7 @@ describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () =
       );
 
       const before = clusterCalls(cluster, 'spublish');
-      let delivered = 0;
-      const allHere = new Promise<void>((resolve) => {
-        for (const channel of members) {
-          void a.listen(channel, {
-            offer() {
-              if (++delivered === members.length) resolve();
-              return true;
-            },
-          });
-        }
-      });
+      const allHere = oneMessageEach(a, members);
       await b.groupSend('G', { type: 'fan.out' });
       await allHere;
       expect(await b.receive(remote)).toEqual({ type: 'fan.out' });

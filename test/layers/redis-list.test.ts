@@ -1,6 +1,7 @@
 import { LayerUnavailable } from '../../src/layers/layer';
 import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../src/layers/redis';
 import { describeRedis, RedisServer } from '../support/redis';
+import { until } from '../support/wait';
 import { describeLayerConformance } from './conformance';
 
 describeRedis('RedisChannelLayer on one private redis-server', () => {
@@ -77,7 +78,7 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     expect(layer.health()).toEqual({ state: 'up', backend: 'redis' });
 
     await server.stop();
-    await waitFor(() => layer.health().state === 'degraded');
+    await until(() => layer.health().state === 'degraded', 10_000, 'degraded');
     const started = Date.now();
     await expect(layer.send('worker.jobs', { type: 'down' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
     await expect(layer.groupSend('g', { type: 'down' })).rejects.toBeInstanceOf(LayerUnavailable);
@@ -85,7 +86,7 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     expect(layer.health().detail).toContain('127.0.0.1');
 
     await server.start();
-    await waitFor(() => layer.health().state === 'up');
+    await until(() => layer.health().state === 'up', 10_000, 'up');
     // The receive loop reconnected too: a message to the process channel still arrives.
     const received = layer.receive(channel);
     await layer.send(channel, { type: 'after' });
@@ -101,11 +102,3 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     expect(layer.health().state).toBe('closed');
   });
 });
-
-async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -5,6 +5,7 @@ import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../src
 import { consistentHash, crc32 } from '../../src/layers/sharding';
 import { RedisServer, describeRedis } from '../support/redis';
 import { describeLayerConformance } from './conformance';
+import { oneMessageEach } from '../support/wait';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 
@@ -72,17 +73,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     expect(a.subscriptionCounts()).toEqual({ groups: 1, named: 0 });
 
     const before = commandCalls(server, 'publish');
-    let delivered = 0;
-    const allHere = new Promise<void>((resolve) => {
-      for (const channel of members) {
-        void a.listen(channel, {
-          offer() {
-            if (++delivered === members.length) resolve();
-            return true;
-          },
-        });
-      }
-    });
+    const allHere = oneMessageEach(a, members);
     await a.groupSend('G', { type: 'fan.out' });
     await allHere;
     expect(await b.receive(remote)).toEqual({ type: 'fan.out' });
