@@ -74,7 +74,7 @@ function onSignal(shutdown: () => Promise<void>, logger: ReturnType<typeof creat
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    // pino writes asynchronously: flush before exit, or the last disconnect lines are lost.
+    // The logger writes synchronously (logger.ts); flushing first also covers a logger given another destination.
     const exit = (code: number) => logger.flush(() => process.exit(code));
     shutdown().then(
       () => exit(0),
