@@ -192,8 +192,9 @@ export class Server {
     }
     this.http.closeAllConnections();
     await httpClosed;
+    // A layer passed in is shared (other servers, Django, queued messages on the same Redis): a server
+    // never flushes it, and leaves closing it to its owner.
     if (this.ownsLayer) await this.channelLayer.close();
-    else await this.channelLayer.flush().catch(() => undefined);
     this.logger.info('closed');
   }
 

@@ -1,8 +1,11 @@
 // The channel layer contract every backend implements, and the rules they share (names, errors).
 
-/** What travels on a layer: a plain object; `type` picks the consumer's handler. */
+/**
+ * What travels on a layer: any plain object (a map, as in Channels' spec). `type` is needed only to
+ * dispatch to a consumer, where it picks the handler.
+ */
 export interface LayerMessage {
-  type: string;
+  type?: string;
   [key: string]: unknown;
 }
 
@@ -78,9 +81,62 @@ export interface LayerOptions {
   expiry?: number;
   /** Seconds a group membership lives without a new `groupAdd`. Default 86400 (as Channels). */
   groupExpiry?: number;
+  /**
+   * Capacity by channel name, as channels_redis's `channel_capacity`: glob patterns (`*` any run,
+   * `?` one character, matched against the whole name) or RegExps, first match wins; a channel that
+   * matches none gets `capacity`. E.g. `{ 'http.response!*': 10 }` or `[[/^worker\./, 1000]]`.
+   * Default none.
+   */
+  channelCapacity?: Record<string, number> | ReadonlyArray<readonly [string | RegExp, number]>;
 }
 
-export const LAYER_DEFAULTS: Required<LayerOptions> = { capacity: 100, expiry: 60, groupExpiry: 86400 };
+export const LAYER_DEFAULTS: { capacity: number; expiry: number; groupExpiry: number } = { capacity: 100, expiry: 60, groupExpiry: 86400 };
+
+/** The capacity of one channel under `capacity` and `channelCapacity` (see LayerOptions). */
+export type CapacityRule = (channel: string) => number;
+
+/**
+ * Compiles `capacity` and `channelCapacity` once into a lookup. Without patterns it is a constant
+ * function; with them, answers are cached per name (bounded: names come from every process).
+ */
+export function capacityRule(options: LayerOptions): CapacityRule {
+  const fallback = options.capacity ?? LAYER_DEFAULTS.capacity;
+  const given = options.channelCapacity;
+  const entries = given === undefined ? [] : Array.isArray(given) ? given : Object.entries(given);
+  if (entries.length === 0) return () => fallback;
+  const rules = entries.map(([pattern, capacity]: readonly [string | RegExp, number]) => {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`channelCapacity ${String(pattern)}: capacity must be a positive integer, got ${capacity}`);
+    }
+    return { test: typeof pattern === 'string' ? globToRegExp(pattern) : pattern, capacity };
+  });
+  const cache = new Map<string, number>();
+  return (channel) => {
+    let capacity = cache.get(channel);
+    if (capacity !== undefined) return capacity;
+    capacity = rules.find((rule) => rule.test.test(channel))?.capacity ?? fallback;
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(channel, capacity);
+    return capacity;
+  };
+}
+
+/** fnmatch's rules, as channels_redis applies them: `*`, `?` and `[...]`; everything else literal. */
+function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const char = glob[i];
+    if (char === '*') source += '.*';
+    else if (char === '?') source += '.';
+    else if (char === '[' && glob.indexOf(']', i + 2) !== -1) {
+      const end = glob.indexOf(']', i + 2);
+      const body = glob.slice(i + 1, end);
+      source += `[${body.startsWith('!') ? `^${body.slice(1)}` : body}]`;
+      i = end;
+    } else source += char.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`, 's');
+}
 
 /** Base of every layer error: `code` is stable across releases, the message says what to do. */
 export class ChannelLayerError extends Error {
@@ -111,7 +167,7 @@ export class InvalidChannelName extends ChannelLayerError {
 
 export class InvalidMessage extends ChannelLayerError {
   constructor(detail: string) {
-    super('INVALID_MESSAGE', `invalid layer message: ${detail}; send a plain object with a string "type"`);
+    super('INVALID_MESSAGE', `invalid layer message: ${detail}; send a plain object (with a string "type" to reach a consumer)`);
   }
 }
 
@@ -144,12 +200,10 @@ export function validateGroupName(name: unknown): asserts name is string {
   }
 }
 
+/** A layer message is any plain object (Channels' "dict"); only dispatch to a consumer needs `type`. */
 export function validateMessage(message: unknown): asserts message is LayerMessage {
-  if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+  if (message === null || typeof message !== 'object' || Array.isArray(message) || message instanceof Uint8Array) {
     throw new InvalidMessage('not an object');
-  }
-  if (typeof (message as { type?: unknown }).type !== 'string') {
-    throw new InvalidMessage('"type" is missing or not a string');
   }
 }
 

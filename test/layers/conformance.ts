@@ -139,12 +139,22 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       await expect(layer.send('a'.repeat(99), { type: 't' })).resolves.toBeUndefined();
     });
 
-    test('a message without a string type is refused with InvalidMessage', async () => {
+    test('a message that is not a plain object is refused with InvalidMessage', async () => {
       const layer = await make();
-      await expect(layer.send('test-invalid', { kind: 'x' } as unknown as LayerMessage)).rejects.toBeInstanceOf(
-        InvalidMessage,
-      );
-      await expect(layer.groupSend('g', [] as unknown as LayerMessage)).rejects.toBeInstanceOf(InvalidMessage);
+      for (const bad of [[], null, 'text', 42, Buffer.from('x')]) {
+        await expect(layer.send('test-invalid', bad as unknown as LayerMessage)).rejects.toBeInstanceOf(InvalidMessage);
+        await expect(layer.groupSend('g', bad as unknown as LayerMessage)).rejects.toBeInstanceOf(InvalidMessage);
+      }
+    });
+
+    test('any map is a layer message: no type needed to send, group-send and receive', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      await layer.send(channel, { a: true });
+      expect(await layer.receive(channel)).toEqual({ a: true });
+      await layer.groupAdd('typeless', channel);
+      await layer.groupSend('typeless', { a: 1, nested: { b: [2] } });
+      expect(await layer.receive(channel)).toEqual({ a: 1, nested: { b: [2] } });
     });
 
     test('newChannel returns distinct valid names that can receive', async () => {
@@ -209,7 +219,7 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       const done = new Promise<void>((resolve) => (gotAll = resolve));
       await layer.listen(channel, {
         offer(message) {
-          seen.push(message.type);
+          seen.push(String(message.type));
           if (seen.length === 3) gotAll();
           return true;
         },
@@ -226,7 +236,7 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       const layer = await make();
       const channel = await layer.newChannel();
       const heard: string[] = [];
-      await layer.listen(channel, { offer: (message) => heard.push(message.type) > 0 });
+      await layer.listen(channel, { offer: (message) => heard.push(String(message.type)) > 0 });
       layer.unlisten(channel);
       await layer.send(channel, { type: 'queued' });
       expect(await layer.receive(channel)).toEqual({ type: 'queued' });
