@@ -4,13 +4,26 @@ import { UnknownMessageType, handlerName } from './dispatch';
 import type { ChannelLayer, LayerMessage } from './layers/layer';
 import type { Logger } from './logger';
 
-/** Prototypes of the framework's own classes: their methods are never message handlers. */
-const frameworkPrototypes = new Set<object>([Object.prototype]);
+/**
+ * Names of every framework method ('close', 'send', 'connect', 'receiveJson'...): never handlers,
+ * even where the application's class overrides them, as it does `connect` and `receive`. A layer
+ * event must not re-run a consumer's lifecycle (a group send of {type: 'connect'} would re-run every
+ * member's connect()).
+ */
+const frameworkNames = new Set<string>();
 
 /** Marks a framework class so that a message type can never call its methods ('close', 'send'...). */
 export function markFrameworkClass(cls: { prototype: object }): void {
-  frameworkPrototypes.add(cls.prototype);
+  for (const name of Object.getOwnPropertyNames(cls.prototype)) frameworkNames.add(name);
 }
+markFrameworkClass(Object);
+
+/**
+ * Lifecycle words, as Channels' ASGI events: `receive`, `receiveJson`, `websocketConnect`... are
+ * never handlers, whether or not a framework class defines them. A word that only begins with the
+ * same letters ('receivedAck') is the application's.
+ */
+const LIFECYCLE = /^(?:connect|disconnect|receive|websocket)(?:[A-Z]|$)/;
 
 type Handler = (message: LayerMessage) => unknown;
 const NO_GROUPS: readonly string[] = Object.freeze([]);
@@ -101,26 +114,24 @@ export abstract class Consumer {
       name = this.findHandler(type as string);
       if (cache.size < 1000) cache.set(type as string, name);
     }
-    if (name === null || name === undefined) {
-      const reason =
-        typeof type !== 'string'
-          ? 'type must be a string'
-          : `define a method ${handlerName(type) ?? '(type must be words joined by "." or "_")'}(message)`;
-      throw new UnknownMessageType(type, this.constructor.name, reason);
-    }
+    if (name === null || name === undefined) throw new UnknownMessageType(type, this.constructor.name, whyNoHandler(type));
     return name;
   }
 
   private findHandler(type: string): string | null {
     const name = handlerName(type);
-    // Every class prototype owns 'constructor': it is never a handler.
-    if (name === null || name === 'constructor') return null;
-    // Walk to the prototype that defines it: only the application's own classes may handle messages.
-    let owner: object | null = this;
-    while (owner && !Object.prototype.hasOwnProperty.call(owner, name)) owner = Object.getPrototypeOf(owner);
-    if (!owner || frameworkPrototypes.has(owner)) return null;
+    if (name === null || frameworkNames.has(name) || LIFECYCLE.test(name)) return null;
     return typeof (this as unknown as Record<string, unknown>)[name] === 'function' ? name : null;
   }
+}
+
+/** The remedy for a type with no handler. */
+function whyNoHandler(type: unknown): string {
+  if (typeof type !== 'string') return 'type must be a string';
+  const name = handlerName(type);
+  if (name === null) return 'type must be words joined by "." or "_"';
+  if (frameworkNames.has(name) || LIFECYCLE.test(name)) return `${name} is a lifecycle or framework method, never a handler; use another type`;
+  return `define a method ${name}(message)`;
 }
 
 markFrameworkClass(Consumer);

@@ -1,4 +1,18 @@
-import { Consumer, InMemoryChannelLayer, UnknownMessageType, createLogger, handlerName } from '../src';
+import {
+  Consumer,
+  type ConsumerClass,
+  InMemoryChannelLayer,
+  JsonWebsocketConsumer,
+  type LayerMessage,
+  type Logger,
+  type Scope,
+  URLRouter,
+  UnknownMessageType,
+  createLogger,
+  handlerName,
+  path,
+} from '../src';
+import { WebsocketCommunicator } from '../src/testing';
 
 describe('handlerName', () => {
   test.each([
@@ -44,5 +58,98 @@ describe('Consumer.dispatch', () => {
 
   test('a non-string type is refused clearly', () => {
     expect(() => consumer.dispatch({ type: 5 } as unknown as { type: string })).toThrow(/type must be a string/);
+  });
+});
+
+/** Frames a communicator got before its close, and the close code. */
+async function framesUntilClose(communicator: WebsocketCommunicator, timeoutMs = 2000): Promise<{ frames: number; code: number }> {
+  let frames = 0;
+  for (;;) {
+    try {
+      return { frames, code: await communicator.receiveClose(timeoutMs) };
+    } catch (error) {
+      if (!/got a frame/.test((error as Error).message)) throw error;
+      frames++;
+    }
+  }
+}
+
+/** `count` connected communicators of `cls` sharing `layer`. */
+async function members(cls: ConsumerClass, layer: InMemoryChannelLayer, count: number, logger?: Logger): Promise<WebsocketCommunicator[]> {
+  const app = URLRouter([path('ws/members/', cls)]);
+  const all = Array.from({ length: count }, () => new WebsocketCommunicator(app, '/ws/members/', { channelLayer: layer, logger }));
+  for (const communicator of all) expect(await communicator.connect()).toMatchObject({ connected: true });
+  return all;
+}
+
+let connects = 0;
+/** The app overrides the lifecycle (connect, receiveJson), so the framework-prototype rule alone does not protect them. */
+class Room extends JsonWebsocketConsumer {
+  static override groups = ['room'];
+  override connect(): void {
+    connects++;
+    this.accept();
+  }
+  override receiveJson(value: unknown): void {
+    void this.groupSend('room', { ...(value as object), type: 'chat.message' });
+  }
+  override disconnect(): void {}
+  chatMessage(message: LayerMessage): void {
+    this.sendJson({ message: message.message });
+  }
+}
+
+describe('layer events never reach lifecycle or framework methods', () => {
+  let layer: InMemoryChannelLayer;
+  beforeEach(() => {
+    layer = new InMemoryChannelLayer();
+    connects = 0;
+  });
+  afterEach(() => layer.close());
+
+  test('a group send of {type: "connect"} does not re-run connect(): each member closes with 1011', async () => {
+    const room = await members(Room, layer, 20);
+    expect(connects).toBe(20);
+    await layer.groupSend('room', { type: 'connect' });
+    const results = await Promise.all(room.map((member) => framesUntilClose(member)));
+    expect(connects).toBe(20);
+    expect(results).toEqual(room.map(() => ({ frames: 0, code: 1011 })));
+  });
+
+  test('a group send of {type: "receive.json"} is not re-broadcast (no 400 frames): each member closes with 1011', async () => {
+    const room = await members(Room, layer, 20);
+    await layer.groupSend('room', { type: 'receive.json', message: 'again' });
+    const results = await Promise.all(room.map((member) => framesUntilClose(member)));
+    expect(results.reduce((sum, result) => sum + result.frames, 0)).toBe(0);
+    expect(results.every((result) => result.code === 1011)).toBe(true);
+  });
+
+  test('no lifecycle or framework name is a handler, even when the app overrides it', async () => {
+    class Overrides extends JsonWebsocketConsumer {
+      override receiveJson(): void {}
+      override disconnect(): void {}
+      override send(data: string | Buffer): void {
+        super.send(data);
+      }
+      override groupSend(group: string, message: LayerMessage): Promise<void> {
+        return super.groupSend(group, message);
+      }
+      websocketConnect(): void {}
+      websocketReceive(): void {}
+      receiveBytes(): void {}
+      receivedAck(): void {}
+    }
+    const consumer = new Overrides(
+      { path: '/', params: {} } as unknown as Scope,
+      { channelLayer: layer, logger: createLogger('silent') },
+    );
+    const refused = [
+      'connect', 'disconnect', 'receive', 'receive.json', 'receive_json', 'receive.bytes', 'websocket.connect',
+      'websocket.receive', 'open', 'frame', 'closed', 'accept', 'close', 'send', 'send_json', 'group.add',
+      'group_send', 'group.discard', 'dispatch', 'handle_mailbox_item', 'mailbox.error', 'to.string',
+    ];
+    for (const type of refused) expect(() => consumer.dispatch({ type })).toThrow(UnknownMessageType);
+    // A word that only begins like a lifecycle name is the app's own handler.
+    expect(() => consumer.dispatch({ type: 'received.ack' })).not.toThrow();
   });
 });
