@@ -1,6 +1,6 @@
 // The base consumer: layer wiring, group membership and handler dispatch, shared by socket and worker consumers.
 import type { Runtime } from './application';
-import { UnknownMessageType, handlerName } from './dispatch';
+import { UnknownMessageType, UnknownTypeLog, handlerName } from './dispatch';
 import type { ChannelLayer, LayerMessage } from './layers/layer';
 import type { Logger } from './logger';
 
@@ -33,6 +33,10 @@ function listOf(joined: string | readonly string[]): readonly string[] {
   return typeof joined === 'string' ? [joined] : joined;
 }
 const handlersByClass = new WeakMap<object, Map<string, string | null>>();
+/** Per consumer class: an unknown type is logged once per type and minute (see UnknownTypeLog). */
+const unknownTypeLogs = new WeakMap<object, UnknownTypeLog>();
+/** Types longer than this are not cached: no handler name is that long, and keys would pin memory. */
+const CACHED_TYPE_LENGTH = 100;
 
 /**
  * One consumer per connection (or per worker channel). It owns `channelName` on the layer and
@@ -88,6 +92,14 @@ export abstract class Consumer {
     return (this as unknown as Record<string, Handler>)[name](message);
   }
 
+  /**
+   * Whether a handler's `error` is worth a log line: not an unknown type this class already logged
+   * within the minute (a hostile type sent to every member would otherwise be one line per member).
+   */
+  protected shouldLog(error: unknown): boolean {
+    return !(error instanceof UnknownMessageType) || error.log;
+  }
+
   /** Joins the class's static groups. */
   protected async joinStaticGroups(): Promise<void> {
     const groups = (this.constructor as typeof Consumer).groups;
@@ -112,10 +124,18 @@ export abstract class Consumer {
     let name = typeof type === 'string' ? cache.get(type) : null;
     if (name === undefined) {
       name = this.findHandler(type as string);
-      if (cache.size < 1000) cache.set(type as string, name);
+      if (cache.size < 1000 && (type as string).length <= CACHED_TYPE_LENGTH) cache.set(type as string, name);
     }
-    if (name === null || name === undefined) throw new UnknownMessageType(type, this.constructor.name, whyNoHandler(type));
+    if (name === null || name === undefined) throw this.unknownType(type);
     return name;
+  }
+
+  private unknownType(type: unknown): UnknownMessageType {
+    const error = new UnknownMessageType(type, this.constructor.name, whyNoHandler(type));
+    let log = unknownTypeLogs.get(this.constructor);
+    if (!log) unknownTypeLogs.set(this.constructor, (log = new UnknownTypeLog()));
+    log.admit(error, type);
+    return error;
   }
 
   private findHandler(type: string): string | null {
@@ -128,6 +148,8 @@ export abstract class Consumer {
 /** The remedy for a type with no handler. */
 function whyNoHandler(type: unknown): string {
   if (typeof type !== 'string') return 'type must be a string';
+  // The reason never quotes more of a type than the message does.
+  if (type.length > CACHED_TYPE_LENGTH) return 'no handler has a name that long';
   const name = handlerName(type);
   if (name === null) return 'type must be words joined by "." or "_"';
   if (frameworkNames.has(name) || LIFECYCLE.test(name)) return `${name} is a lifecycle or framework method, never a handler; use another type`;

@@ -203,7 +203,7 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** @internal A handler threw: log it and close this socket with 1011. */
   mailboxError(error: unknown): void {
     if (this.failed) return;
-    this.logger.error({ err: error, path: this.scope.path, route: this.scope.route }, 'consumer error; closing with 1011');
+    if (this.shouldLog(error)) this.logger.error({ err: error, path: this.scope.path, route: this.scope.route }, 'consumer error; closing with 1011');
     this.close(CloseCode.internalError, 'internal error');
     this.phase = Phase.failed;
   }

@@ -8,10 +8,13 @@ import {
   type Scope,
   URLRouter,
   UnknownMessageType,
+  WebsocketConsumer,
   createLogger,
   handlerName,
   path,
 } from '../src';
+import pino from 'pino';
+import { UnknownTypeLog } from '../src/dispatch';
 import { WebsocketCommunicator } from '../src/testing';
 
 describe('handlerName', () => {
@@ -152,4 +155,73 @@ describe('layer events never reach lifecycle or framework methods', () => {
     // A word that only begins like a lifecycle name is the app's own handler.
     expect(() => consumer.dispatch({ type: 'received.ack' })).not.toThrow();
   });
+});
+
+/** A pino logger that keeps every line it writes. */
+function capturingLogger(): { logger: Logger; lines: string[]; bytes: () => number } {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  return { logger, lines, bytes: () => lines.reduce((sum, line) => sum + Buffer.byteLength(line), 0) };
+}
+
+describe('unknown types are logged once per type and minute, truncated', () => {
+  let layer: InMemoryChannelLayer;
+  beforeEach(() => (layer = new InMemoryChannelLayer()));
+  afterEach(() => layer.close());
+
+  test('one event with a 98 KiB type to 200 members writes under 20 KiB of log; every member closes with 1011', async () => {
+    class Crowd extends WebsocketConsumer {
+      static override groups = ['crowd'];
+    }
+    const { logger, lines, bytes } = capturingLogger();
+    const crowd = await members(Crowd, layer, 200, logger);
+    const type = 'x'.repeat(98 * 1024);
+    await layer.groupSend('crowd', { type });
+    const results = await Promise.all(crowd.map((member) => framesUntilClose(member)));
+    expect(results.every((result) => result.code === 1011 && result.frames === 0)).toBe(true);
+    expect(bytes()).toBeLessThan(20 * 1024);
+    const logged = lines.filter((line) => line.includes('UnknownMessageType'));
+    expect(logged).toHaveLength(1);
+    expect(JSON.parse(logged[0]).err.message).toBe(
+      `Crowd cannot handle message type "${'x'.repeat(100)}…" (${98 * 1024} characters): no handler has a name that long`,
+    );
+  });
+});
+
+describe('UnknownTypeLog', () => {
+  const error = () => new UnknownMessageType('t', 'C', 'r');
+
+  test('logs the first of each type per window and counts the rest for the next logged one', () => {
+    const log = new UnknownTypeLog(60_000, 100);
+    const first = error();
+    log.admit(first, 'a.b', 0);
+    expect([first.log, first.suppressed]).toEqual([true, 0]);
+    const repeats = [error(), error(), error()];
+    for (const repeat of repeats) log.admit(repeat, 'a.b', 1000);
+    expect(repeats.map((repeat) => repeat.log)).toEqual([false, false, false]);
+    const other = error();
+    log.admit(other, 'c.d', 2000);
+    expect([other.log, other.suppressed]).toEqual([true, 3]);
+    const nextMinute = error();
+    log.admit(nextMinute, 'a.b', 60_000);
+    expect([nextMinute.log, nextMinute.suppressed]).toEqual([true, 0]);
+  });
+
+  test('long types are keyed by their start and length; at most maxTypes types per window', () => {
+    const log = new UnknownTypeLog(60_000, 2);
+    const [a, b, c] = [error(), error(), error()];
+    log.admit(a, 'x'.repeat(500), 0);
+    log.admit(b, 'x'.repeat(500), 0);
+    log.admit(c, 'x'.repeat(501), 0);
+    expect([a.log, b.log, c.log]).toEqual([true, false, true]);
+    const beyond = error();
+    log.admit(beyond, 'y', 0);
+    expect(beyond.log).toBe(false);
+  });
+});
+
+test('an error message quotes at most 100 characters of a type, and never a non-string one', () => {
+  expect(new UnknownMessageType('a'.repeat(5000), 'C', 'r').message).toBe(`C cannot handle message type "${'a'.repeat(100)}…" (5000 characters): r`);
+  expect(new UnknownMessageType({ big: 'z'.repeat(5000) }, 'C', 'r').message).toBe('C cannot handle message type (an object): r');
+  expect(new UnknownMessageType(['z'.repeat(5000)], 'C', 'r').message).toBe('C cannot handle message type (an array): r');
 });
