@@ -86,7 +86,10 @@ export abstract class Consumer {
     return this.channelLayer.groupSend(group, message);
   }
 
-  /** Calls the handler that `message.type` names; throws `UnknownMessageType` when there is none. */
+  /**
+   * Calls the handler that `message.type` names; throws `UnknownMessageType` when there is none,
+   * including for a message without `type` (valid on the layer, but it names no handler).
+   */
   dispatch(message: LayerMessage): unknown {
     const name = this.resolveHandler(message.type);
     return (this as unknown as Record<string, Handler>)[name](message);
@@ -147,6 +150,8 @@ export abstract class Consumer {
 
 /** The remedy for a type with no handler. */
 function whyNoHandler(type: unknown): string {
+  // Any map is a layer message (Channels' spec); only dispatch needs a type.
+  if (type === undefined) return 'message has no type';
   if (typeof type !== 'string') return 'type must be a string';
   // The reason never quotes more of a type than the message does.
   if (type.length > CACHED_TYPE_LENGTH) return 'no handler has a name that long';

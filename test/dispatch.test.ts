@@ -1,4 +1,5 @@
 import {
+  ChannelNameRouter,
   Consumer,
   type ConsumerClass,
   InMemoryChannelLayer,
@@ -9,6 +10,7 @@ import {
   URLRouter,
   UnknownMessageType,
   WebsocketConsumer,
+  Worker,
   createLogger,
   handlerName,
   path,
@@ -16,6 +18,7 @@ import {
 import pino from 'pino';
 import { UnknownTypeLog } from '../src/dispatch';
 import { WebsocketCommunicator } from '../src/testing';
+import { until } from './support/wait';
 
 describe('handlerName', () => {
   test.each([
@@ -224,4 +227,48 @@ test('an error message quotes at most 100 characters of a type, and never a non-
   expect(new UnknownMessageType('a'.repeat(5000), 'C', 'r').message).toBe(`C cannot handle message type "${'a'.repeat(100)}…" (5000 characters): r`);
   expect(new UnknownMessageType({ big: 'z'.repeat(5000) }, 'C', 'r').message).toBe('C cannot handle message type (an object): r');
   expect(new UnknownMessageType(['z'.repeat(5000)], 'C', 'r').message).toBe('C cannot handle message type (an array): r');
+});
+
+describe('a layer message without type reaches no handler', () => {
+  let layer: InMemoryChannelLayer;
+  beforeEach(() => (layer = new InMemoryChannelLayer()));
+  afterEach(() => layer.close());
+
+  test('dispatch throws UnknownMessageType "message has no type"', () => {
+    const consumer = new Example({ channelLayer: layer, logger: createLogger('silent') });
+    expect(() => consumer.dispatch({ a: true })).toThrow(UnknownMessageType);
+    expect(() => consumer.dispatch({ a: true })).toThrow('Example cannot handle message type (none): message has no type');
+  });
+
+  test('group-sent to 20 members: each closes with 1011, logged once', async () => {
+    class Typeless extends WebsocketConsumer {
+      static override groups = ['typeless'];
+    }
+    const { logger, lines } = capturingLogger();
+    const all = await members(Typeless, layer, 20, logger);
+    await layer.groupSend('typeless', { a: 1 });
+    const results = await Promise.all(all.map((member) => framesUntilClose(member)));
+    expect(results).toEqual(all.map(() => ({ frames: 0, code: 1011 })));
+    const logged = lines.map((line) => JSON.parse(line)).filter((line) => line.err?.code === 'UNKNOWN_MESSAGE_TYPE');
+    expect(logged.map((line) => line.err.message)).toEqual(['Typeless cannot handle message type (none): message has no type']);
+  });
+
+  test('sent to a worker: logged, and the worker goes on with the next message', async () => {
+    const handled: unknown[] = [];
+    class Jobs extends Consumer {
+      jobsRun(message: LayerMessage): void {
+        handled.push(message.id);
+      }
+    }
+    const { logger, lines } = capturingLogger();
+    const worker = new Worker({ channelLayer: layer, logger }, { router: new ChannelNameRouter({ 'jobs.run': Jobs }) });
+    worker.start();
+    await layer.send('jobs.run', { id: 1 });
+    await layer.send('jobs.run', { type: 'jobs.run', id: 2 });
+    await until(() => handled.length === 1, 2000, 'the typed job');
+    await worker.close();
+    expect(handled).toEqual([2]);
+    const failed = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'worker handler failed');
+    expect(failed.map((line) => line.err.message)).toEqual(['Jobs cannot handle message type (none): message has no type']);
+  });
 });
