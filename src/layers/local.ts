@@ -1,5 +1,5 @@
 // Local delivery, shared by every layer: per-channel queues, listeners and group membership in this process.
-import { LayerClosed, type LayerMessage, type MessageListener } from './layer';
+import { type CapacityRule, LayerClosed, type LayerMessage, type LayerOptions, type MessageListener, capacityRule } from './layer';
 
 /** The shared empty array; never pushed to (see ChannelState.push and wait). */
 const NONE: never[] = Object.freeze([]) as unknown as never[];
@@ -60,6 +60,8 @@ class ChannelState {
 
 export interface LocalChannelsOptions {
   capacity: number;
+  /** Capacity by channel-name pattern, first match wins (see LayerOptions). Default none. */
+  channelCapacity?: LayerOptions['channelCapacity'];
   /** Seconds. */
   expiry: number;
   /** Seconds. */
@@ -83,7 +85,12 @@ export class LocalChannels {
   private closed = false;
   private sinceSweep = 0;
 
-  constructor(private readonly options: LocalChannelsOptions) {}
+  /** Queue capacity of a channel: `capacity`, or the first `channelCapacity` rule its name matches. */
+  private readonly capacityOf: CapacityRule;
+
+  constructor(private readonly options: LocalChannelsOptions) {
+    this.capacityOf = capacityRule(options);
+  }
 
   /** Hand `message` to the channel's listener, a waiting receiver or its queue; false when full. */
   deliver(channel: string, message: LayerMessage): boolean {
@@ -98,7 +105,7 @@ export class LocalChannels {
     if (++this.sinceSweep >= 10_000) this.sweep(now);
     const target = state ?? this.create(channel);
     target.dropExpired(now);
-    if (target.size >= this.options.capacity) return false;
+    if (target.size >= this.capacityOf(channel)) return false;
     target.push(message, now + this.options.expiry * 1000);
     return true;
   }

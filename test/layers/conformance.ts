@@ -26,6 +26,11 @@ export interface LayerFactory {
    * it in-process), so the sender sees ChannelFull even on a shared backend.
    */
   ownChannelsLocal?: boolean;
+  /**
+   * Honours `channelCapacity` (capacity by channel-name pattern). Default true. False only for the
+   * list layer until its Lua scripts take the per-channel capacity (remove the flag then).
+   */
+  patternCapacity?: boolean;
 }
 
 function timeout(ms: number): Promise<'timeout'> {
@@ -114,6 +119,43 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       // Draining makes room again.
       expect((await layer.receive(channel)).i).toBe(0);
       await layer.send(channel, { type: 'f', i: 4 });
+    });
+
+    /** A queue channel whose name starts with `prefix.` (a `newChannel(prefix)` name where unread named channels keep nothing). */
+    async function prefixedChannel(layer: ChannelLayer, prefix: string): Promise<string> {
+      return factory.storesUnreadMessages === false ? layer.newChannel(prefix) : `${prefix}.queue`;
+    }
+    /** Sends until the channel is full; the number it took. */
+    async function fill(layer: ChannelLayer, channel: string, most: number): Promise<number> {
+      for (let i = 0; i < most; i++) {
+        try {
+          await layer.send(channel, { type: 'f', i });
+        } catch (error) {
+          if (error instanceof ChannelFull) return i;
+          throw error;
+        }
+      }
+      return most;
+    }
+    const patterns = factory.patternCapacity === false ? test.skip : test;
+
+    patterns('channelCapacity: a channel matching a glob has its own capacity, others keep `capacity`', async () => {
+      const layer = await make({ capacity: 100, channelCapacity: { 'small.*': 2 } });
+      expect(await fill(layer, await prefixedChannel(layer, 'small'), 10)).toBe(2);
+      expect(await fill(layer, await prefixedChannel(layer, 'large'), 10)).toBe(10);
+    });
+
+    patterns('channelCapacity: RegExp rules apply too', async () => {
+      const layer = await make({ capacity: 100, channelCapacity: [[/^tiny\./, 1]] });
+      expect(await fill(layer, await prefixedChannel(layer, 'tiny'), 10)).toBe(1);
+      expect(await fill(layer, await prefixedChannel(layer, 'tinyish'), 10)).toBe(10);
+    });
+
+    patterns('channelCapacity: the first matching rule wins', async () => {
+      const layer = await make({ capacity: 100, channelCapacity: [['small.*', 2], [/^small/, 5], ['*', 3]] });
+      expect(await fill(layer, await prefixedChannel(layer, 'small'), 10)).toBe(2);
+      expect(await fill(layer, await prefixedChannel(layer, 'smaller'), 10)).toBe(5);
+      expect(await fill(layer, await prefixedChannel(layer, 'other'), 10)).toBe(3);
     });
 
     test('messages expire after `expiry`', async () => {

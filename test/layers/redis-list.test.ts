@@ -17,6 +17,7 @@ describeRedis('RedisChannelLayer on one private redis-server', () => {
     create: async (options) => new RedisChannelLayer({ url: server.url, ...options }),
     shared: true,
     subSecondExpiry: false,
+    patternCapacity: false, // until the list layer's Lua scripts take capacityRule (issue 8)
   });
 });
 
@@ -33,6 +34,7 @@ describeRedis('RedisChannelLayer sharded over two private redis-servers', () => 
     create: async (options) => new RedisChannelLayer({ urls: servers.map((server) => server.url), ...options }),
     shared: true,
     subSecondExpiry: false,
+    patternCapacity: false, // until the list layer's Lua scripts take capacityRule (issue 8)
   });
 });
 
