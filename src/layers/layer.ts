@@ -82,10 +82,11 @@ export interface LayerOptions {
   /** Seconds a group membership lives without a new `groupAdd`. Default 86400 (as Channels). */
   groupExpiry?: number;
   /**
-   * Capacity by channel name, as channels_redis's `channel_capacity`: glob patterns (`*` any run,
-   * `?` one character, matched against the whole name) or RegExps, first match wins; a channel that
-   * matches none gets `capacity`. E.g. `{ 'http.response!*': 10 }` or `[[/^worker\./, 1000]]`.
-   * Default none.
+   * Capacity by channel name, as channels_redis's `channel_capacity`: glob patterns (fnmatch's: `*`
+   * any run, `?` one character, `[...]` and `[!...]` sets, matched against the whole name) or
+   * RegExps, first match wins; a channel that matches none gets `capacity`. E.g.
+   * `{ 'http.response!*': 10 }` or `[[/^worker\./, 1000]]`. A record keeps its keys' order, except
+   * that all-digit keys come first (JavaScript's rule): use the array form for those. Default none.
    */
   channelCapacity?: Record<string, number> | ReadonlyArray<readonly [string | RegExp, number]>;
 }
@@ -108,7 +109,12 @@ export function capacityRule(options: LayerOptions): CapacityRule {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`channelCapacity ${String(pattern)}: capacity must be a positive integer, got ${capacity}`);
     }
-    return { test: typeof pattern === 'string' ? globToRegExp(pattern) : pattern, capacity };
+    // A copy without 'g' or 'y': those make test() stateful, and answers would alternate.
+    const test =
+      typeof pattern === 'string' ? globToRegExp(pattern)
+      : pattern.global || pattern.sticky ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''))
+      : pattern;
+    return { test, capacity };
   });
   const cache = new Map<string, number>();
   return (channel) => {
@@ -128,14 +134,25 @@ function globToRegExp(glob: string): RegExp {
     const char = glob[i];
     if (char === '*') source += '.*';
     else if (char === '?') source += '.';
-    else if (char === '[' && glob.indexOf(']', i + 2) !== -1) {
-      const end = glob.indexOf(']', i + 2);
-      const body = glob.slice(i + 1, end);
-      source += `[${body.startsWith('!') ? `^${body.slice(1)}` : body}]`;
+    else if (char === '[' && classEnd(glob, i) !== -1) {
+      const end = classEnd(glob, i);
+      let body = glob.slice(i + 1, end);
+      const negated = body.startsWith('!');
+      if (negated) body = body.slice(1);
+      // Inside a class, fnmatch takes '\\', ']' and a leading '^' literally; a RegExp would not.
+      source += `[${negated ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
       i = end;
     } else source += char.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   }
   return new RegExp(`^${source}$`, 's');
+}
+
+/** Where the class opened at `start` ends, as fnmatch reads it (a ']' first, or after '!', is literal); -1 if unclosed. */
+function classEnd(glob: string, start: number): number {
+  let j = start + 1;
+  if (glob[j] === '!') j++;
+  if (glob[j] === ']') j++;
+  return glob.indexOf(']', j);
 }
 
 /** Base of every layer error: `code` is stable across releases, the message says what to do. */
