@@ -1,6 +1,6 @@
 // The base consumer: layer wiring, group membership and handler dispatch, shared by socket and worker consumers.
 import type { Runtime } from './application';
-import { UnknownMessageType, UnknownTypeLog, handlerName } from './dispatch';
+import { UnknownMessageType, UnknownTypeLog, handlerName, shouldLog } from './dispatch';
 import type { ChannelLayer, LayerMessage } from './layers/layer';
 import type { Logger } from './logger';
 
@@ -100,7 +100,7 @@ export abstract class Consumer {
    * within the minute (a hostile type sent to every member would otherwise be one line per member).
    */
   protected shouldLog(error: unknown): boolean {
-    return !(error instanceof UnknownMessageType) || error.log;
+    return shouldLog(error);
   }
 
   /** Joins the class's static groups. */

@@ -30,6 +30,11 @@ export class UnknownMessageType extends Error {
   }
 }
 
+/** False for an unknown-type error already logged within the minute (see UnknownTypeLog); true for any other error. */
+export function shouldLog(error: unknown): boolean {
+  return !(error instanceof UnknownMessageType) || error.log;
+}
+
 /**
  * Decides which unknown-type errors are logged: the first of each type per window (a minute), at
  * most `maxTypes` types per window; the rest are counted and the count is carried by the next
