@@ -1,12 +1,27 @@
 // The demo pages in a real browser against the real app (routing.ts) served in-process.
 // SCREENSHOT_DIR=/tmp/shots saves chat.png and notifications.png there, to look at the pages.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { application, http } from '../../routing';
+import { type DemoOptions, createDemo } from '../../routing';
 import { Server } from '../../src';
 import { chromiumAvailable, launchChromium } from '../support/browser';
 
 // Throws under CI=true when Chromium is missing, so the suite fails instead of skipping.
 const suite = chromiumAvailable('demo pages') ? describe : describe.skip;
+
+/** As an operator would run it: a demo password and a push secret, not in development. */
+const options: DemoOptions = {
+  secret: 'browser-test-secret',
+  demoPassword: 'demo password',
+  pushSecret: 'push secret',
+  development: false,
+  allowedOrigins: ['127.0.0.1'],
+};
+
+/** The demo app on `port` (0: any), with `overrides` (another SECRET: a restart that forgets every token). */
+function serve(port: number, overrides: Partial<DemoOptions> = {}): Server {
+  const { application, http } = createDemo({ ...options, ...overrides });
+  return new Server({ app: application, http, port, heartbeatInterval: 0 });
+}
 
 suite('demo pages in Chromium', () => {
   let server: Server;
@@ -15,7 +30,7 @@ suite('demo pages in Chromium', () => {
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    server = new Server({ app: application, http, port: 0, heartbeatInterval: 0 });
+    server = serve(0);
     const { port } = await server.listen();
     base = `http://127.0.0.1:${port}`;
     browser = await launchChromium();
@@ -46,7 +61,7 @@ suite('demo pages in Chromium', () => {
   async function push(body: { title: string; body: string; user?: string }): Promise<void> {
     const response = await fetch(`${base}/notifications/push`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Connection: 'close' },
+      headers: { 'Content-Type': 'application/json', 'X-Push-Secret': 'push secret', Connection: 'close' },
       body: JSON.stringify(body),
     });
     expect(response.status).toBe(202);
@@ -85,6 +100,7 @@ suite('demo pages in Chromium', () => {
     async function logIn(user: string): Promise<Page> {
       const page = await newPage('/notifications/');
       await page.locator('#user').fill(user);
+      await page.locator('#password').fill('demo password');
       await page.locator('#login').click();
       await connected(page);
       await expect(page.locator('#who').textContent()).resolves.toBe(user);
@@ -111,6 +127,16 @@ suite('demo pages in Chromium', () => {
     if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/notifications.png`, fullPage: true });
   });
 
+  test('notifications: the login needs the demo password; a wrong one is refused and says so', async () => {
+    const page = await newPage('/notifications/');
+    await page.locator('#password').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.locator('#user').fill('mallory');
+    await page.locator('#password').fill('guess');
+    await page.locator('#login').click();
+    await page.locator('#login-error', { hasText: 'wrong password' }).waitFor({ timeout: 10_000 });
+    expect(await page.locator('#session').isHidden()).toBe(true);
+  });
+
   test('notifications: a token about to expire is renewed before the page reconnects', async () => {
     const context = await browser.newContext();
     contexts.push(context);
@@ -122,6 +148,7 @@ suite('demo pages in Chromium', () => {
     });
     await page.goto(`${base}/notifications/`);
     await page.locator('#user').fill('carol');
+    await page.locator('#password').fill('demo password');
     const [login] = await Promise.all([
       page.waitForResponse((response) => new URL(response.url()).pathname === '/notifications/token'),
       page.locator('#login').click(),
@@ -136,7 +163,7 @@ suite('demo pages in Chromium', () => {
     const { port } = server.address();
     await server.close();
     await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
-    server = new Server({ app: application, http, port, heartbeatInterval: 0 });
+    server = serve(port);
     await server.listen();
     await connected(page);
     expect(tokenRequests.length).toBeGreaterThanOrEqual(2);
@@ -151,7 +178,7 @@ suite('demo pages in Chromium', () => {
     const { port } = server.address();
     await server.close(); // closes the page's socket with 1001
     await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
-    server = new Server({ app: application, http, port, heartbeatInterval: 0 });
+    server = serve(port);
     await server.listen();
     await connected(page);
     await page.locator('#message').fill('back again');
