@@ -27,6 +27,8 @@ suite('demo pages in Chromium', () => {
   let server: Server;
   let browser: Browser;
   let base: string;
+  /** A test restarted the server with other options. */
+  let reconfigured = false;
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
@@ -38,6 +40,7 @@ suite('demo pages in Chromium', () => {
 
   afterEach(async () => {
     await Promise.all(contexts.splice(0).map((context) => context.close()));
+    if (reconfigured) await restart(); // the next test gets the server as configured in `options`
   });
 
   afterAll(async () => {
@@ -96,16 +99,26 @@ suite('demo pages in Chromium', () => {
     if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/chat.png` });
   });
 
+  async function logIn(user: string): Promise<Page> {
+    const page = await newPage('/notifications/');
+    await page.locator('#user').fill(user);
+    await page.locator('#password').fill('demo password');
+    await page.locator('#login').click();
+    await connected(page);
+    await expect(page.locator('#who').textContent()).resolves.toBe(user);
+    return page;
+  }
+
+  /** Stops the server (the pages' sockets get 1001) and starts another on the same port with `overrides`. */
+  async function restart(overrides: Partial<DemoOptions> = {}): Promise<void> {
+    const { port } = server.address();
+    await server.close();
+    server = serve(port, overrides);
+    await server.listen();
+    reconfigured = Object.keys(overrides).length > 0;
+  }
+
   test('notifications: a user gets their own and broadcasts, never another user\'s', async () => {
-    async function logIn(user: string): Promise<Page> {
-      const page = await newPage('/notifications/');
-      await page.locator('#user').fill(user);
-      await page.locator('#password').fill('demo password');
-      await page.locator('#login').click();
-      await connected(page);
-      await expect(page.locator('#who').textContent()).resolves.toBe(user);
-      return page;
-    }
     const titles = (page: Page) => page.locator('#notifications .notification .title').allTextContents();
     const alice = await logIn('alice');
     const bob = await logIn('bob');
@@ -135,6 +148,56 @@ suite('demo pages in Chromium', () => {
     await page.locator('#login').click();
     await page.locator('#login-error', { hasText: 'wrong password' }).waitFor({ timeout: 10_000 });
     expect(await page.locator('#session').isHidden()).toBe(true);
+  });
+
+  test('notifications: after a restart with another SECRET (its token refused) the page logs in again by itself', async () => {
+    const page = await logIn('dora');
+    const checks: number[] = [];
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname === '/notifications/token' && response.request().method() === 'GET') checks.push(response.status());
+    });
+    await restart({ secret: 'the secret after the restart' });
+    // Today's page retries the refused token forever (each refusal is a bare 1006); this one notices and logs in again.
+    await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+    await connected(page);
+    expect(checks).toContain(401);
+    await push({ title: 'after the restart', body: 'still reaches dora', user: 'dora' });
+    await page.locator('.notification', { hasText: 'after the restart' }).waitFor({ timeout: 10_000 });
+  });
+
+  test('notifications: when logging in again fails too (another DEMO_PASSWORD), the page shows the login form and why', async () => {
+    const page = await logIn('erin');
+    await restart({ secret: 'yet another secret', demoPassword: 'a new password' });
+    await page.locator('#login-form').waitFor({ state: 'visible', timeout: 20_000 });
+    await expect(page.locator('#login-error').textContent()).resolves.toMatch(/log in again/i);
+    await expect(page.locator('#user').inputValue()).resolves.toBe('erin');
+    await expect(page.locator('#state').getAttribute('data-state')).resolves.toBe('closed');
+    await page.locator('#password').fill('a new password');
+    await page.locator('#login').click();
+    await connected(page);
+  });
+
+  test('the reconnect countdown counts down in seconds', async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    const start = Date.now();
+    await page.clock.install({ time: start });
+    await page.goto(`${base}/notifications/`);
+    await page.clock.pauseAt(start + 60_000); // from here the page's time moves only when the test moves it
+    // The function every page's onState calls, on an element of its own (the test file has no DOM types: a string).
+    await page.evaluate(`(() => {
+      const element = document.createElement('span');
+      element.id = 'countdown';
+      document.body.appendChild(element);
+      window.channelkit.showState(element, 'reconnecting', { code: 1006, delay: 5000 });
+    })()`);
+    const countdown = () => page.locator('#countdown').textContent();
+    await expect(countdown()).resolves.toBe('reconnecting in 5 s');
+    await page.clock.runFor(2000);
+    await expect(countdown()).resolves.toBe('reconnecting in 3 s');
+    await page.clock.runFor(2500);
+    await expect(countdown()).resolves.toBe('reconnecting in 1 s');
   });
 
   test('notifications: a token about to expire is renewed before the page reconnects', async () => {
