@@ -2,8 +2,9 @@
 // SCREENSHOT_DIR=/tmp/shots saves chat.png and notifications.png there, to look at the pages.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type DemoOptions, createDemo } from '../../routing';
-import { Server } from '../../src';
+import { InMemoryChannelLayer, LayerUnavailable, type LayerMessage, Server } from '../../src';
 import { chromiumAvailable, launchChromium } from '../support/browser';
+import { until } from '../support/wait';
 
 // Throws under CI=true when Chromium is missing, so the suite fails instead of skipping.
 const suite = chromiumAvailable('demo pages') ? describe : describe.skip;
@@ -21,6 +22,15 @@ const options: DemoOptions = {
 function serve(port: number, overrides: Partial<DemoOptions> = {}): Server {
   const { application, http } = createDemo({ ...options, ...overrides });
   return new Server({ app: application, http, port, heartbeatInterval: 0 });
+}
+
+/** An in-memory layer that can act as if Redis went away: local members get a group send, then it fails. */
+class FlakyLayer extends InMemoryChannelLayer {
+  failing = false;
+  override async groupSend(group: string, message: LayerMessage): Promise<void> {
+    await super.groupSend(group, message);
+    if (this.failing) throw new LayerUnavailable('simulated outage (test)');
+  }
 }
 
 suite('demo pages in Chromium', () => {
@@ -49,11 +59,11 @@ suite('demo pages in Chromium', () => {
   });
 
   /** A page in its own browser context (its own cookies and storage: a separate user). */
-  async function newPage(path: string): Promise<Page> {
+  async function newPage(path: string, at = base): Promise<Page> {
     const context = await browser.newContext();
     contexts.push(context);
     const page = await context.newPage();
-    await page.goto(base + path);
+    await page.goto(at + path);
     return page;
   }
 
@@ -71,32 +81,110 @@ suite('demo pages in Chromium', () => {
     await response.text();
   }
 
-  test('chat: a message typed in one page appears in both pages of the room', async () => {
-    // Alice picks the room on the index page; bob opens its URL.
-    const [alice, bob] = await Promise.all([newPage('/'), newPage('/chat/lobby/')]);
-    await alice.locator('#room').fill('lobby');
-    await Promise.all([alice.waitForURL(`${base}/chat/lobby/`), alice.locator('#room').press('Enter')]);
-    await Promise.all([connected(alice), connected(bob)]);
-    await expect(alice.locator('#room').textContent()).resolves.toBe('lobby');
+  /** Opens the chat page of `room` and gives it `name` (the page asks before it connects). */
+  async function chatAs(name: string, room: string, at = base): Promise<Page> {
+    const page = await newPage(`/chat/${room}/`, at);
+    await page.locator('#name').fill(name);
+    await page.locator('#name').press('Enter');
+    await connected(page);
+    await expect(page.locator('#me').textContent()).resolves.toBe(name);
+    return page;
+  }
+
+  async function say(page: Page, text: string): Promise<void> {
+    await page.locator('#message').fill(text);
+    await page.locator('#message').press('Enter');
+  }
+
+  test('chat: the index page leads to the room, which asks for a name and remembers it', async () => {
+    const page = await newPage('/');
+    await page.locator('#room').fill('lobby');
+    await Promise.all([page.waitForURL(`${base}/chat/lobby/`), page.locator('#room').press('Enter')]);
+    await expect(page.locator('#room').textContent()).resolves.toBe('lobby');
+    // No socket before a name: the page asks first.
+    await expect(page.locator('#state').getAttribute('data-state')).resolves.toBe('closed');
+    await page.locator('#name').fill('<b>x</b>');
+    await page.locator('#name').press('Enter');
+    await page.locator('#name-error', { hasText: 'letters' }).waitFor({ timeout: 10_000 });
+    await page.locator('#name').fill('Zoë 2');
+    await page.locator('#join').click();
+    await connected(page);
+    // Remembered (localStorage): a reload connects with the same name without asking.
+    await page.reload();
+    await connected(page);
+    await expect(page.locator('#me').textContent()).resolves.toBe('Zoë 2');
+    await expect(page.locator('#name-form').isHidden()).resolves.toBe(true);
+  });
+
+  test('chat: two people chat; each message shows who wrote it and when, and your own look different', async () => {
+    const before = Date.now();
+    const [alice, bob] = [await chatAs('alice', 'lobby'), await chatAs('Bob B', 'lobby')];
 
     // Markup in a message must show as text, never be parsed.
     const text = 'hello from alice <b>not bold</b>';
-    await alice.locator('#message').fill(text);
-    await alice.locator('#message').press('Enter');
-
+    await say(alice, text);
     for (const page of [bob, alice]) {
-      await page.locator('#log li.message', { hasText: text }).waitFor({ timeout: 10_000 });
-      await expect(page.locator('#log li.message').last().textContent()).resolves.toBe(text);
+      const item = page.locator('#log li.message', { hasText: text });
+      await item.waitFor({ timeout: 10_000 });
+      await expect(item.locator('.text').textContent()).resolves.toBe(text);
+      await expect(item.locator('.name').textContent()).resolves.toBe('alice');
       await expect(page.locator('#log b').count()).resolves.toBe(0);
+      // The time the server stamped, shown in local time (datetime holds it exactly).
+      const stamped = Date.parse((await item.locator('time').getAttribute('datetime')) ?? '');
+      expect(stamped).toBeGreaterThanOrEqual(before - 1000);
+      expect(stamped).toBeLessThanOrEqual(Date.now());
+      await expect(item.locator('time').textContent()).resolves.toMatch(/\d{1,2}:\d{2}/);
     }
+    await alice.locator('#log li.message.own:not(.pending)', { hasText: text }).waitFor({ timeout: 10_000 });
+    await expect(bob.locator('#log li.message', { hasText: text }).getAttribute('class')).resolves.not.toMatch(/\bown\b/);
     await expect(alice.locator('#message').inputValue()).resolves.toBe('');
 
-    // The send button works too.
+    // The send button works too; bob's message is his own on his page, alice's name is not on it.
     await bob.locator('#message').fill('hi alice');
     await bob.locator('#send').click();
-    await alice.locator('#log li.message', { hasText: 'hi alice' }).waitFor({ timeout: 10_000 });
+    const atAlice = alice.locator('#log li.message', { hasText: 'hi alice' });
+    await atAlice.waitFor({ timeout: 10_000 });
+    await expect(atAlice.locator('.name').textContent()).resolves.toBe('Bob B');
+    await expect(atAlice.getAttribute('class')).resolves.not.toMatch(/\bown\b/);
+    await bob.locator('#log li.message.own:not(.pending)', { hasText: 'hi alice' }).waitFor({ timeout: 10_000 });
+    expect(await alice.locator('#log li.message.own').count()).toBe(1);
+    expect(await bob.locator('#log li.message.own').count()).toBe(1);
 
     if (process.env.SCREENSHOT_DIR) await alice.screenshot({ path: `${process.env.SCREENSHOT_DIR}/chat.png` });
+  });
+
+  test('chat: an error about a message is shown right after that message', async () => {
+    // A layer that acts as if Redis went away: this server's members get the message, then the send fails.
+    const layer = new FlakyLayer();
+    const { application, http } = createDemo(options);
+    const flaky = new Server({ app: application, http, channelLayer: layer, port: 0, heartbeatInterval: 0 });
+    const at = `http://127.0.0.1:${(await flaky.listen()).port}`;
+    try {
+      const page = await chatAs('carol', 'flaky', at);
+      await say(page, 'first, delivered');
+      await page.locator('#log li.message.own:not(.pending)', { hasText: 'first, delivered' }).waitFor({ timeout: 10_000 });
+      layer.failing = true;
+      // Two sends in one task: both are on the page before the server's first answer, so each error
+      // must find its own message rather than land at the end of the log.
+      await page.evaluate(`(() => {
+        const input = document.getElementById('message');
+        const form = document.getElementById('send-form');
+        input.value = 'second, only here';
+        form.requestSubmit();
+        input.value = 'third, only here';
+        form.requestSubmit();
+      })()`);
+      await page.locator('#log li.message.own:not(.pending)', { hasText: 'third, only here' }).waitFor({ timeout: 10_000 });
+      await until(async () => (await page.locator('#log li.error').count()) === 2);
+      const items = await page.locator('#log li').evaluateAll((nodes) =>
+        nodes.map((node) => `${node.className.includes('error') ? 'error' : 'message'}: ${node.querySelector('.text')?.textContent ?? ''}`),
+      );
+      expect(items).toEqual(['message: first, delivered', 'message: second, only here', 'error: ', 'message: third, only here', 'error: ']);
+      for (const text of await page.locator('#log li.error').allTextContents()) expect(text).toMatch(/not delivered to other servers/);
+    } finally {
+      await flaky.close();
+      await layer.close();
+    }
   });
 
   async function logIn(user: string): Promise<Page> {
@@ -236,8 +324,7 @@ suite('demo pages in Chromium', () => {
   });
 
   test('chat: the page reconnects by itself after a server restart', async () => {
-    const page = await newPage('/chat/restart/');
-    await connected(page);
+    const page = await chatAs('dan', 'restart');
     const { port } = server.address();
     await server.close(); // closes the page's socket with 1001
     await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
