@@ -238,6 +238,21 @@ suite('demo pages in Chromium', () => {
     expect(await page.locator('#session').isHidden()).toBe(true);
   });
 
+  test('notifications: without DEMO_PASSWORD in development the page says any name logs in; elsewhere that login is off', async () => {
+    await restart({ demoPassword: null, development: true });
+    const open = await newPage('/notifications/');
+    await open.locator('#login-mode', { hasText: 'any name logs in' }).waitFor({ timeout: 10_000 });
+    expect(await open.locator('#password').isHidden()).toBe(true);
+    await open.locator('#user').fill('frank');
+    await open.locator('#login').click();
+    await connected(open);
+
+    await restart({ demoPassword: null, development: false });
+    const closed = await newPage('/notifications/');
+    await closed.locator('#login-mode', { hasText: 'DEMO_PASSWORD' }).waitFor({ timeout: 10_000 });
+    expect(await closed.locator('#login').isDisabled()).toBe(true);
+  });
+
   test('notifications: after a restart with another SECRET (its token refused) the page logs in again by itself', async () => {
     const page = await logIn('dora');
     const checks: number[] = [];
