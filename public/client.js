@@ -149,13 +149,33 @@
     return node;
   }
 
-  /** Shows a connection state in `element` (text, and data-state for styling and tests). */
+  /** Countdown timers of the state elements, so a new state stops the old countdown. */
+  var countdowns = typeof WeakMap === 'function' ? new WeakMap() : null;
+
+  /**
+   * Shows a connection state in `element` (text, and data-state for styling and tests). While
+   * reconnecting after a delay, the text counts down the seconds to the next attempt.
+   */
   function showState(element, state, info) {
+    var previous = countdowns && countdowns.get(element);
+    if (previous !== undefined && previous !== null) clearInterval(previous);
     element.dataset.state = state;
-    var text = state;
     if (state === 'reconnecting' && info && info.delay !== undefined) {
-      text += ' (in ' + (info.delay / 1000).toFixed(1) + ' s)';
+      var at = Date.now() + info.delay;
+      var tick = function () {
+        var seconds = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+        element.textContent = 'reconnecting in ' + seconds + ' s';
+        if (seconds === 0 && countdowns) {
+          clearInterval(countdowns.get(element));
+          countdowns.delete(element);
+        }
+      };
+      tick();
+      if (countdowns) countdowns.set(element, setInterval(tick, 250));
+      return;
     }
+    if (countdowns) countdowns.delete(element);
+    var text = state;
     if (state === 'closed' && info && info.code && info.code !== 1000) {
       text += ' (' + info.code + (info.reason ? ': ' + info.reason : '') + ')';
     }

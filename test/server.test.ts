@@ -51,8 +51,8 @@ describe('Server over real sockets', () => {
     ({ server, base } = await start({ app: application }));
     const [a, b] = [new Inbox(await client(`${base}/ws/chat/lobby/`)), new Inbox(await client(`${base}/ws/chat/lobby/`))];
     a.ws.send(JSON.stringify({ message: 'hello from a' }));
-    expect(await b.nextJson()).toEqual({ message: 'hello from a' });
-    expect(await a.nextJson()).toEqual({ message: 'hello from a' });
+    expect(await b.nextJson()).toEqual({ message: 'hello from a', time: expect.any(Number) });
+    expect(await a.nextJson()).toEqual({ message: 'hello from a', time: expect.any(Number) });
   });
 
   test('handshakes: no route 404, consumer refusal 403, foreign origin 403, bad key 400', async () => {

@@ -7,19 +7,76 @@ describe('ChatConsumer', () => {
   beforeEach(() => (layer = new InMemoryChannelLayer()));
   afterEach(() => layer.close());
 
-  const join = async (room: string) => {
-    const communicator = new WebsocketCommunicator(application, `/ws/chat/${room}/`, { channelLayer: layer });
+  /** Joins `room`, with a display name when `name` is given (query `name=`). */
+  const join = async (room: string, name?: string) => {
+    const query = name === undefined ? '' : `?name=${encodeURIComponent(name)}`;
+    const communicator = new WebsocketCommunicator(application, `/ws/chat/${room}/${query}`, { channelLayer: layer });
     expect((await communicator.connect()).connected).toBe(true);
     return communicator;
   };
 
-  test('a message reaches every client of the room, and only that room', async () => {
+  test('a message reaches every client of the room, and only that room, with the time it was sent', async () => {
     const [alice, bob, elsewhere] = [await join('lobby'), await join('lobby'), await join('kitchen')];
+    const before = Date.now();
     alice.sendJsonTo({ message: 'hi' });
-    expect(await alice.receiveJsonFrom()).toEqual({ message: 'hi' });
-    expect(await bob.receiveJsonFrom()).toEqual({ message: 'hi' });
+    const frame = (await alice.receiveJsonFrom()) as { time: number };
+    expect(frame).toEqual({ message: 'hi', time: expect.any(Number) });
+    expect(frame.time).toBeGreaterThanOrEqual(before);
+    expect(frame.time).toBeLessThanOrEqual(Date.now());
+    expect(await bob.receiveJsonFrom()).toEqual(frame);
     expect(await elsewhere.receiveNothing()).toBe(true);
     await Promise.all([alice.disconnect(), bob.disconnect(), elsewhere.disconnect()]);
+  });
+
+  test('a named connection\'s messages carry its name; a plain connection\'s carry none', async () => {
+    const [alice, plain] = [await join('lobby', 'Alice B-2_x'), await join('lobby')];
+    alice.sendJsonTo({ message: 'from alice' });
+    const fromAlice = { message: 'from alice', name: 'Alice B-2_x', time: expect.any(Number) };
+    expect(await alice.receiveJsonFrom()).toEqual(fromAlice);
+    expect(await plain.receiveJsonFrom()).toEqual(fromAlice);
+    plain.sendJsonTo({ message: 'anonymous' });
+    const anonymous = { message: 'anonymous', time: expect.any(Number) };
+    expect(await alice.receiveJsonFrom()).toEqual(anonymous);
+    expect(await plain.receiveJsonFrom()).toEqual(anonymous);
+    await Promise.all([alice.disconnect(), plain.disconnect()]);
+  });
+
+  test('a client cannot choose the name, time or type of its message', async () => {
+    const [alice, bob] = [await join('lobby', 'alice'), await join('lobby')];
+    const before = Date.now();
+    alice.sendJsonTo({ message: 'spoof', name: 'bob', time: 1, type: 'presence_diff' });
+    const frame = (await bob.receiveJsonFrom()) as { time: number };
+    expect(frame).toEqual({ message: 'spoof', name: 'alice', time: expect.any(Number) });
+    expect(frame.time).toBeGreaterThanOrEqual(before);
+    bob.sendJsonTo({ message: 'spoof too', name: 'alice' });
+    expect(await alice.receiveJsonFrom()).toMatchObject({ message: 'spoof' });
+    expect(await alice.receiveJsonFrom()).toEqual({ message: 'spoof too', time: expect.any(Number) });
+    await Promise.all([alice.disconnect(), bob.disconnect()]);
+  });
+
+  test('names: 1-32 letters, digits, spaces, - or _; anything else refuses the handshake with 403', async () => {
+    for (const name of ['Zoë', 'José María', '李小龙', 'a', 'x'.repeat(32), 'under_score-dash 9']) {
+      const client = await join('lobby', name);
+      client.sendJsonTo({ message: 'ok' });
+      expect(await client.receiveJsonFrom()).toMatchObject({ name });
+      await client.disconnect();
+    }
+    for (const name of ['', ' ', '   ', ' lead', 'trail ', 'x'.repeat(33), 'semi;colon', '<b>', 'new\nline', 'tab\tname', 'emoji 🙂', 'dot.name']) {
+      const communicator = new WebsocketCommunicator(application, `/ws/chat/lobby/?name=${encodeURIComponent(name)}`, { channelLayer: layer });
+      expect([name, await communicator.connect()]).toEqual([name, { connected: false, status: 403 }]);
+    }
+  });
+
+  test('a group send from another process keeps its time and name; a publish without them has neither', async () => {
+    const client = await join('lobby');
+    await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'relayed', time: 1_700_000_000_000, name: 'Remote' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'relayed', time: 1_700_000_000_000, name: 'Remote' });
+    // As `channelkit publish` sends it: no name, no time; and no field of the wrong type is relayed.
+    await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'published' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'published' });
+    await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'odd', time: 'noon', name: 42 });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'odd' });
+    await client.disconnect();
   });
 
   test('a group send of chat.message from outside reaches the room', async () => {
@@ -34,7 +91,7 @@ describe('ChatConsumer', () => {
     client.sendJsonTo({ text: 'wrong field' });
     expect(await client.receiveJsonFrom()).toEqual({ error: 'expected {"message": "<text>"}' });
     client.sendJsonTo({ message: 'right' });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'right' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'right', time: expect.any(Number) });
     await client.disconnect();
   });
 

@@ -25,8 +25,8 @@ describeRedis('several server processes on one Redis', () => {
     const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
     inboxes.push(a, b);
     a.ws.send(JSON.stringify({ message: 'across processes' }));
-    expect(await b.nextJson(5000)).toEqual({ message: 'across processes' });
-    expect(await a.nextJson(5000)).toEqual({ message: 'across processes' });
+    expect(await b.nextJson(5000)).toEqual({ message: 'across processes', time: expect.any(Number) });
+    expect(await a.nextJson(5000)).toEqual({ message: 'across processes', time: expect.any(Number) });
 
     const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "from the CLI"}'], {
       REDIS_URL: redis.url,
@@ -108,8 +108,8 @@ describeRedis('server processes on a Redis Cluster (REDIS_CLUSTER_URL)', () => {
     const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
     inboxes.push(a, b);
     a.ws.send(JSON.stringify({ message: 'over the cluster' }));
-    expect(await b.nextJson(5000)).toEqual({ message: 'over the cluster' });
-    expect(await a.nextJson(5000)).toEqual({ message: 'over the cluster' });
+    expect(await b.nextJson(5000)).toEqual({ message: 'over the cluster', time: expect.any(Number) });
+    expect(await a.nextJson(5000)).toEqual({ message: 'over the cluster', time: expect.any(Number) });
     const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "cluster CLI"}'], {
       REDIS_CLUSTER_URL: cluster.urls.join(','),
     });

@@ -62,7 +62,7 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
   test('Redis down: healthz 200 degraded, readyz 503, local delivery works, sender told, one log line per change; back: all again', async () => {
     const [a, b, remote] = [await join(0), await join(0), await join(1)];
     a.ws.send(JSON.stringify({ message: 'before' }));
-    for (const inbox of [a, b, remote]) expect(await inbox.nextJson()).toEqual({ message: 'before' });
+    for (const inbox of [a, b, remote]) expect(await inbox.nextJson()).toEqual({ message: 'before', time: expect.any(Number) });
 
     await redis.stop();
     await until(async () => (await fetch(`${base(0)}/readyz`)).status === 503);
@@ -72,11 +72,11 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
 
     for (let i = 0; i < 20; i++) a.ws.send(JSON.stringify({ message: `down ${i}` }));
     for (let i = 0; i < 20; i++) {
-      expect(await b.nextJson()).toEqual({ message: `down ${i}` });
+      expect(await b.nextJson()).toEqual({ message: `down ${i}`, time: expect.any(Number) });
     }
     const toSender: unknown[] = [];
     for (let i = 0; i < 40; i++) toSender.push(await a.nextJson());
-    expect(toSender).toContainEqual({ message: 'down 0' });
+    expect(toSender).toContainEqual({ message: 'down 0', time: expect.any(Number) });
     expect(toSender).toContainEqual({ error: expect.stringMatching(/not delivered to other servers/) });
     expect(remote.pending).toBe(0);
     // 20 failed sends, yet the outage is logged per state change, not per message.
