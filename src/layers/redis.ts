@@ -1,6 +1,7 @@
 // The Redis list layer: channels_redis 4's RedisChannelLayer (sorted-set queues), byte-compatible.
 import { randomUUID } from 'node:crypto';
 import {
+  type CapacityRule,
   ChannelFull,
   type ChannelLayer,
   ChannelLayerError,
@@ -16,8 +17,10 @@ import {
   validateChannelName,
   validateGroupName,
   validateMessage,
+  capacityRule,
 } from './layer';
 import { LocalChannels } from './local';
+import { FullChannelSkips } from './redis-link';
 import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
 import {
   type Envelope,
@@ -62,7 +65,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly shards: Shard[];
   private readonly local: LocalChannels;
   private readonly prefix: string;
-  private readonly capacity: number;
+  /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
+  private readonly capacityOf: CapacityRule;
   private readonly expiry: number;
   private readonly groupExpiry: number;
   private readonly blockTimeout: number;
@@ -75,6 +79,7 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly pumps = new Map<string, Promise<void>>();
   private readonly connectTimeout: number;
   private readonly pauses = new Set<() => void>();
+  private readonly skips: FullChannelSkips;
   private lastScore = 0;
   private closed = false;
 
@@ -83,13 +88,14 @@ export class RedisChannelLayer implements ChannelLayer {
     if (urls.length === 0) throw new Error('RedisChannelLayer: `urls` is empty; give at least one Redis URL');
     const settings = { ...LAYER_DEFAULTS, ...options };
     this.prefix = options.prefix ?? 'asgi';
-    this.capacity = settings.capacity;
+    this.capacityOf = capacityRule(settings);
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
     this.blockTimeout = options.blockTimeout ?? 5;
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
+    this.skips = new FullChannelSkips('redis', options.logger);
     this.shards = urls.map((url) => new Shard(url, this.connectTimeout, options.logger));
   }
 
@@ -98,13 +104,19 @@ export class RedisChannelLayer implements ChannelLayer {
     validateChannelName(channel);
     validateMessage(message);
     const body = this.writer.body(message);
+    if (this.owns(channel)) {
+      // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
+      // own queue (the process key in Redis is shared by all our channels and drained at once).
+      if (!this.local.deliver(channel, this.reader.body(body))) throw new ChannelFull(channel);
+      return;
+    }
     const nonLocal = nonLocalName(channel);
     // channels_redis reads a process's channels from the host of their non-local name.
     const shard = this.shardFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
     const added = await this.command(shard, () =>
-      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacity), this.expireSeconds(this.expiry)]),
+      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
     if (added === 0) throw new ChannelFull(channel);
   }
@@ -177,16 +189,15 @@ export class RedisChannelLayer implements ChannelLayer {
       if (keys) keys.push(key);
       else byShard.set(shard, [key]);
     }
-    const capacity = String(this.capacity);
     await Promise.all(
       [...byShard].map(async ([shard, keys]) => {
         const args: Array<string | Buffer> = keys.map((key) => this.writer.member(body, byKey.get(key)!));
-        for (let i = 0; i < keys.length; i++) args.push(capacity);
+        // channels_redis takes a key's capacity from the first channel it maps there.
+        for (const key of keys) args.push(String(this.capacityOf(byKey.get(key)![0])));
         args.push(String(now), this.expireSeconds(this.expiry), String(now - this.expiry));
         const over = await this.command(shard, () => shard.run(GROUP_SEND_SCRIPT, keys, args));
-        if (typeof over === 'number' && over > 0) {
-          this.logger?.info({ group, over, keys: keys.length }, 'redis channel layer: group members over capacity skipped');
-        }
+        // Skipped as channels_redis does (a group send never fails for one full member), but counted.
+        if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
     );
   }
@@ -316,6 +327,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private async pump(shard: Shard, key: string, connected: () => void): Promise<void> {
     const connection = await shard.borrowBlocking();
     await shard.whenReady(connection);
+    // The command link too: a layer whose newChannel() returned is up for sends as well.
+    await shard.ready().catch(() => undefined);
     connected();
     while (!this.closed) {
       const popped = await this.popBlocking(shard, connection, key, this.blockTimeout).catch(() => null);
@@ -328,8 +341,18 @@ export class RedisChannelLayer implements ChannelLayer {
     const envelope = this.open(member, score);
     if (!envelope) return;
     const { message, channels } = envelope;
-    if (typeof channels === 'string') this.local.deliver(channels, message);
-    else if (channels) for (const channel of channels) this.local.deliver(channel, message);
+    if (typeof channels === 'string') this.deliver(channels, message);
+    else if (channels) for (const channel of channels) this.deliver(channel, message);
+  }
+
+  /** A full local channel skips a message from another process, as a full member of a group send. */
+  private deliver(channel: string, message: LayerMessage): void {
+    if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
+  }
+
+  /** Messages from other processes that a full channel of this process (or a full key) skipped. */
+  get skippedFull(): number {
+    return this.skips.count;
   }
 
   private shardFor(name: string): Shard {
@@ -374,8 +397,13 @@ export class RedisChannelLayer implements ChannelLayer {
     });
   }
 
+  /** True for names from this layer's `newChannel()`. */
+  private owns(channel: string): boolean {
+    return isProcessLocal(channel) && nonLocalName(channel).endsWith(`.${this.clientPrefix}!`);
+  }
+
   private assertOwned(channel: string): void {
-    if (!nonLocalName(channel).endsWith(`${this.clientPrefix}!`)) {
+    if (!this.owns(channel)) {
       throw new ChannelLayerError('NOT_OWNED', `channel ${channel} belongs to another process: only the process that made it with newChannel() can receive it`);
     }
   }
