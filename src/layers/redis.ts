@@ -80,6 +80,15 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly connectTimeout: number;
   private readonly pauses = new Set<() => void>();
   private readonly skips: FullChannelSkips;
+  /**
+   * This process's own memberships: group -> channel -> score (whole seconds since `clockStart`, a
+   * small integer). Redis holds the copy every process reads; this one re-adds it when Redis comes
+   * back empty (a restart), and holds groupAdds made while Redis is down until it returns.
+   */
+  private readonly memberships = new Map<string, Map<string, number>>();
+  /** group -> own channels discarded while the group's host was down: ZREM'd when it returns. */
+  private readonly pendingDiscards = new Map<string, Set<string>>();
+  private readonly clockStart = Math.floor(Date.now() / 1000);
   private lastScore = 0;
   private closed = false;
 
@@ -96,7 +105,10 @@ export class RedisChannelLayer implements ChannelLayer {
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
-    this.shards = urls.map((url) => new Shard(url, this.connectTimeout, options.logger));
+    this.shards = urls.map((url) => {
+      const shard: Shard = new Shard(url, this.connectTimeout, options.logger, () => this.restoreGroups(shard));
+      return shard;
+    });
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -146,13 +158,26 @@ export class RedisChannelLayer implements ChannelLayer {
     validateChannelName(channel);
     const shard = this.shardFor(group);
     const key = groupKey(this.prefix, group);
-    await this.command(shard, () =>
-      shard.commands
-        .multi()
-        .zAdd(key, { score: this.score(), value: channel })
-        .expire(key, Number(this.expireSeconds(this.groupExpiry)))
-        .exec(),
-    );
+    const score = this.score();
+    const own = this.owns(channel);
+    if (own) {
+      this.remember(group, channel, score);
+      // Down: recorded, and added when the host's link returns (as the pub/sub layer subscribes).
+      if (!shard.up) return;
+    }
+    try {
+      await this.command(shard, () =>
+        shard.commands
+          .multi()
+          .zAdd(key, { score, value: channel })
+          .expire(key, Number(this.expireSeconds(this.groupExpiry)))
+          .exec(),
+      );
+    } catch (error) {
+      if (own && error instanceof LayerUnavailable) return;
+      if (own) this.forget(group, channel);
+      throw error;
+    }
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
@@ -160,7 +185,17 @@ export class RedisChannelLayer implements ChannelLayer {
     validateGroupName(group);
     validateChannelName(channel);
     const shard = this.shardFor(group);
-    await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+    const own = this.owns(channel);
+    if (own) {
+      this.forget(group, channel);
+      if (!shard.up) return this.discardLater(group, channel);
+    }
+    try {
+      await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+    } catch (error) {
+      if (!own || !(error instanceof LayerUnavailable)) throw error;
+      this.discardLater(group, channel);
+    }
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
@@ -170,9 +205,18 @@ export class RedisChannelLayer implements ChannelLayer {
     const body = this.writer.body(message);
     const groupShard = this.shardFor(group);
     const now = this.score();
-    const members = (await this.command(groupShard, () =>
-      groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
-    )) as string[];
+    let members: string[];
+    try {
+      members = (await this.command(groupShard, () =>
+        groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
+      )) as string[];
+    } catch (error) {
+      if (!(error instanceof LayerUnavailable)) throw error;
+      // Nothing went out: this process's own members still get it, and the caller learns that
+      // members elsewhere did not (as the pub/sub layers do).
+      this.deliverToOwnMembers(group, body);
+      throw new LayerUnavailable(`redis ${groupShard.url} is down (${groupShard.problem}); delivered to this process's members only`);
+    }
     if (members.length === 0) return;
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
     const byKey = new Map<string, string[]>();
@@ -219,6 +263,8 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async flush(): Promise<void> {
     this.assertOpen();
+    this.memberships.clear();
+    this.pendingDiscards.clear();
     await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
   }
@@ -226,6 +272,8 @@ export class RedisChannelLayer implements ChannelLayer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.memberships.clear();
+    this.pendingDiscards.clear();
     this.local.close();
     for (const wake of this.pauses) wake();
     await Promise.all(this.shards.map((shard) => shard.close()));
@@ -395,6 +443,82 @@ export class RedisChannelLayer implements ChannelLayer {
       const timer = setTimeout(wake, ms);
       this.pauses.add(wake);
     });
+  }
+
+  private remember(group: string, channel: string, score: number): void {
+    let channels = this.memberships.get(group);
+    if (!channels) this.memberships.set(group, (channels = new Map()));
+    channels.set(channel, Math.floor(score) - this.clockStart);
+    const pending = this.pendingDiscards.get(group);
+    if (pending?.delete(channel) && pending.size === 0) this.pendingDiscards.delete(group);
+  }
+
+  private forget(group: string, channel: string): void {
+    const channels = this.memberships.get(group);
+    if (channels?.delete(channel) && channels.size === 0) this.memberships.delete(group);
+  }
+
+  private discardLater(group: string, channel: string): void {
+    let pending = this.pendingDiscards.get(group);
+    if (!pending) this.pendingDiscards.set(group, (pending = new Set()));
+    pending.add(channel);
+  }
+
+  /** While Redis is down, a group send reaches this process's live members directly. */
+  private deliverToOwnMembers(group: string, body: Uint8Array): void {
+    const channels = this.memberships.get(group);
+    if (!channels) return;
+    const message = this.reader.body(body);
+    const oldest = Date.now() / 1000 - this.groupExpiry - this.clockStart;
+    for (const [channel, score] of channels) if (score >= oldest) this.deliver(channel, message);
+  }
+
+  /**
+   * On every (re)connect of a host's command link: carries out the discards made while it was down
+   * and re-adds this process's live memberships of the groups it holds, with their original scores
+   * (ZADD NX: memberships Redis kept are left as they are). One MULTI per host. Redis restarted
+   * empty, or groupAdd/groupDiscard ran while it was down: either way Redis matches this process again.
+   */
+  private restoreGroups(shard: Shard): void {
+    if (this.closed || (this.memberships.size === 0 && this.pendingDiscards.size === 0)) return;
+    const transaction = shard.commands.multi();
+    const discards: Array<[string, string[]]> = [];
+    for (const [group, channels] of this.pendingDiscards) {
+      if (this.shardFor(group) !== shard) continue;
+      const list = [...channels];
+      transaction.zRem(groupKey(this.prefix, group), list);
+      discards.push([group, list]);
+      this.pendingDiscards.delete(group);
+    }
+    const oldest = Math.floor(Date.now() / 1000) - this.groupExpiry - this.clockStart;
+    const expire = Number(this.expireSeconds(this.groupExpiry));
+    let restored = 0;
+    for (const [group, channels] of this.memberships) {
+      if (this.shardFor(group) !== shard) continue;
+      const members: Array<{ score: number; value: string }> = [];
+      for (const [channel, score] of channels) {
+        if (score < oldest) channels.delete(channel);
+        else members.push({ score: this.clockStart + score, value: channel });
+      }
+      if (members.length === 0) {
+        this.memberships.delete(group);
+        continue;
+      }
+      const key = groupKey(this.prefix, group);
+      transaction.zAdd(key, members, { condition: 'NX' }).expire(key, expire);
+      restored += members.length;
+    }
+    if (restored === 0 && discards.length === 0) return;
+    transaction.exec().then(
+      () => this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored'),
+      (error: unknown) => {
+        // The link dropped again: the next 'ready' retries. Discards re-joined since are not redone.
+        for (const [group, channels] of discards) {
+          for (const channel of channels) if (!this.memberships.get(group)?.has(channel)) this.discardLater(group, channel);
+        }
+        if (!this.closed) this.logger?.warn({ err: error, url: shard.url }, 'redis channel layer: could not restore group memberships yet');
+      },
+    );
   }
 
   /** True for names from this layer's `newChannel()`. */

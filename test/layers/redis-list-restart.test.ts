@@ -1,0 +1,107 @@
+// The Redis list layer across a Redis restart: this process's group memberships come back, the
+// receive loops resume, and groups joined or left while Redis was down are applied when it returns.
+import { LayerUnavailable, type LayerMessage } from '../../src/layers/layer';
+import { RedisChannelLayer } from '../../src/layers/redis';
+import { RedisServer, describeRedis } from '../support/redis';
+import { until } from '../support/wait';
+
+function within(promise: Promise<LayerMessage>, ms = 3000): Promise<LayerMessage | 'timeout'> {
+  return Promise.race([promise, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref())]);
+}
+
+describeRedis('RedisChannelLayer when Redis restarts', () => {
+  let server: RedisServer;
+  const layers: RedisChannelLayer[] = [];
+  const make = () => {
+    const layer = new RedisChannelLayer({ url: server.url });
+    layers.push(layer);
+    return layer;
+  };
+  const members = (group: string) => server.cli('ZRANGE', `asgi:group:${group}`, '0', '-1').split('\n').filter(Boolean).sort();
+
+  beforeEach(async () => {
+    server = await RedisServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(layers.splice(0).map((layer) => layer.close()));
+    await server.close();
+  });
+
+  test('killed and restarted empty: the members still connected get a group send from another process again', async () => {
+    const a = make();
+    const [c1, c2] = [await a.newChannel(), await a.newChannel()];
+    await a.groupAdd('room', c1);
+    await a.groupAdd('room', c2);
+    await a.groupAdd('other', c2);
+    const got: LayerMessage[] = [];
+    await a.listen(c1, { offer: (message) => got.push(message) > 0 });
+
+    await server.stop(); // SIGKILL, nothing persisted: Redis comes back empty
+    await until(() => a.health().state === 'degraded', 5000, 'degraded');
+    await server.start();
+    await until(() => a.health().state === 'up', 10_000, 'up again');
+    await until(() => members('room').length === 2 && members('other').length === 1, 5000, 'memberships re-added');
+    expect(members('room')).toEqual([c1, c2].sort());
+    expect(Number(server.cli('TTL', 'asgi:group:room'))).toBeGreaterThan(86_000);
+
+    const b = make();
+    await b.groupSend('room', { type: 'after', n: 1 });
+    await b.groupSend('other', { type: 'after', n: 2 });
+    await until(() => got.length === 1, 5000, 'listened member');
+    expect(got).toEqual([{ type: 'after', n: 1 }]);
+    expect(await within(a.receive(c2))).toEqual({ type: 'after', n: 1 });
+    expect(await within(a.receive(c2))).toEqual({ type: 'after', n: 2 });
+    // The receive loop is back for direct sends too.
+    await b.send(c2, { type: 'direct' });
+    expect(await within(a.receive(c2))).toEqual({ type: 'direct' });
+  });
+
+  test('while Redis is down: groupAdd succeeds and is applied on return, groupDiscard is applied on return, groupSend reaches local members and throws LayerUnavailable', async () => {
+    const a = make();
+    const [stays, leaves, joins] = [await a.newChannel(), await a.newChannel(), await a.newChannel()];
+    await a.groupAdd('room', stays);
+    await a.groupAdd('room', leaves);
+
+    // SHUTDOWN SAVE keeps the data, so a discard made while down must be carried out on return.
+    server.cli('SET', 'kept-across-restart', '1');
+    server.cli('SHUTDOWN', 'SAVE');
+    await server.stop();
+    await until(() => a.health().state === 'degraded', 5000, 'degraded');
+
+    await expect(a.groupAdd('room', joins)).resolves.toBeUndefined();
+    await expect(a.groupAdd('late', joins)).resolves.toBeUndefined();
+    await expect(a.groupDiscard('room', leaves)).resolves.toBeUndefined();
+    await expect(a.groupSend('room', { type: 'while.down' })).rejects.toBeInstanceOf(LayerUnavailable);
+    expect(await within(a.receive(stays), 500)).toEqual({ type: 'while.down' });
+    expect(await within(a.receive(joins), 500)).toEqual({ type: 'while.down' });
+    expect(await within(a.receive(leaves), 300)).toBe('timeout');
+    // A channel that is not this process's cannot be recorded: the caller learns it was not added.
+    await expect(a.groupAdd('room', 'worker.jobs')).rejects.toBeInstanceOf(LayerUnavailable);
+
+    await server.start();
+    await until(() => a.health().state === 'up', 10_000, 'up again');
+    expect(server.cli('GET', 'kept-across-restart').trim()).toBe('1'); // the old data is back
+    await until(() => members('room').length === 2 && members('late').length === 1, 5000, 'memberships applied');
+    expect(members('room')).toEqual([stays, joins].sort());
+
+    const b = make();
+    await b.groupSend('room', { type: 'back' });
+    expect(await within(a.receive(stays))).toEqual({ type: 'back' });
+    expect(await within(a.receive(joins))).toEqual({ type: 'back' });
+    await b.groupSend('late', { type: 'late' });
+    expect(await within(a.receive(joins))).toEqual({ type: 'late' });
+  });
+
+  test('a groupDiscard removes the record: the membership is not re-added after a restart', async () => {
+    const a = make();
+    const channel = await a.newChannel();
+    await a.groupAdd('room', channel);
+    await a.groupDiscard('room', channel);
+    await a.groupAdd('kept', channel);
+    await server.stop();
+    await until(() => a.health().state === 'degraded', 5000, 'degraded');
+    await server.start();
+    await until(() => members('kept').length === 1, 10_000, 'kept re-added');
+    expect(members('room')).toEqual([]);
+  });
+});
