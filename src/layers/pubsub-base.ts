@@ -156,6 +156,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract closeTransport(): Promise<void>;
+  /**
+   * Whether every connection can take a command now (node-redis's `isReady`). `health()` says 'up'
+   * only when this holds too, so a send issued after 'up' is never refused by `canPublish`: the link
+   * events the monitor counts and `isReady` are two sources, and node-redis re-subscribes before it
+   * sets `isReady` (Redis shows the subscription while the client still refuses commands).
+   */
+  protected abstract transportReady(): boolean;
 
   // --- ChannelLayer ---------------------------------------------------------------------------
 
@@ -268,7 +275,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   health(): LayerHealth {
-    return this.closed ? { state: 'closed', backend: this.monitor.backend } : this.monitor.health();
+    if (this.closed) return { state: 'closed', backend: this.monitor.backend };
+    const health = this.monitor.health();
+    if (health.state === 'up' && !this.transportReady()) {
+      return { state: 'degraded', backend: this.monitor.backend, detail: 'reconnecting: a Redis connection is not ready yet' };
+    }
+    return health;
   }
 
   /** Redis subscriptions this process holds for groups and named channels (for tests and metrics). */

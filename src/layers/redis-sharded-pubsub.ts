@@ -72,6 +72,10 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     return channel;
   }
 
+  protected transportReady(): boolean {
+    return this.cluster.isReady;
+  }
+
   protected async publishGroup(redisChannel: string, body: Uint8Array): Promise<void> {
     await this.cluster.sPublish(redisChannel, toBuffer(body));
   }
