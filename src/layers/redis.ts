@@ -89,6 +89,8 @@ export class RedisChannelLayer implements ChannelLayer {
   /** group -> own channels discarded while the group's host was down: ZREM'd when it returns. */
   private readonly pendingDiscards = new Map<string, Set<string>>();
   private readonly clockStart = Math.floor(Date.now() / 1000);
+  /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
+  private readonly restoring = new Set<Shard>();
   private lastScore = 0;
   private closed = false;
 
@@ -281,9 +283,10 @@ export class RedisChannelLayer implements ChannelLayer {
 
   health(): LayerHealth {
     if (this.closed) return { state: 'closed', backend: 'redis' };
-    const down = this.shards.filter((shard) => !shard.up);
+    const down = this.shards.filter((shard) => !shard.up || this.restoring.has(shard));
     if (down.length === 0) return { state: 'up', backend: 'redis' };
-    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${shard.problem}`).join('; ') };
+    const problem = (shard: Shard) => (shard.up ? 'restoring group memberships' : shard.problem);
+    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${problem(shard)}`).join('; ') };
   }
 
   /** A non-process-local channel (a worker's): any process may take its next message. */
@@ -509,9 +512,14 @@ export class RedisChannelLayer implements ChannelLayer {
       restored += members.length;
     }
     if (restored === 0 && discards.length === 0) return;
+    this.restoring.add(shard);
     transaction.exec().then(
-      () => this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored'),
+      () => {
+        this.restoring.delete(shard);
+        this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
+      },
       (error: unknown) => {
+        this.restoring.delete(shard);
         // The link dropped again: the next 'ready' retries. Discards re-joined since are not redone.
         for (const [group, channels] of discards) {
           for (const channel of channels) if (!this.memberships.get(group)?.has(channel)) this.discardLater(group, channel);
