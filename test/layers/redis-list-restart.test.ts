@@ -2,6 +2,7 @@
 // receive loops resume, and groups joined or left while Redis was down are applied when it returns.
 import { LayerUnavailable, type LayerMessage } from '../../src/layers/layer';
 import { RedisChannelLayer } from '../../src/layers/redis';
+import { consistentHash } from '../../src/layers/sharding';
 import { RedisServer, describeRedis } from '../support/redis';
 import { until } from '../support/wait';
 
@@ -105,5 +106,31 @@ describeRedis('RedisChannelLayer when Redis restarts', () => {
     await until(() => a.health().state === 'up', 10_000, 'up again');
     expect(members('kept')).toEqual([channel]);
     expect(members('room')).toEqual([]);
+  });
+});
+
+describeRedis('RedisChannelLayer on two hosts when one restarts', () => {
+  test('the restarted host gets back the memberships of its groups; the other host is left alone', async () => {
+    const servers = await Promise.all([RedisServer.start(), RedisServer.start()]);
+    const layer = new RedisChannelLayer({ urls: servers.map((server) => server.url) });
+    try {
+      const names = Array.from({ length: 20 }, (_, i) => `room${i}`);
+      const onHost = (host: number) => names.filter((name) => consistentHash(name, 2) === host).slice(0, 2);
+      const [first, second] = [onHost(0), onHost(1)];
+      const channel = await layer.newChannel();
+      for (const group of [...first, ...second]) await layer.groupAdd(group, channel);
+      const members = (host: number, group: string) => servers[host].cli('ZRANGE', `asgi:group:${group}`, '0', '-1').trim();
+
+      await servers[1].stop();
+      await until(() => layer.health().state === 'degraded', 5000, 'degraded');
+      await servers[1].start();
+      await until(() => layer.health().state === 'up', 10_000, 'up again');
+      for (const group of second) expect(members(1, group)).toBe(channel);
+      for (const group of first) expect(members(0, group)).toBe(channel);
+      for (const group of first) expect(members(1, group)).toBe(''); // not copied to the wrong host
+    } finally {
+      await layer.close();
+      await Promise.all(servers.map((server) => server.close()));
+    }
   });
 });
