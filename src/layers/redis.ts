@@ -21,6 +21,7 @@ import {
 } from './layer';
 import { LocalChannels } from './local';
 import { FullChannelSkips } from './redis-link';
+import { OwnMemberships } from './redis-memberships';
 import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
 import {
   type Envelope,
@@ -80,15 +81,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly connectTimeout: number;
   private readonly pauses = new Set<() => void>();
   private readonly skips: FullChannelSkips;
-  /**
-   * This process's own memberships: group -> channel -> score (whole seconds since `clockStart`, a
-   * small integer). Redis holds the copy every process reads; this one re-adds it when Redis comes
-   * back empty (a restart), and holds groupAdds made while Redis is down until it returns.
-   */
-  private readonly memberships = new Map<string, Map<string, number>>();
-  /** group -> own channels discarded while the group's host was down: ZREM'd when it returns. */
-  private readonly pendingDiscards = new Map<string, Set<string>>();
-  private readonly clockStart = Math.floor(Date.now() / 1000);
+  /** This process's own memberships, re-added when a host comes back (see OwnMemberships). */
+  private readonly memberships: OwnMemberships;
   /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
   private readonly restoring = new Set<Shard>();
   private lastScore = 0;
@@ -102,6 +96,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.capacityOf = capacityRule(settings);
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
+    this.memberships = new OwnMemberships(settings.groupExpiry);
     this.blockTimeout = options.blockTimeout ?? 5;
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
@@ -163,7 +158,7 @@ export class RedisChannelLayer implements ChannelLayer {
     const score = this.score();
     const own = this.owns(channel);
     if (own) {
-      this.remember(group, channel, score);
+      this.memberships.add(group, channel, score);
       // Down: recorded, and added when the host's link returns (as the pub/sub layer subscribes).
       if (!shard.up) return;
     }
@@ -177,7 +172,7 @@ export class RedisChannelLayer implements ChannelLayer {
       );
     } catch (error) {
       if (own && error instanceof LayerUnavailable) return;
-      if (own) this.forget(group, channel);
+      if (own) this.memberships.remove(group, channel);
       throw error;
     }
   }
@@ -189,14 +184,14 @@ export class RedisChannelLayer implements ChannelLayer {
     const shard = this.shardFor(group);
     const own = this.owns(channel);
     if (own) {
-      this.forget(group, channel);
-      if (!shard.up) return this.discardLater(group, channel);
+      this.memberships.remove(group, channel);
+      if (!shard.up) return this.memberships.discardLater(group, channel);
     }
     try {
       await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
     } catch (error) {
       if (!own || !(error instanceof LayerUnavailable)) throw error;
-      this.discardLater(group, channel);
+      this.memberships.discardLater(group, channel);
     }
   }
 
@@ -266,7 +261,6 @@ export class RedisChannelLayer implements ChannelLayer {
   async flush(): Promise<void> {
     this.assertOpen();
     this.memberships.clear();
-    this.pendingDiscards.clear();
     await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
   }
@@ -275,7 +269,6 @@ export class RedisChannelLayer implements ChannelLayer {
     if (this.closed) return;
     this.closed = true;
     this.memberships.clear();
-    this.pendingDiscards.clear();
     this.local.close();
     for (const wake of this.pauses) wake();
     await Promise.all(this.shards.map((shard) => shard.close()));
@@ -448,70 +441,31 @@ export class RedisChannelLayer implements ChannelLayer {
     });
   }
 
-  private remember(group: string, channel: string, score: number): void {
-    let channels = this.memberships.get(group);
-    if (!channels) this.memberships.set(group, (channels = new Map()));
-    channels.set(channel, Math.floor(score) - this.clockStart);
-    const pending = this.pendingDiscards.get(group);
-    if (pending?.delete(channel) && pending.size === 0) this.pendingDiscards.delete(group);
-  }
-
-  private forget(group: string, channel: string): void {
-    const channels = this.memberships.get(group);
-    if (channels?.delete(channel) && channels.size === 0) this.memberships.delete(group);
-  }
-
-  private discardLater(group: string, channel: string): void {
-    let pending = this.pendingDiscards.get(group);
-    if (!pending) this.pendingDiscards.set(group, (pending = new Set()));
-    pending.add(channel);
-  }
-
   /** While Redis is down, a group send reaches this process's live members directly. */
   private deliverToOwnMembers(group: string, body: Uint8Array): void {
-    const channels = this.memberships.get(group);
-    if (!channels) return;
-    const message = this.reader.body(body);
-    const oldest = Date.now() / 1000 - this.groupExpiry - this.clockStart;
-    for (const [channel, score] of channels) if (score >= oldest) this.deliver(channel, message);
+    let message: LayerMessage | undefined;
+    this.memberships.forEachLive(group, (channel) => this.deliver(channel, (message ??= this.reader.body(body))));
   }
 
   /**
    * On every (re)connect of a host's command link: carries out the discards made while it was down
    * and re-adds this process's live memberships of the groups it holds, with their original scores
-   * (ZADD NX: memberships Redis kept are left as they are). One MULTI per host. Redis restarted
-   * empty, or groupAdd/groupDiscard ran while it was down: either way Redis matches this process again.
+   * (ZADD NX: memberships Redis kept are left as they are), in one MULTI. Whether Redis restarted
+   * empty or only the link dropped, Redis then matches this process again.
    */
   private restoreGroups(shard: Shard): void {
-    if (this.closed || (this.memberships.size === 0 && this.pendingDiscards.size === 0)) return;
+    if (this.closed || this.memberships.size === 0) return;
+    const { discards, members } = this.memberships.takeRestore((group) => this.shardFor(group) === shard);
+    if (discards.length === 0 && members.length === 0) return;
     const transaction = shard.commands.multi();
-    const discards: Array<[string, string[]]> = [];
-    for (const [group, channels] of this.pendingDiscards) {
-      if (this.shardFor(group) !== shard) continue;
-      const list = [...channels];
-      transaction.zRem(groupKey(this.prefix, group), list);
-      discards.push([group, list]);
-      this.pendingDiscards.delete(group);
-    }
-    const oldest = Math.floor(Date.now() / 1000) - this.groupExpiry - this.clockStart;
+    for (const [group, channels] of discards) transaction.zRem(groupKey(this.prefix, group), channels);
     const expire = Number(this.expireSeconds(this.groupExpiry));
     let restored = 0;
-    for (const [group, channels] of this.memberships) {
-      if (this.shardFor(group) !== shard) continue;
-      const members: Array<{ score: number; value: string }> = [];
-      for (const [channel, score] of channels) {
-        if (score < oldest) channels.delete(channel);
-        else members.push({ score: this.clockStart + score, value: channel });
-      }
-      if (members.length === 0) {
-        this.memberships.delete(group);
-        continue;
-      }
+    for (const [group, list] of members) {
       const key = groupKey(this.prefix, group);
-      transaction.zAdd(key, members, { condition: 'NX' }).expire(key, expire);
-      restored += members.length;
+      transaction.zAdd(key, list, { condition: 'NX' }).expire(key, expire);
+      restored += list.length;
     }
-    if (restored === 0 && discards.length === 0) return;
     this.restoring.add(shard);
     transaction.exec().then(
       () => {
@@ -519,11 +473,9 @@ export class RedisChannelLayer implements ChannelLayer {
         this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
       },
       (error: unknown) => {
+        // The link dropped again: the next 'ready' retries.
         this.restoring.delete(shard);
-        // The link dropped again: the next 'ready' retries. Discards re-joined since are not redone.
-        for (const [group, channels] of discards) {
-          for (const channel of channels) if (!this.memberships.get(group)?.has(channel)) this.discardLater(group, channel);
-        }
+        this.memberships.putBack(discards);
         if (!this.closed) this.logger?.warn({ err: error, url: shard.url }, 'redis channel layer: could not restore group memberships yet');
       },
     );
