@@ -22,8 +22,8 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * Counts messages from other processes that a full channel could not take: their sender is gone
- * (a pub/sub PUBLISH or a message popped from Redis), so nobody can be told ChannelFull. Never
+ * Counts messages a full channel could not take where no sender can be told ChannelFull: sent by
+ * another process (a PUBLISH, a message popped from Redis) or skipped by a group send. Never
  * silent: each is counted, and logged at the 1st, 2nd, 4th, 8th... so a stuck reader cannot flood
  * the log.
  */
@@ -43,7 +43,7 @@ export class FullChannelSkips {
     if (before !== 0 && Math.clz32(before) === Math.clz32(this.count)) return;
     this.logger?.warn(
       { backend: this.backend, channel: target, skipped: this.count },
-      'channel layer: channel full, a message from another process was skipped (its reader is not keeping up; raise capacity)',
+      'channel layer: channel full, a message was skipped (its reader is not keeping up; raise capacity)',
     );
   }
 }
