@@ -18,6 +18,7 @@ import {
   validateMessage,
 } from './layer';
 import { LocalChannels } from './local';
+import { FullChannelSkips } from './redis-link';
 
 import type { LayerLogger } from './layer';
 export type { LayerLogger } from './layer';
@@ -121,6 +122,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private readonly namedSubs = new Map<string, Promise<void>>();
   private startupDone = false;
   private badMessages = 0;
+  private readonly skips: FullChannelSkips;
   protected closed = false;
 
   // Bound once: node-redis keys listeners by identity, and no closure is made per message.
@@ -135,6 +137,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.groupPrefix = `${prefix}__group__`;
     this.ownMarker = `.${this.processId}!`;
     this.monitor = new LinkMonitor(backend, logger);
+    this.skips = new FullChannelSkips(backend, logger);
   }
 
   // --- what a transport provides -------------------------------------------------------------
@@ -153,6 +156,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract closeTransport(): Promise<void>;
+  /**
+   * Whether every connection can take a command now (node-redis's `isReady`). `health()` says 'up'
+   * only when this holds too, so a send issued after 'up' is never refused by `canPublish`: the link
+   * events the monitor counts and `isReady` are two sources, and node-redis re-subscribes before it
+   * sets `isReady` (Redis shows the subscription while the client still refuses commands).
+   */
+  protected abstract transportReady(): boolean;
 
   // --- ChannelLayer ---------------------------------------------------------------------------
 
@@ -265,7 +275,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   health(): LayerHealth {
-    return this.closed ? { state: 'closed', backend: this.monitor.backend } : this.monitor.health();
+    if (this.closed) return { state: 'closed', backend: this.monitor.backend };
+    const health = this.monitor.health();
+    if (health.state === 'up' && !this.transportReady()) {
+      return { state: 'degraded', backend: this.monitor.backend, detail: 'reconnecting: a Redis connection is not ready yet' };
+    }
+    return health;
   }
 
   /** Redis subscriptions this process holds for groups and named channels (for tests and metrics). */
@@ -297,10 +312,23 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     if (!this.local.hasGroup(group) && this.groupSubs.has(group)) void this.dropGroup(group);
   }
 
-  /** A message for one channel of this process; a full queue drops it (pub/sub cannot tell the sender). */
+  /**
+   * A message for one channel of this process. A full queue skips it, as a full member of a group
+   * send: PUBLISH has no way back to the sender, so it is counted and logged instead.
+   */
   protected receiveChannel(channel: string, bytes: Buffer): void {
     const message = this.decode(bytes, channel);
-    if (message) this.local.deliver(channel, message);
+    if (message) this.deliverFromAfar(channel, message);
+  }
+
+  /** Local delivery of a message another process sent to `channel`: a full channel skips it, counted. */
+  protected deliverFromAfar(channel: string, message: LayerMessage): void {
+    if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
+  }
+
+  /** Messages from other processes that a full channel of this process skipped. */
+  get skippedFull(): number {
+    return this.skips.count;
   }
 
   protected decode(bytes: Uint8Array, from: string): LayerMessage | null {

@@ -124,6 +124,10 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     return channel;
   }
 
+  protected transportReady(): boolean {
+    return this.hosts.every((host) => host.publisher.isReady && host.subscriber.isReady);
+  }
+
   protected async publishGroup(redisChannel: string, body: Uint8Array): Promise<void> {
     await this.host(redisChannel).publisher.publish(redisChannel, toBuffer(body));
   }

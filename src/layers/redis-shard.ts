@@ -57,6 +57,8 @@ export class Shard {
     url: string,
     private readonly connectTimeout: number,
     private readonly logger: LayerLogger | undefined,
+    /** Called on every 'ready' of the command connection, the first and each reconnect. */
+    private readonly onReady: () => void = () => {},
   ) {
     this.url = redactUrl(url);
     this.commands = newClient(url, connectTimeout);
@@ -164,6 +166,7 @@ export class Shard {
       if (this.everReady) this.logger?.info({ url: this.url }, 'redis channel layer: reconnected');
       this.everReady = true;
       this.lastError = undefined;
+      this.onReady();
     });
   }
 }

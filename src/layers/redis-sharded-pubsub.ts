@@ -46,7 +46,7 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     const envelope = this.decode(bytes, this.processChannel);
     if (!envelope) return;
     const { [CHANNEL_KEY]: channel, ...message } = envelope;
-    if (typeof channel === 'string' && this.owns(channel)) this.local.deliver(channel, message as LayerMessage);
+    if (typeof channel === 'string' && this.owns(channel)) this.deliverFromAfar(channel, message as LayerMessage);
   };
 
   constructor(options: RedisShardedPubSubLayerOptions) {
@@ -70,6 +70,10 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
 
   protected channelTarget(channel: string): string {
     return channel;
+  }
+
+  protected transportReady(): boolean {
+    return this.cluster.isReady;
   }
 
   protected async publishGroup(redisChannel: string, body: Uint8Array): Promise<void> {

@@ -84,6 +84,11 @@ export interface Envelope {
 export class EnvelopeReader {
   private readonly decoder = new Decoder();
 
+  /** A body from `EnvelopeWriter.body` back to a fresh message (a send within this process). */
+  body(bytes: Uint8Array): LayerMessage {
+    return this.decoder.decode(bytes) as LayerMessage;
+  }
+
   /** Throws on bytes that are not a channels_redis member (the caller logs and drops them). */
   read(member: Uint8Array): Envelope {
     const value = this.decoder.decode(member.subarray(UNIQUE_PREFIX_BYTES)) as Record<string, unknown>;

@@ -1,6 +1,7 @@
 // The Redis list layer: channels_redis 4's RedisChannelLayer (sorted-set queues), byte-compatible.
 import { randomUUID } from 'node:crypto';
 import {
+  type CapacityRule,
   ChannelFull,
   type ChannelLayer,
   ChannelLayerError,
@@ -16,8 +17,11 @@ import {
   validateChannelName,
   validateGroupName,
   validateMessage,
+  capacityRule,
 } from './layer';
 import { LocalChannels } from './local';
+import { FullChannelSkips } from './redis-link';
+import { OwnMemberships } from './redis-memberships';
 import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
 import {
   type Envelope,
@@ -62,7 +66,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly shards: Shard[];
   private readonly local: LocalChannels;
   private readonly prefix: string;
-  private readonly capacity: number;
+  /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
+  private readonly capacityOf: CapacityRule;
   private readonly expiry: number;
   private readonly groupExpiry: number;
   private readonly blockTimeout: number;
@@ -75,6 +80,11 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly pumps = new Map<string, Promise<void>>();
   private readonly connectTimeout: number;
   private readonly pauses = new Set<() => void>();
+  private readonly skips: FullChannelSkips;
+  /** This process's own memberships, re-added when a host comes back (see OwnMemberships). */
+  private readonly memberships: OwnMemberships;
+  /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
+  private readonly restoring = new Set<Shard>();
   private lastScore = 0;
   private closed = false;
 
@@ -83,14 +93,19 @@ export class RedisChannelLayer implements ChannelLayer {
     if (urls.length === 0) throw new Error('RedisChannelLayer: `urls` is empty; give at least one Redis URL');
     const settings = { ...LAYER_DEFAULTS, ...options };
     this.prefix = options.prefix ?? 'asgi';
-    this.capacity = settings.capacity;
+    this.capacityOf = capacityRule(settings);
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
+    this.memberships = new OwnMemberships(settings.groupExpiry);
     this.blockTimeout = options.blockTimeout ?? 5;
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
-    this.shards = urls.map((url) => new Shard(url, this.connectTimeout, options.logger));
+    this.skips = new FullChannelSkips('redis', options.logger);
+    this.shards = urls.map((url) => {
+      const shard: Shard = new Shard(url, this.connectTimeout, options.logger, () => this.restoreGroups(shard));
+      return shard;
+    });
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -98,13 +113,19 @@ export class RedisChannelLayer implements ChannelLayer {
     validateChannelName(channel);
     validateMessage(message);
     const body = this.writer.body(message);
+    if (this.owns(channel)) {
+      // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
+      // own queue (the process key in Redis is shared by all our channels and drained at once).
+      if (!this.local.deliver(channel, this.reader.body(body))) throw new ChannelFull(channel);
+      return;
+    }
     const nonLocal = nonLocalName(channel);
     // channels_redis reads a process's channels from the host of their non-local name.
     const shard = this.shardFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
     const added = await this.command(shard, () =>
-      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacity), this.expireSeconds(this.expiry)]),
+      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
     if (added === 0) throw new ChannelFull(channel);
   }
@@ -134,13 +155,26 @@ export class RedisChannelLayer implements ChannelLayer {
     validateChannelName(channel);
     const shard = this.shardFor(group);
     const key = groupKey(this.prefix, group);
-    await this.command(shard, () =>
-      shard.commands
-        .multi()
-        .zAdd(key, { score: this.score(), value: channel })
-        .expire(key, Number(this.expireSeconds(this.groupExpiry)))
-        .exec(),
-    );
+    const score = this.score();
+    const own = this.owns(channel);
+    if (own) {
+      this.memberships.add(group, channel, score);
+      // Down: recorded, and added when the host's link returns (as the pub/sub layer subscribes).
+      if (!shard.up) return;
+    }
+    try {
+      await this.command(shard, () =>
+        shard.commands
+          .multi()
+          .zAdd(key, { score, value: channel })
+          .expire(key, Number(this.expireSeconds(this.groupExpiry)))
+          .exec(),
+      );
+    } catch (error) {
+      if (own && error instanceof LayerUnavailable) return;
+      if (own) this.memberships.remove(group, channel);
+      throw error;
+    }
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
@@ -148,7 +182,17 @@ export class RedisChannelLayer implements ChannelLayer {
     validateGroupName(group);
     validateChannelName(channel);
     const shard = this.shardFor(group);
-    await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+    const own = this.owns(channel);
+    if (own) {
+      this.memberships.remove(group, channel);
+      if (!shard.up) return this.memberships.discardLater(group, channel);
+    }
+    try {
+      await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+    } catch (error) {
+      if (!own || !(error instanceof LayerUnavailable)) throw error;
+      this.memberships.discardLater(group, channel);
+    }
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
@@ -158,9 +202,18 @@ export class RedisChannelLayer implements ChannelLayer {
     const body = this.writer.body(message);
     const groupShard = this.shardFor(group);
     const now = this.score();
-    const members = (await this.command(groupShard, () =>
-      groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
-    )) as string[];
+    let members: string[];
+    try {
+      members = (await this.command(groupShard, () =>
+        groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
+      )) as string[];
+    } catch (error) {
+      if (!(error instanceof LayerUnavailable)) throw error;
+      // Nothing went out: this process's own members still get it, and the caller learns that
+      // members elsewhere did not (as the pub/sub layers do).
+      this.deliverToOwnMembers(group, body);
+      throw new LayerUnavailable(`redis ${groupShard.url} is down (${groupShard.problem}); delivered to this process's members only`);
+    }
     if (members.length === 0) return;
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
     const byKey = new Map<string, string[]>();
@@ -177,16 +230,15 @@ export class RedisChannelLayer implements ChannelLayer {
       if (keys) keys.push(key);
       else byShard.set(shard, [key]);
     }
-    const capacity = String(this.capacity);
     await Promise.all(
       [...byShard].map(async ([shard, keys]) => {
         const args: Array<string | Buffer> = keys.map((key) => this.writer.member(body, byKey.get(key)!));
-        for (let i = 0; i < keys.length; i++) args.push(capacity);
+        // channels_redis takes a key's capacity from the first channel it maps there.
+        for (const key of keys) args.push(String(this.capacityOf(byKey.get(key)![0])));
         args.push(String(now), this.expireSeconds(this.expiry), String(now - this.expiry));
         const over = await this.command(shard, () => shard.run(GROUP_SEND_SCRIPT, keys, args));
-        if (typeof over === 'number' && over > 0) {
-          this.logger?.info({ group, over, keys: keys.length }, 'redis channel layer: group members over capacity skipped');
-        }
+        // Skipped as channels_redis does (a group send never fails for one full member), but counted.
+        if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
     );
   }
@@ -208,6 +260,7 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async flush(): Promise<void> {
     this.assertOpen();
+    this.memberships.clear();
     await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
   }
@@ -215,6 +268,7 @@ export class RedisChannelLayer implements ChannelLayer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.memberships.clear();
     this.local.close();
     for (const wake of this.pauses) wake();
     await Promise.all(this.shards.map((shard) => shard.close()));
@@ -222,9 +276,10 @@ export class RedisChannelLayer implements ChannelLayer {
 
   health(): LayerHealth {
     if (this.closed) return { state: 'closed', backend: 'redis' };
-    const down = this.shards.filter((shard) => !shard.up);
+    const down = this.shards.filter((shard) => !shard.up || this.restoring.has(shard));
     if (down.length === 0) return { state: 'up', backend: 'redis' };
-    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${shard.problem}`).join('; ') };
+    const problem = (shard: Shard) => (shard.up ? 'restoring group memberships' : shard.problem);
+    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${problem(shard)}`).join('; ') };
   }
 
   /** A non-process-local channel (a worker's): any process may take its next message. */
@@ -316,6 +371,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private async pump(shard: Shard, key: string, connected: () => void): Promise<void> {
     const connection = await shard.borrowBlocking();
     await shard.whenReady(connection);
+    // The command link too: a layer whose newChannel() returned is up for sends as well.
+    await shard.ready().catch(() => undefined);
     connected();
     while (!this.closed) {
       const popped = await this.popBlocking(shard, connection, key, this.blockTimeout).catch(() => null);
@@ -328,8 +385,18 @@ export class RedisChannelLayer implements ChannelLayer {
     const envelope = this.open(member, score);
     if (!envelope) return;
     const { message, channels } = envelope;
-    if (typeof channels === 'string') this.local.deliver(channels, message);
-    else if (channels) for (const channel of channels) this.local.deliver(channel, message);
+    if (typeof channels === 'string') this.deliver(channels, message);
+    else if (channels) for (const channel of channels) this.deliver(channel, message);
+  }
+
+  /** A full local channel skips a message from another process, as a full member of a group send. */
+  private deliver(channel: string, message: LayerMessage): void {
+    if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
+  }
+
+  /** Messages from other processes that a full channel of this process (or a full key) skipped. */
+  get skippedFull(): number {
+    return this.skips.count;
   }
 
   private shardFor(name: string): Shard {
@@ -374,8 +441,53 @@ export class RedisChannelLayer implements ChannelLayer {
     });
   }
 
+  /** While Redis is down, a group send reaches this process's live members directly. */
+  private deliverToOwnMembers(group: string, body: Uint8Array): void {
+    let message: LayerMessage | undefined;
+    this.memberships.forEachLive(group, (channel) => this.deliver(channel, (message ??= this.reader.body(body))));
+  }
+
+  /**
+   * On every (re)connect of a host's command link: carries out the discards made while it was down
+   * and re-adds this process's live memberships of the groups it holds, with their original scores
+   * (ZADD NX: memberships Redis kept are left as they are), in one MULTI. Whether Redis restarted
+   * empty or only the link dropped, Redis then matches this process again.
+   */
+  private restoreGroups(shard: Shard): void {
+    if (this.closed || this.memberships.size === 0) return;
+    const { discards, members } = this.memberships.takeRestore((group) => this.shardFor(group) === shard);
+    if (discards.length === 0 && members.length === 0) return;
+    const transaction = shard.commands.multi();
+    for (const [group, channels] of discards) transaction.zRem(groupKey(this.prefix, group), channels);
+    const expire = Number(this.expireSeconds(this.groupExpiry));
+    let restored = 0;
+    for (const [group, list] of members) {
+      const key = groupKey(this.prefix, group);
+      transaction.zAdd(key, list, { condition: 'NX' }).expire(key, expire);
+      restored += list.length;
+    }
+    this.restoring.add(shard);
+    transaction.exec().then(
+      () => {
+        this.restoring.delete(shard);
+        this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
+      },
+      (error: unknown) => {
+        // The link dropped again: the next 'ready' retries.
+        this.restoring.delete(shard);
+        this.memberships.putBack(discards);
+        if (!this.closed) this.logger?.warn({ err: error, url: shard.url }, 'redis channel layer: could not restore group memberships yet');
+      },
+    );
+  }
+
+  /** True for names from this layer's `newChannel()`. */
+  private owns(channel: string): boolean {
+    return isProcessLocal(channel) && nonLocalName(channel).endsWith(`.${this.clientPrefix}!`);
+  }
+
   private assertOwned(channel: string): void {
-    if (!nonLocalName(channel).endsWith(`${this.clientPrefix}!`)) {
+    if (!this.owns(channel)) {
       throw new ChannelLayerError('NOT_OWNED', `channel ${channel} belongs to another process: only the process that made it with newChannel() can receive it`);
     }
   }

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { application, http } from '../../routing';
-import { RedisPubSubChannelLayer, Server } from '../../src';
+import { RedisChannelLayer, RedisPubSubChannelLayer, Server } from '../../src';
 import { Inbox, openClient } from '../support/sockets';
 import { RedisServer, describeRedis } from '../support/redis';
 import { until } from '../support/wait';
@@ -121,4 +121,55 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
     }, 10_000);
     expect((await fetch(`${base(1)}/healthz`)).status).toBe(200);
   }, 30_000);
+});
+
+describeRedis('servers on the Redis list layer when Redis restarts empty', () => {
+  let redis: RedisServer;
+  let servers: Server[];
+  const inboxes: Inbox[] = [];
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    servers = [0, 1].map(
+      () => new Server({ app: application, http, port: 0, heartbeatInterval: 0, logger: pino({ level: 'silent' }), channelLayer: new RedisChannelLayer({ url: redis.url }) }),
+    );
+    await Promise.all(servers.map((server) => server.listen()));
+  });
+
+  afterAll(async () => {
+    for (const inbox of inboxes) inbox.ws.terminate();
+    for (const server of servers) {
+      await server.close();
+      await server.channelLayer.close();
+    }
+    await redis.close();
+  });
+
+  const base = (i: number) => `http://127.0.0.1:${servers[i].address().port}`;
+  const join = async (i: number) => {
+    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/restart/`));
+    inboxes.push(inbox);
+    return inbox;
+  };
+
+  test('clients still connected hear each other again; a chat joined while down is accepted, told of undelivered sends, and a member after', async () => {
+    const [a, remote] = [await join(0), await join(1)];
+    a.ws.send(JSON.stringify({ message: 'before' }));
+    for (const inbox of [a, remote]) expect(await inbox.nextJson(5000)).toMatchObject({ message: 'before' });
+
+    await redis.stop(); // SIGKILL: Redis comes back with no groups at all
+    await until(async () => (await fetch(`${base(0)}/readyz`)).status === 503, 10_000, 'readyz 503');
+    const newcomer = await join(0); // accepted (not HTTP 500): its membership waits for Redis
+    newcomer.ws.send(JSON.stringify({ message: 'while down' }));
+    const toNewcomer = [await newcomer.nextJson(5000), await newcomer.nextJson(5000)];
+    expect(toNewcomer).toContainEqual(expect.objectContaining({ message: 'while down' }));
+    expect(toNewcomer).toContainEqual({ error: expect.stringMatching(/not delivered to other servers/) });
+    expect(await a.nextJson(5000)).toMatchObject({ message: 'while down' }); // same process: still served
+
+    await redis.start();
+    await until(async () => (await fetch(`${base(0)}/readyz`)).status === 200 && (await fetch(`${base(1)}/readyz`)).status === 200, 15_000, 'readyz 200');
+    await until(() => redis.cli('ZCARD', 'asgi:group:chat_restart').trim() === '3', 5000, 'memberships back in Redis');
+    remote.ws.send(JSON.stringify({ message: 'after' }));
+    for (const inbox of [a, newcomer, remote]) expect(await inbox.nextJson(5000)).toMatchObject({ message: 'after' });
+  }, 40_000);
 });

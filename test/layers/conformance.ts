@@ -26,11 +26,6 @@ export interface LayerFactory {
    * it in-process), so the sender sees ChannelFull even on a shared backend.
    */
   ownChannelsLocal?: boolean;
-  /**
-   * Honours `channelCapacity` (capacity by channel-name pattern). Default true. False only for the
-   * list layer until its Lua scripts take the per-channel capacity (remove the flag then).
-   */
-  patternCapacity?: boolean;
 }
 
 function timeout(ms: number): Promise<'timeout'> {
@@ -137,21 +132,19 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       }
       return most;
     }
-    const patterns = factory.patternCapacity === false ? test.skip : test;
-
-    patterns('channelCapacity: a channel matching a glob has its own capacity, others keep `capacity`', async () => {
+    test('channelCapacity: a channel matching a glob has its own capacity, others keep `capacity`', async () => {
       const layer = await make({ capacity: 100, channelCapacity: { 'small.*': 2 } });
       expect(await fill(layer, await prefixedChannel(layer, 'small'), 10)).toBe(2);
       expect(await fill(layer, await prefixedChannel(layer, 'large'), 10)).toBe(10);
     });
 
-    patterns('channelCapacity: RegExp rules apply too', async () => {
+    test('channelCapacity: RegExp rules apply too', async () => {
       const layer = await make({ capacity: 100, channelCapacity: [[/^tiny\./, 1]] });
       expect(await fill(layer, await prefixedChannel(layer, 'tiny'), 10)).toBe(1);
       expect(await fill(layer, await prefixedChannel(layer, 'tinyish'), 10)).toBe(10);
     });
 
-    patterns('channelCapacity: the first matching rule wins', async () => {
+    test('channelCapacity: the first matching rule wins', async () => {
       const layer = await make({ capacity: 100, channelCapacity: [['small.*', 2], [/^small/, 5], ['*', 3]] });
       expect(await fill(layer, await prefixedChannel(layer, 'small'), 10)).toBe(2);
       expect(await fill(layer, await prefixedChannel(layer, 'smaller'), 10)).toBe(5);
@@ -357,5 +350,32 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
         });
       });
     }
+
+    test('a full channel from newChannel() refuses the 4th and 5th send with ChannelFull, drops nothing, and takes sends again once drained', async () => {
+      const layer = await make({ capacity: 3 });
+      const channel = await layer.newChannel();
+      for (const n of [1, 2, 3]) await layer.send(channel, { type: 'n', n });
+      await expect(layer.send(channel, { type: 'n', n: 4 })).rejects.toBeInstanceOf(ChannelFull);
+      await expect(layer.send(channel, { type: 'n', n: 5 })).rejects.toBeInstanceOf(ChannelFull);
+      const got: unknown[] = [];
+      for (let i = 0; i < 3; i++) got.push((await layer.receive(channel)).n);
+      expect(got).toEqual([1, 2, 3]);
+      // Nothing of 4 and 5 was queued: the next message is the next one sent.
+      await layer.send(channel, { type: 'n', n: 6 });
+      await layer.send(channel, { type: 'n', n: 7 });
+      expect((await layer.receive(channel)).n).toBe(6);
+      expect((await layer.receive(channel)).n).toBe(7);
+
+      // A group send skips the full member and still reaches the other one.
+      const [full, other] = [await layer.newChannel(), await layer.newChannel()];
+      await layer.groupAdd('capacity-3', full);
+      await layer.groupAdd('capacity-3', other);
+      for (const n of [1, 2, 3]) await layer.send(full, { type: 'n', n });
+      await expect(layer.groupSend('capacity-3', { type: 'g' })).resolves.toBeUndefined();
+      expect(await layer.receive(other)).toEqual({ type: 'g' });
+      for (const n of [1, 2, 3]) expect((await layer.receive(full)).n).toBe(n);
+      await layer.send(full, { type: 'n', n: 4 });
+      expect(await layer.receive(full)).toEqual({ type: 'n', n: 4 });
+    });
   });
 }

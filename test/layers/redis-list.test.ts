@@ -1,4 +1,4 @@
-import { LayerUnavailable } from '../../src/layers/layer';
+import { ChannelFull, LayerUnavailable } from '../../src/layers/layer';
 import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../src/layers/redis';
 import { describeRedis, RedisServer } from '../support/redis';
 import { until } from '../support/wait';
@@ -17,7 +17,7 @@ describeRedis('RedisChannelLayer on one private redis-server', () => {
     create: async (options) => new RedisChannelLayer({ url: server.url, ...options }),
     shared: true,
     subSecondExpiry: false,
-    patternCapacity: false, // until the list layer's Lua scripts take capacityRule (issue 8)
+    ownChannelsLocal: true,
   });
 });
 
@@ -34,7 +34,7 @@ describeRedis('RedisChannelLayer sharded over two private redis-servers', () => 
     create: async (options) => new RedisChannelLayer({ urls: servers.map((server) => server.url), ...options }),
     shared: true,
     subSecondExpiry: false,
-    patternCapacity: false, // until the list layer's Lua scripts take capacityRule (issue 8)
+    ownChannelsLocal: true,
   });
 });
 
@@ -70,6 +70,38 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     // The member is binary (random bytes + msgpack) and may hold a newline: the score is the last line.
     const score = Number(server.cli('ZRANGE', 'asgiworker.jobs', '0', '0', 'WITHSCORES').trim().split('\n').pop());
     expect(Math.abs(score - Date.now() / 1000)).toBeLessThan(5); // seconds since the epoch, as time.time()
+  });
+
+  test('channelCapacity applies per channel name to sends and group sends in Redis, as channels_redis', async () => {
+    const layer = make({ channelCapacity: { 'worker.small': 2 } });
+    for (let i = 0; i < 2; i++) await layer.send('worker.small', { type: 'job', i });
+    await expect(layer.send('worker.small', { type: 'job', i: 2 })).rejects.toBeInstanceOf(ChannelFull);
+    for (let i = 0; i < 5; i++) await layer.send('worker.big', { type: 'job', i });
+    // A group send skips the full key, counted; the other key takes it.
+    await layer.groupAdd('workers', 'worker.small');
+    await layer.groupAdd('workers', 'worker.big');
+    await layer.groupSend('workers', { type: 'all' });
+    expect(server.cli('ZCARD', 'asgiworker.small').trim()).toBe('2');
+    expect(server.cli('ZCARD', 'asgiworker.big').trim()).toBe('6');
+    expect(layer.skippedFull).toBe(1);
+  });
+
+  test('a message from another process for a full channel of this one is skipped, counted and logged, never silently', async () => {
+    const warnings: Array<{ fields: object; message: string }> = [];
+    const logger = { info() {}, warn: (fields: object, message: string) => warnings.push({ fields, message }), error() {} };
+    const receiver = make({ capacity: 2, logger });
+    const sender = make(); // Redis's key has room (capacity 100): the receiver's own queue is what is full
+    const channel = await receiver.newChannel();
+    for (let n = 0; n < 5; n++) await sender.send(channel, { type: 'n', n });
+    await until(() => receiver.skippedFull === 3, 5000, 'three skips counted');
+    expect((await receiver.receive(channel)).n).toBe(0);
+    expect((await receiver.receive(channel)).n).toBe(1);
+    // Logged at the 1st and 2nd skip, not the 3rd (1, 2, 4, 8...).
+    expect(warnings.map((w) => w.fields)).toEqual([
+      expect.objectContaining({ channel, skipped: 1 }),
+      expect.objectContaining({ channel, skipped: 2 }),
+    ]);
+    expect(warnings[0].message).toMatch(/channel full/);
   });
 
   test('operations fail fast with LayerUnavailable while Redis is down, and work again after', async () => {

@@ -5,7 +5,7 @@ import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../src
 import { consistentHash, crc32 } from '../../src/layers/sharding';
 import { RedisServer, describeRedis } from '../support/redis';
 import { describeLayerConformance } from './conformance';
-import { oneMessageEach } from '../support/wait';
+import { oneMessageEach, until } from '../support/wait';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 
@@ -83,6 +83,18 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     await Promise.all(members.map((channel) => a.groupDiscard('G', channel)));
     expect(server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n1\n');
     expect(a.subscriptionCounts().groups).toBe(0);
+  });
+
+  test('a send from another process to a full channel of this one is skipped, counted and logged, never silently', async () => {
+    const warnings: object[] = [];
+    const logger = { info() {}, warn: (fields: object) => warnings.push(fields), error() {} };
+    const [receiver, sender] = [make({ capacity: 2, logger }), make()];
+    const channel = await receiver.newChannel();
+    for (let n = 0; n < 5; n++) await sender.send(channel, { type: 'n', n });
+    await until(() => receiver.skippedFull === 3, 5000, 'three skips counted');
+    expect((await receiver.receive(channel)).n).toBe(0);
+    expect((await receiver.receive(channel)).n).toBe(1);
+    expect(warnings).toEqual([expect.objectContaining({ channel, skipped: 1 }), expect.objectContaining({ channel, skipped: 2 })]);
   });
 
   test('a named channel (worker) is subscribed on the first receive and gets sends from another process', async () => {
