@@ -17,14 +17,27 @@ environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts sha
 CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
 
 /** The app's routing module: an explicit path, or routing.ts / dist/routing.js beside this package. */
-function loadModule(explicit: string | undefined): Record<string, unknown> {
+function loadModule(explicit: string | undefined): { file: string; module: Record<string, unknown> } {
   const target = explicit ? resolve(explicit) : resolve(__dirname, '..', 'routing');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(target) as Record<string, unknown>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return { file: target, module: require(target) as Record<string, unknown> };
+  } catch (error) {
+    // The file and the reason, once, at startup: a route mistake must not become a 404 or 500 per connection.
+    throw new Error(`cannot load the routing module ${target}: ${(error as Error).message}`);
+  }
 }
 
 async function serve(args: string[]): Promise<void> {
-  const module = loadModule(args[0]);
+  const { file, module } = loadModule(args[0]);
+  if (typeof module.application !== 'function') {
+    throw new Error(
+      `the routing module ${file} exports no \`application\` (found ${typeof module.application}); add \`export const application = URLRouter([...])\``,
+    );
+  }
+  if (module.http !== undefined && typeof module.http !== 'function') {
+    throw new Error(`the routing module ${file} exports \`http\` that is not a function (HttpHandler)`);
+  }
   const logger = createLogger();
   // One client must never bring the process down: log what escaped instead of crashing.
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
@@ -51,8 +64,9 @@ async function worker(args: string[]): Promise<void> {
     if (args[i] === '--app') app = args[++i];
     else channels.push(args[i]);
   }
-  const router = loadModule(app).workers as ChannelNameRouter | undefined;
-  if (!router) throw new Error('the routing module exports no `workers` ChannelNameRouter');
+  const { file, module } = loadModule(app);
+  const router = module.workers as ChannelNameRouter | undefined;
+  if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);
   const logger = createLogger();
   const channelLayer = await channelLayerFromEnv(process.env, logger, 'list');
   const running = new Worker({ channelLayer, logger }, { router, channels: channels.length > 0 ? channels : undefined });
