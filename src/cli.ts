@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
-import { resolve } from 'node:path';
 import type { Application } from './application';
 import { channelLayerFromEnv } from './layers/from-env';
 import { createLogger } from './logger';
+import { loadRoutingModule } from './module-loader';
 import { type HttpHandler, Server } from './server';
 import type { ChannelNameRouter } from './worker';
 import { Worker } from './worker';
@@ -16,20 +16,8 @@ const USAGE = `usage:
 environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts shard), REDIS_CLUSTER_URL,
 CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
 
-/** The app's routing module: an explicit path, or routing.ts / dist/routing.js beside this package. */
-function loadModule(explicit: string | undefined): { file: string; module: Record<string, unknown> } {
-  const target = explicit ? resolve(explicit) : resolve(__dirname, '..', 'routing');
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return { file: target, module: require(target) as Record<string, unknown> };
-  } catch (error) {
-    // The file and the reason, once, at startup: a route mistake must not become a 404 or 500 per connection.
-    throw new Error(`cannot load the routing module ${target}: ${(error as Error).message}`);
-  }
-}
-
 async function serve(args: string[]): Promise<void> {
-  const { file, module } = loadModule(args[0]);
+  const { file, module } = loadRoutingModule(args[0]);
   if (typeof module.application !== 'function') {
     throw new Error(
       `the routing module ${file} exports no \`application\` (found ${typeof module.application}); add \`export const application = URLRouter([...])\``,
@@ -64,7 +52,7 @@ async function worker(args: string[]): Promise<void> {
     if (args[i] === '--app') app = args[++i];
     else channels.push(args[i]);
   }
-  const { file, module } = loadModule(app);
+  const { file, module } = loadRoutingModule(app);
   const router = module.workers as ChannelNameRouter | undefined;
   if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);
   const logger = createLogger();

@@ -1,7 +1,8 @@
 // The `channelkit` command as a user meets it: startup errors, messages, layers, exit codes.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type CliResult, runCli } from './support/processes';
+import { type CliResult, ServerProcess, runCli } from './support/processes';
+import { Inbox, handshakeStatus, openClient } from './support/sockets';
 
 const ROOT = join(__dirname, '..');
 /** No Redis from the environment running the tests leaks into a child unless a test sets it. */
@@ -51,5 +52,25 @@ describe('channelkit serve: route mistakes fail at startup', () => {
     const result = await runCli(['serve', 'test/fixtures/missing.ts'], NO_REDIS);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(join(ROOT, 'test', 'fixtures', 'missing.ts'));
+  });
+});
+
+describe("channelkit serve with the user's own TypeScript module importing 'channelkit'", () => {
+  test('answers 404 for an unknown path and serves the consumer (one copy of the framework)', async () => {
+    const server = new ServerProcess(NO_REDIS, ['serve', 'test/fixtures/app-routing.ts']);
+    try {
+      const port = await server.ready;
+      expect(await handshakeStatus(`ws://127.0.0.1:${port}/ws/nowhere/`)).toBe(404);
+      expect(await handshakeStatus(`ws://127.0.0.1:${port}/ws/echo/x/`)).toBe(404);
+      const ws = await openClient(`ws://127.0.0.1:${port}/ws/echo/41/`);
+      const inbox = new Inbox(ws);
+      ws.send(JSON.stringify({ hi: 1 }));
+      expect(await inbox.nextJson()).toEqual({ next: 42, value: { hi: 1 } });
+      ws.close();
+      await inbox.closed;
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    expect(server.output).not.toMatch(/handshake failed/);
   });
 });
