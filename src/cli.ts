@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
 import type { Application } from './application';
-import { channelLayerFromEnv } from './layers/from-env';
+import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
 import { type HttpHandler, Server } from './server';
@@ -16,7 +16,17 @@ const USAGE = `usage:
 environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts shard), REDIS_CLUSTER_URL,
 CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
 
+/** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
+function portFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port <= 65535)) throw new Error(`PORT: "${value}" is not a port; expected an integer from 0 to 65535 (0 picks a free port)`);
+  return port;
+}
+
 async function serve(args: string[]): Promise<void> {
+  const port = portFromEnv(process.env.PORT);
+  const choice = layerChoiceFromEnv(process.env);
   const { file, module } = loadRoutingModule(args[0]);
   if (typeof module.application !== 'function') {
     throw new Error(
@@ -36,9 +46,10 @@ async function serve(args: string[]): Promise<void> {
     channelLayer,
     logger,
     host: process.env.HOST,
-    port: process.env.PORT === undefined ? undefined : Number(process.env.PORT),
+    port,
   });
   await server.listen();
+  void reportUnreachableAtStartup(channelLayer, choice, logger);
   onSignal(async () => {
     await server.close();
     await channelLayer.close();
@@ -52,13 +63,15 @@ async function worker(args: string[]): Promise<void> {
     if (args[i] === '--app') app = args[++i];
     else channels.push(args[i]);
   }
+  const choice = layerChoiceFromEnv(process.env);
   const { file, module } = loadRoutingModule(app);
   const router = module.workers as ChannelNameRouter | undefined;
   if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);
   const logger = createLogger();
-  const channelLayer = await channelLayerFromEnv(process.env, logger, 'list');
+  const channelLayer = await channelLayerFromEnv(process.env, logger);
   const running = new Worker({ channelLayer, logger }, { router, channels: channels.length > 0 ? channels : undefined });
   running.start();
+  void reportUnreachableAtStartup(channelLayer, choice, logger);
   onSignal(async () => {
     await running.close();
     await channelLayer.close();
@@ -90,13 +103,29 @@ function onSignal(shutdown: () => Promise<void>, logger: ReturnType<typeof creat
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** `--layer L` on any command is CHANNEL_LAYER=L for this process: one rule, read in one place (from-env.ts). */
+function takeLayerFlag(args: string[]): string[] {
+  const at = args.indexOf('--layer');
+  if (at === -1) return args;
+  const value = args[at + 1];
+  if (value === undefined || value.startsWith('--')) throw new Error('--layer needs a value: pubsub or list');
+  process.env.CHANNEL_LAYER = parseLayerKind(value, '--layer');
+  return [...args.slice(0, at), ...args.slice(at + 2)];
+}
+
 async function main(argv: string[]): Promise<void> {
-  const [command, ...args] = argv;
+  const [command, ...rest] = argv;
+  const help = command === undefined || command === '--help' || command === 'help';
+  if (help || !['serve', 'worker', 'publish'].includes(command)) {
+    if (!help) process.stderr.write(`channelkit: unknown command "${command}"\n`);
+    process.stderr.write(`${USAGE}\n`);
+    process.exitCode = help ? 0 : 2;
+    return;
+  }
+  const args = takeLayerFlag(rest);
   if (command === 'serve') return serve(args);
   if (command === 'worker') return worker(args);
-  if (command === 'publish') return publish(args);
-  process.stderr.write(`${USAGE}\n`);
-  process.exitCode = command === undefined || command === '--help' ? 0 : 2;
+  return publish(args);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

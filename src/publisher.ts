@@ -9,6 +9,7 @@ import {
   validateGroupName,
   validateMessage,
 } from './layers/layer';
+import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
 import { reconnectDelay, redactUrl } from './layers/redis-link';
 import { consistentHash } from './layers/sharding';
 
@@ -47,8 +48,8 @@ type Client = ReturnType<typeof newClient>;
  * send paths, since their wire rules (queues, sharded envelopes) live there.
  */
 export async function createPublisher(options: PublisherOptions = {}): Promise<Publisher> {
-  const cluster = options.clusterUrl ?? process.env.REDIS_CLUSTER_URL;
-  const urls = options.urls ?? (options.url ?? process.env.REDIS_URL ?? '').split(',').filter(Boolean);
+  const cluster = options.clusterUrl ?? (process.env.REDIS_CLUSTER_URL || undefined);
+  const urls = options.urls ?? redisUrls(options.url ?? process.env.REDIS_URL ?? '', options.url === undefined ? 'REDIS_URL' : 'url');
   if (cluster) return layerPublisher(await clusterLayer(cluster, options));
   if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
   if (options.layer === 'list') {
@@ -131,12 +132,12 @@ async function clusterLayer(seeds: string | string[], options: PublisherOptions)
 export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let group: string | undefined;
   let channel: string | undefined;
-  let layer: 'pubsub' | 'list' | undefined = env.CHANNEL_LAYER === 'list' ? 'list' : undefined;
+  let layer = parseLayerKind(env.CHANNEL_LAYER);
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--group') group = args[++i];
     else if (args[i] === '--channel') channel = args[++i];
-    else if (args[i] === '--layer') layer = args[++i] === 'list' ? 'list' : 'pubsub';
+    else if (args[i] === '--layer') layer = parseLayerKind(args[++i] ?? '', '--layer') ?? layer;
     else rest.push(args[i]);
   }
   if ((group === undefined) === (channel === undefined) || rest.length !== 1) {
@@ -151,7 +152,14 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
   validateMessage(event);
   if (group !== undefined) validateGroupName(group);
   else validateChannelName(channel);
-  const publisher = await createPublisher({ layer, url: env.REDIS_URL, clusterUrl: env.REDIS_CLUSTER_URL });
+  // The same rule and checks as serve and worker (from-env.ts), so all three reach the same layer.
+  const choice = layerChoiceFromEnv({ ...env, CHANNEL_LAYER: layer });
+  if (choice.kind === 'memory') throw new Error('no Redis to publish to: set REDIS_URL (or REDIS_CLUSTER_URL) to the Redis your servers and workers use');
+  const publisher = await createPublisher({
+    layer: choice.kind === 'list' ? 'list' : 'pubsub',
+    urls: choice.kind === 'cluster' ? undefined : choice.urls,
+    clusterUrl: choice.kind === 'cluster' ? choice.urls : undefined,
+  });
   try {
     if (group !== undefined) await publisher.groupSend(group, event);
     else await publisher.send(channel!, event);

@@ -2,7 +2,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { type CliResult, ServerProcess, runCli } from './support/processes';
+import { freePort } from './support/redis';
 import { Inbox, handshakeStatus, openClient } from './support/sockets';
+import { until } from './support/wait';
 
 const ROOT = join(__dirname, '..');
 /** No Redis from the environment running the tests leaks into a child unless a test sets it. */
@@ -72,5 +74,61 @@ describe("channelkit serve with the user's own TypeScript module importing 'chan
       expect(await server.stop()).toBe(0);
     }
     expect(server.output).not.toMatch(/handshake failed/);
+  });
+});
+
+describe('channelkit: clear messages for configuration mistakes', () => {
+  test.each(['localhost:6379', 'http://x', 'redis://'])('REDIS_URL=%s names the variable and the expected form, for serve, worker and publish', async (url) => {
+    for (const args of [['serve'], ['worker', 'notifications.announce'], ['publish', '--group', 'g', '{"type":"x"}']]) {
+      const result = await runCliWithin(args, { ...NO_REDIS, REDIS_URL: url });
+      expect(result.killed).toBe(false);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/REDIS_URL/);
+      expect(result.stderr).toContain('redis://host:port');
+    }
+  });
+
+  test('a REDIS_URL mistake never shows its password', async () => {
+    const result = await runCliWithin(['serve'], { ...NO_REDIS, REDIS_URL: 'http://user:hunter2@x:1' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/REDIS_URL/);
+    expect(result.stderr).not.toContain('hunter2');
+  });
+
+  test.each(['abc', '70000', '-1', '80.5'])('PORT=%j is refused with the expected range', async (port) => {
+    const result = await runCliWithin(['serve'], { ...NO_REDIS, PORT: port });
+    expect(result.killed).toBe(false);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/PORT: .* expected an integer from 0 to 65535/);
+  });
+
+  test('an unknown subcommand prints the usage, names the command and exits 2', async () => {
+    const result = await runCli(['frobnicate'], NO_REDIS);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown command "frobnicate"');
+    expect(result.stderr).toMatch(/usage:\n\s+channelkit serve/);
+  });
+
+  test('CHANNEL_LAYER or --layer with an unknown value is refused', async () => {
+    const fromEnv = await runCliWithin(['serve'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1', CHANNEL_LAYER: 'lists' });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.stderr).toMatch(/CHANNEL_LAYER: "lists" .*pubsub or list/);
+    const fromFlag = await runCliWithin(['publish', '--layer', 'queue', '--group', 'g', '{"type":"x"}'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(fromFlag.code).toBe(1);
+    expect(fromFlag.stderr).toMatch(/--layer: "queue" .*pubsub or list/);
+  });
+
+  test.each(['pubsub', 'list'])('Redis unreachable at startup (%s) is said so, with the URL redacted, and the server keeps serving', async (layer) => {
+    const port = await freePort();
+    const server = new ServerProcess({ ...NO_REDIS, REDIS_URL: `redis://:hunter2@127.0.0.1:${port}`, CHANNEL_LAYER: layer });
+    try {
+      const httpPort = await server.ready;
+      await until(() => server.output.includes('Redis unreachable at startup'), 10_000, 'the startup warning');
+      expect(server.output).toContain(`redis://127.0.0.1:${port}`);
+      expect(server.output).not.toContain('hunter2');
+      expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
   });
 });
