@@ -9,12 +9,22 @@ import type { ChannelNameRouter } from './worker';
 import { Worker } from './worker';
 
 const USAGE = `usage:
-  channelkit serve [routing-module]          serve the module's \`application\` (and \`http\`) on HOST:PORT
-  channelkit worker [--app module] <channel...>  run the module's \`workers\` ChannelNameRouter for these channels
-  channelkit publish (--group G | --channel C) '<json event>'   send one event through REDIS_URL / REDIS_CLUSTER_URL
+  channelkit serve [--layer L] [routing-module]       serve the module's \`application\` (and \`http\`) on HOST:PORT;
+                                                      a .ts module runs through ts-node
+  channelkit worker [--layer L] [--app module] <channel...>
+                                                      run the module's \`workers\` ChannelNameRouter for these channels
+                                                      (needs REDIS_URL or REDIS_CLUSTER_URL)
+  channelkit publish [--layer L] (--group G | --channel C) '<json event>'
+                                                      send one event through REDIS_URL / REDIS_CLUSTER_URL
 
-environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts shard), REDIS_CLUSTER_URL,
-CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+channel layer, the same rule for all three commands (every process of a deployment must agree):
+  REDIS_CLUSTER_URL set: Redis Cluster sharded pub/sub; else REDIS_URL set: Redis pub/sub, or the Redis
+  list layer with CHANNEL_LAYER=list (or --layer list); neither: in-memory, this process only.
+  On pub/sub every worker receives every job and a job nobody listens to is lost (publish says so);
+  on the list layer one worker takes each job and jobs wait up to 60 s for one.
+
+environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
+comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
 function portFromEnv(value: string | undefined): number | undefined {
@@ -64,6 +74,12 @@ async function worker(args: string[]): Promise<void> {
     else channels.push(args[i]);
   }
   const choice = layerChoiceFromEnv(process.env);
+  if (choice.kind === 'memory') {
+    throw new Error(
+      'channelkit worker needs Redis: set REDIS_URL (or REDIS_CLUSTER_URL) to the Redis your servers use; ' +
+        'with the in-memory layer a worker can never receive a job from another process',
+    );
+  }
   const { file, module } = loadRoutingModule(app);
   const router = module.workers as ChannelNameRouter | undefined;
   if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);

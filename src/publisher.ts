@@ -27,9 +27,14 @@ export interface PublisherOptions {
   connectTimeout?: number;
 }
 
+/**
+ * Both sends resolve with how many processes received the message when the layer can tell (Redis
+ * pub/sub: PUBLISH's receiver count; 0 means nobody was subscribed and the message is gone), or
+ * undefined when it cannot (the list layer queues it for a later `receive`; Redis Cluster).
+ */
 export interface Publisher {
-  send(channel: string, message: LayerMessage): Promise<void>;
-  groupSend(group: string, message: LayerMessage): Promise<void>;
+  send(channel: string, message: LayerMessage): Promise<number | undefined>;
+  groupSend(group: string, message: LayerMessage): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -88,26 +93,26 @@ class PubSubPublisher implements Publisher {
     return publisher;
   }
 
-  async send(channel: string, message: LayerMessage): Promise<void> {
+  async send(channel: string, message: LayerMessage): Promise<number> {
     validateChannelName(channel);
     validateMessage(message);
-    await this.publish(channel, this.codec.encode(message));
+    return this.publish(channel, this.codec.encode(message));
   }
 
-  async groupSend(group: string, message: LayerMessage): Promise<void> {
+  async groupSend(group: string, message: LayerMessage): Promise<number> {
     validateGroupName(group);
     validateMessage(message);
-    await this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
+    return this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
   }
 
   async close(): Promise<void> {
     await Promise.all(this.clients.map((client) => (client.isOpen ? client.close() : client.destroy())));
   }
 
-  private async publish(redisChannel: string, body: Uint8Array): Promise<void> {
+  private async publish(redisChannel: string, body: Uint8Array): Promise<number> {
     const client = this.clients[consistentHash(redisChannel, this.clients.length)];
     try {
-      await client.publish(redisChannel, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      return await client.publish(redisChannel, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
     } catch (error) {
       throw new LayerUnavailable(`PUBLISH failed (${(error as Error).message})`);
     }
@@ -116,8 +121,8 @@ class PubSubPublisher implements Publisher {
 
 function layerPublisher(layer: ChannelLayer): Publisher {
   return {
-    send: (channel, message) => layer.send(channel, message),
-    groupSend: (group, message) => layer.groupSend(group, message),
+    send: async (channel, message) => void (await layer.send(channel, message)),
+    groupSend: async (group, message) => void (await layer.groupSend(group, message)),
     close: () => layer.close(),
   };
 }
@@ -160,11 +165,27 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
     urls: choice.kind === 'cluster' ? undefined : choice.urls,
     clusterUrl: choice.kind === 'cluster' ? choice.urls : undefined,
   });
+  let receivers: number | undefined;
   try {
-    if (group !== undefined) await publisher.groupSend(group, event);
-    else await publisher.send(channel!, event);
+    receivers = group !== undefined ? await publisher.groupSend(group, event) : await publisher.send(channel!, event);
   } finally {
     await publisher.close();
   }
-  process.stdout.write(`published to ${group !== undefined ? `group ${group}` : `channel ${channel}`}\n`);
+  const target = group !== undefined ? `group ${group}` : `channel ${channel}`;
+  if (choice.kind === 'list') {
+    // The list layer holds a channel's messages until a receiver takes them (or they expire after 60 s).
+    process.stdout.write(group !== undefined ? `published to group ${group}\n` : `queued to channel ${channel} (list layer: a worker takes it within 60 s)\n`);
+    return;
+  }
+  if (receivers === 0 && channel !== undefined) {
+    // Pub/sub keeps nothing: a job nobody was subscribed to is gone, and "published" would hide it.
+    throw new Error(
+      `nobody received it: no process subscribes to channel ${channel} on the pub/sub layer, so the message is lost. ` +
+        `Start \`channelkit worker ${channel}\` first (same REDIS_URL and CHANNEL_LAYER), or run every process with CHANNEL_LAYER=list so jobs queue until a worker takes them`,
+    );
+  }
+  if (receivers === 0) {
+    process.stderr.write(`warning: no process is subscribed to group ${group} on the pub/sub layer: nobody received it (a group with no connected member is normal)\n`);
+  }
+  process.stdout.write(receivers === undefined || group !== undefined ? `published to ${target}\n` : `published to ${target} (${receivers} receiver${receivers === 1 ? '' : 's'})\n`);
 }

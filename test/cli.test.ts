@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { type CliResult, ServerProcess, runCli } from './support/processes';
-import { freePort } from './support/redis';
+import { RedisChannelLayer, RedisPubSubChannelLayer, type ChannelLayer } from '../src';
+import { RedisServer, describeRedis, freePort } from './support/redis';
 import { Inbox, handshakeStatus, openClient } from './support/sockets';
 import { until } from './support/wait';
 
@@ -107,6 +108,8 @@ describe('channelkit: clear messages for configuration mistakes', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('unknown command "frobnicate"');
     expect(result.stderr).toMatch(/usage:\n\s+channelkit serve/);
+    // The one layer rule is in the usage, --layer on all three commands.
+    expect(result.stderr.match(/channelkit (serve|worker|publish) \[--layer L\]/g)).toHaveLength(3);
   });
 
   test('CHANNEL_LAYER or --layer with an unknown value is refused', async () => {
@@ -131,4 +134,78 @@ describe('channelkit: clear messages for configuration mistakes', () => {
       await server.stop();
     }
   });
+});
+
+describe('channelkit worker: one rule for the layer', () => {
+  test('a worker with no Redis configured exits non-zero: in memory it could never receive a job', async () => {
+    const result = await runCliWithin(['worker', 'notifications.announce'], NO_REDIS);
+    expect(result.killed).toBe(false);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/REDIS_URL/);
+    expect(result.stderr).toMatch(/never receive/);
+    expect(result.stdout).not.toContain('worker started');
+  });
+});
+
+describeRedis('serve, worker and publish on one Redis: the same layer by the same rule', () => {
+  let redis: RedisServer;
+  const JOB = '{"type": "announce", "title": "Deploy", "body": "at 5pm"}';
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(() => redis.close());
+
+  /** A listener in group 'notifications' on `layer`: what the announcement worker group-sends to. */
+  async function notificationsListener(layer: ChannelLayer): Promise<string> {
+    const channel = await layer.newChannel();
+    await layer.groupAdd('notifications', channel);
+    return channel;
+  }
+
+  test.each([
+    ['pubsub (the default)', {}],
+    ['list', { CHANNEL_LAYER: 'list' }],
+    ['list, by --layer', { LAYER_FLAG: 'list' }],
+  ])('on %s a published job reaches the worker and its group send reaches the servers', async (_name, extra: Record<string, string>) => {
+    const kind = extra.CHANNEL_LAYER ?? extra.LAYER_FLAG ?? 'pubsub';
+    const flag = extra.LAYER_FLAG ? ['--layer', extra.LAYER_FLAG] : [];
+    const env = { ...NO_REDIS, REDIS_URL: redis.url, CHANNEL_LAYER: extra.CHANNEL_LAYER ?? '', LOG_LEVEL: 'debug' };
+    const layer = kind === 'list' ? new RedisChannelLayer({ urls: [redis.url] }) : new RedisPubSubChannelLayer({ urls: [redis.url] });
+    const worker = new ServerProcess(env, ['worker', ...flag, 'notifications.announce']);
+    try {
+      const listener = await notificationsListener(layer);
+      await worker.ready;
+      if (kind === 'pubsub') {
+        // On pub/sub a job reaches only a worker already subscribed.
+        await until(() => /notifications\.announce\s+1/.test(redis.cli('PUBSUB', 'NUMSUB', 'notifications.announce')), 10_000, 'the worker to subscribe');
+      }
+      const sent = await runCli(['publish', ...flag, '--channel', 'notifications.announce', JOB], env);
+      expect(sent.code).toBe(0);
+      expect(sent.stdout).toContain(kind === 'list' ? 'queued to channel notifications.announce' : 'published to channel notifications.announce (1 receiver)');
+      expect(await layer.receive(listener)).toEqual({ type: 'notification.message', title: 'Deploy', body: 'at 5pm' });
+      await until(() => worker.output.includes('"msg":"worker handling job"'), 5000, 'the debug line');
+      expect(worker.output).toMatch(/"channel":"notifications.announce","type":"announce","msg":"worker handling job"/);
+      expect(worker.output).not.toContain('at 5pm');
+    } finally {
+      expect(await worker.stop()).toBe(0);
+      await layer.flush();
+      await layer.close();
+    }
+  }, 30_000);
+
+  test('on pub/sub, a job published to a channel no worker listens on is an error, not "published"', async () => {
+    const sent = await runCli(['publish', '--channel', 'notifications.announce', JOB], { ...NO_REDIS, REDIS_URL: redis.url });
+    expect(sent.code).toBe(1);
+    expect(sent.stdout).not.toContain('published');
+    expect(sent.stderr).toMatch(/no process subscribes to channel notifications\.announce/);
+    expect(sent.stderr).toMatch(/channelkit worker notifications\.announce/);
+    expect(sent.stderr).toMatch(/CHANNEL_LAYER=list/);
+  }, 15_000);
+
+  test('on pub/sub, a group send that reaches no process prints a warning', async () => {
+    const sent = await runCli(['publish', '--group', 'empty', '{"type": "x"}'], { ...NO_REDIS, REDIS_URL: redis.url });
+    expect(sent.code).toBe(0);
+    expect(sent.stderr).toMatch(/warning: .*no process is subscribed to group empty/);
+  }, 15_000);
 });
