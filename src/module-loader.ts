@@ -1,4 +1,5 @@
 // Loads the app's routing module for the CLI: TypeScript through ts-node, and one copy of channelkit.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import Module from 'node:module';
 import { join, resolve } from 'node:path';
@@ -57,7 +58,8 @@ export function loadRoutingModule(explicit: string | undefined): { file: string;
   const file = explicit ? resolve(explicit) : resolve(__dirname, '..', 'routing');
   shareThisCopy();
   try {
-    if (/\.[cm]?ts$/.test(file)) registerTypeScript(file);
+    // `serve app/routing` may name a .ts file without its extension.
+    if (/\.[cm]?ts$/.test(file) || (!/\.[cm]?js$/.test(file) && existsSync(`${file}.ts`) && !existsSync(`${file}.js`))) registerTypeScript(file);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return { file, module: require(file) as Record<string, unknown> };
   } catch (error) {

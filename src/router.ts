@@ -109,7 +109,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
 export function rePath(pattern: RegExp | string, target: Application | ConsumerClass): Route {
   const label = typeof pattern === 'string' ? pattern : pattern.source;
   const { app, endpoint } = routeTarget(label, target);
-  let source = label.replace(/\(\?P<([A-Za-z_][A-Za-z0-9_]*)>/g, '(?<$1>').replace(/\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)/g, '\\k<$1>');
+  // The router strips the path's leading '/', as path() does for patterns: '^/ws/' means '^ws/'.
+  let source = label.replace(/^(\^?)\//, '$1').replace(/\(\?P<([A-Za-z_][A-Za-z0-9_]*)>/g, '(?<$1>').replace(/\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)/g, '\\k<$1>');
   if (!endpoint) source = source.replace(/(^|[^\\])\$$/, '$1');
   const flags = typeof pattern === 'string' ? '' : pattern.flags.replace(/[gy]/g, '');
   let regex: RegExp;

@@ -161,6 +161,8 @@ describe('routing parity with Channels', () => {
     expect(seen[0].params).toEqual({ tenant: 'acme', room: 'main' });
     // Anchored at the start: 'x/rooms/main/' must not match by searching further in.
     await expect(URLRouter([rePath('rooms/(?P<room>\\w+)/$', Endpoint)])(scopeFor('/x/rooms/main/'), runtime)).rejects.toBeInstanceOf(NoRoute);
+    // A leading '/' is allowed, as in path().
+    await expect(URLRouter([rePath('^/rooms/$', Endpoint)])(scopeFor('/rooms/'), runtime)).resolves.toBeInstanceOf(Endpoint);
     // A consumer must match the whole path even without '$'.
     await expect(URLRouter([rePath('rooms/', Endpoint)])(scopeFor('/rooms/extra/'), runtime)).rejects.toBeInstanceOf(NoRoute);
   });
