@@ -142,7 +142,11 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--group') group = args[++i];
     else if (args[i] === '--channel') channel = args[++i];
-    else if (args[i] === '--layer') layer = parseLayerKind(args[++i] ?? '', '--layer') ?? layer;
+    else if (args[i] === '--layer') {
+      const value = args[++i];
+      if (!value) throw new Error('--layer needs a value: pubsub or list');
+      layer = parseLayerKind(value, '--layer');
+    }
     else rest.push(args[i]);
   }
   if ((group === undefined) === (channel === undefined) || rest.length !== 1) {
