@@ -70,7 +70,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
       }
       const constrained = /^:([A-Za-z_][A-Za-z0-9_]*)(?:\((.+)\))?$/.exec(part)!;
       if (names.includes(constrained[1])) throw new Error(`route ${pattern}: parameter :${constrained[1]} appears twice`);
-      const converter = constrained[2] === undefined ? undefined : CONVERTERS[constrained[2]];
+      // Only the five words are converters; anything else in parentheses is a regex, 'ints' and 'toString' included.
+      const converter = constrained[2] !== undefined && Object.hasOwn(CONVERTERS, constrained[2]) ? CONVERTERS[constrained[2]] : undefined;
       names.push(constrained[1]);
       converters.push(converter?.convert);
       // Named groups, so groups inside a user's constraint do not shift the parameters.

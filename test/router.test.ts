@@ -194,6 +194,15 @@ describe('routing parity with Channels', () => {
     }
   });
 
+  test('only the five converter names convert: any other word in parentheses is a regex constraint', async () => {
+    const seen: Scope[] = [];
+    const router = URLRouter([path('a/:x(ints)/', recorder(seen)), path('b/:y(toString)/', recorder(seen))]);
+    await router(scopeFor('/a/ints/'), runtime);
+    await router(scopeFor('/b/toString/'), runtime);
+    expect(seen.map((s) => s.params)).toEqual([{ x: 'ints' }, { y: 'toString' }]);
+    await expect(URLRouter([path('a/:x(ints)/', Endpoint)])(scopeFor('/a/7/'), runtime)).rejects.toBeInstanceOf(NoRoute);
+  });
+
   test('RouteParamsOf types converters: int is a number, constraints stay strings', () => {
     const typed: RouteParamsOf<'x/:id(int)/:name(slug)/:room([\\w-]{1,50})/'> = { id: 7, name: 'a', room: 'b' };
     // @ts-expect-error an int parameter is a number, not a string
