@@ -167,7 +167,7 @@ describeRedis('serve, worker and publish on one Redis: the same layer by the sam
     ['pubsub (the default)', {}],
     ['list', { CHANNEL_LAYER: 'list' }],
     ['list, by --layer', { LAYER_FLAG: 'list' }],
-  ])('on %s a published job reaches the worker and its group send reaches the servers', async (_name, extra: Record<string, string>) => {
+  ])('on %s a published job reaches the worker and its group send reaches members on that layer', async (_name, extra: Record<string, string>) => {
     const kind = extra.CHANNEL_LAYER ?? extra.LAYER_FLAG ?? 'pubsub';
     const flag = extra.LAYER_FLAG ? ['--layer', extra.LAYER_FLAG] : [];
     const env = { ...NO_REDIS, REDIS_URL: redis.url, CHANNEL_LAYER: extra.CHANNEL_LAYER ?? '', LOG_LEVEL: 'debug' };
@@ -187,6 +187,7 @@ describeRedis('serve, worker and publish on one Redis: the same layer by the sam
       await until(() => worker.output.includes('"msg":"worker handling job"'), 5000, 'the debug line');
       expect(worker.output).toMatch(/"channel":"notifications.announce","type":"announce","msg":"worker handling job"/);
       expect(worker.output).not.toContain('at 5pm');
+      expect(worker.output).not.toContain('unreachable at startup');
     } finally {
       expect(await worker.stop()).toBe(0);
       await layer.flush();
