@@ -4,6 +4,12 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }] },
+  // 'channelkit' imported by a test or a fixture is this repository's src/, never a built dist/ (one copy).
+  moduleNameMapper: {
+    '^channelkit$': '<rootDir>/src/index.ts',
+    '^channelkit/testing$': '<rootDir>/src/testing/index.ts',
+    '^channelkit/publisher$': '<rootDir>/src/publisher.ts',
+  },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   testTimeout: 30000,
 };

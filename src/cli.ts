@@ -1,30 +1,51 @@
 #!/usr/bin/env node
 // The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
-import { resolve } from 'node:path';
 import type { Application } from './application';
-import { channelLayerFromEnv } from './layers/from-env';
+import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
+import { loadRoutingModule } from './module-loader';
 import { type HttpHandler, Server } from './server';
 import type { ChannelNameRouter } from './worker';
 import { Worker } from './worker';
 
 const USAGE = `usage:
-  channelkit serve [routing-module]          serve the module's \`application\` (and \`http\`) on HOST:PORT
-  channelkit worker [--app module] <channel...>  run the module's \`workers\` ChannelNameRouter for these channels
-  channelkit publish (--group G | --channel C) '<json event>'   send one event through REDIS_URL / REDIS_CLUSTER_URL
+  channelkit serve [--layer L] [routing-module]       serve the module's \`application\` (and \`http\`) on HOST:PORT;
+                                                      a .ts module runs through ts-node
+  channelkit worker [--layer L] [--app module] <channel...>
+                                                      run the module's \`workers\` ChannelNameRouter for these channels
+                                                      (needs REDIS_URL or REDIS_CLUSTER_URL)
+  channelkit publish [--layer L] (--group G | --channel C) '<json event>'
+                                                      send one event through REDIS_URL / REDIS_CLUSTER_URL
 
-environment: HOST (127.0.0.1), PORT (8000), REDIS_URL (comma-separated hosts shard), REDIS_CLUSTER_URL,
-CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+channel layer, the same rule for all three commands (every process of a deployment must agree):
+  REDIS_CLUSTER_URL set: Redis Cluster sharded pub/sub; else REDIS_URL set: Redis pub/sub, or the Redis
+  list layer with CHANNEL_LAYER=list (or --layer list); neither: in-memory, this process only.
+  On pub/sub every worker receives every job and a job nobody listens to is lost (publish says so);
+  on the list layer one worker takes each job and jobs wait up to 60 s for one.
 
-/** The app's routing module: an explicit path, or routing.ts / dist/routing.js beside this package. */
-function loadModule(explicit: string | undefined): Record<string, unknown> {
-  const target = explicit ? resolve(explicit) : resolve(__dirname, '..', 'routing');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(target) as Record<string, unknown>;
+environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
+comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+
+/** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
+function portFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port <= 65535)) throw new Error(`PORT: "${value}" is not a port; expected an integer from 0 to 65535 (0 picks a free port)`);
+  return port;
 }
 
 async function serve(args: string[]): Promise<void> {
-  const module = loadModule(args[0]);
+  const port = portFromEnv(process.env.PORT);
+  const choice = layerChoiceFromEnv(process.env);
+  const { file, module } = loadRoutingModule(args[0]);
+  if (typeof module.application !== 'function') {
+    throw new Error(
+      `the routing module ${file} exports no \`application\` (found ${typeof module.application}); add \`export const application = URLRouter([...])\``,
+    );
+  }
+  if (module.http !== undefined && typeof module.http !== 'function') {
+    throw new Error(`the routing module ${file} exports \`http\` that is not a function (HttpHandler)`);
+  }
   const logger = createLogger();
   // One client must never bring the process down: log what escaped instead of crashing.
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
@@ -35,9 +56,10 @@ async function serve(args: string[]): Promise<void> {
     channelLayer,
     logger,
     host: process.env.HOST,
-    port: process.env.PORT === undefined ? undefined : Number(process.env.PORT),
+    port,
   });
   await server.listen();
+  void reportUnreachableAtStartup(channelLayer, choice, logger);
   onSignal(async () => {
     await server.close();
     await channelLayer.close();
@@ -51,12 +73,21 @@ async function worker(args: string[]): Promise<void> {
     if (args[i] === '--app') app = args[++i];
     else channels.push(args[i]);
   }
-  const router = loadModule(app).workers as ChannelNameRouter | undefined;
-  if (!router) throw new Error('the routing module exports no `workers` ChannelNameRouter');
+  const choice = layerChoiceFromEnv(process.env);
+  if (choice.kind === 'memory') {
+    throw new Error(
+      'channelkit worker needs Redis: set REDIS_URL (or REDIS_CLUSTER_URL) to the Redis your servers use; ' +
+        'with the in-memory layer a worker can never receive a job from another process',
+    );
+  }
+  const { file, module } = loadRoutingModule(app);
+  const router = module.workers as ChannelNameRouter | undefined;
+  if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);
   const logger = createLogger();
-  const channelLayer = await channelLayerFromEnv(process.env, logger, 'list');
+  const channelLayer = await channelLayerFromEnv(process.env, logger);
   const running = new Worker({ channelLayer, logger }, { router, channels: channels.length > 0 ? channels : undefined });
   running.start();
+  void reportUnreachableAtStartup(channelLayer, choice, logger);
   onSignal(async () => {
     await running.close();
     await channelLayer.close();
@@ -88,13 +119,29 @@ function onSignal(shutdown: () => Promise<void>, logger: ReturnType<typeof creat
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** `--layer L` on any command is CHANNEL_LAYER=L for this process: one rule, read in one place (from-env.ts). */
+function takeLayerFlag(args: string[]): string[] {
+  const at = args.indexOf('--layer');
+  if (at === -1) return args;
+  const value = args[at + 1];
+  if (value === undefined || value.startsWith('--')) throw new Error('--layer needs a value: pubsub or list');
+  process.env.CHANNEL_LAYER = parseLayerKind(value, '--layer');
+  return [...args.slice(0, at), ...args.slice(at + 2)];
+}
+
 async function main(argv: string[]): Promise<void> {
-  const [command, ...args] = argv;
+  const [command, ...rest] = argv;
+  const help = command === undefined || command === '--help' || command === 'help';
+  if (help || !['serve', 'worker', 'publish'].includes(command)) {
+    if (!help) process.stderr.write(`channelkit: unknown command "${command}"\n`);
+    process.stderr.write(`${USAGE}\n`);
+    process.exitCode = help ? 0 : 2;
+    return;
+  }
+  const args = takeLayerFlag(rest);
   if (command === 'serve') return serve(args);
   if (command === 'worker') return worker(args);
-  if (command === 'publish') return publish(args);
-  process.stderr.write(`${USAGE}\n`);
-  process.exitCode = command === undefined || command === '--help' ? 0 : 2;
+  return publish(args);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -25,8 +25,8 @@ export { type Publisher, type PublisherOptions, createPublisher } from './publis
 export { type Logger, createLogger } from './logger';
 export { type AuthOptions, type UserResolver, authMiddleware } from './middleware/auth';
 export { type OriginValidatorOptions, originValidator } from './middleware/origin';
-export { type Route, type RouteParamsOf, URLRouter, path } from './router';
-export type { ReadonlyQuery, RouteParams, Scope, ScopeUser } from './scope';
+export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from './router';
+export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './scope';
 export { type HttpHandler, Server, type ServerOptions } from './server';
 export { serveFile } from './static';
 export { signToken, verifyToken } from './tokens';

@@ -9,6 +9,7 @@ import {
   validateGroupName,
   validateMessage,
 } from './layers/layer';
+import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
 import { reconnectDelay, redactUrl } from './layers/redis-link';
 import { consistentHash } from './layers/sharding';
 
@@ -26,9 +27,14 @@ export interface PublisherOptions {
   connectTimeout?: number;
 }
 
+/**
+ * Both sends resolve with how many processes received the message when the layer can tell (Redis
+ * pub/sub: PUBLISH's receiver count; 0 means nobody was subscribed and the message is gone), or
+ * undefined when it cannot (the list layer queues it for a later `receive`; Redis Cluster).
+ */
 export interface Publisher {
-  send(channel: string, message: LayerMessage): Promise<void>;
-  groupSend(group: string, message: LayerMessage): Promise<void>;
+  send(channel: string, message: LayerMessage): Promise<number | undefined>;
+  groupSend(group: string, message: LayerMessage): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -47,8 +53,8 @@ type Client = ReturnType<typeof newClient>;
  * send paths, since their wire rules (queues, sharded envelopes) live there.
  */
 export async function createPublisher(options: PublisherOptions = {}): Promise<Publisher> {
-  const cluster = options.clusterUrl ?? process.env.REDIS_CLUSTER_URL;
-  const urls = options.urls ?? (options.url ?? process.env.REDIS_URL ?? '').split(',').filter(Boolean);
+  const cluster = options.clusterUrl ?? (process.env.REDIS_CLUSTER_URL || undefined);
+  const urls = options.urls ?? redisUrls(options.url ?? process.env.REDIS_URL ?? '', options.url === undefined ? 'REDIS_URL' : 'url');
   if (cluster) return layerPublisher(await clusterLayer(cluster, options));
   if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
   if (options.layer === 'list') {
@@ -87,26 +93,26 @@ class PubSubPublisher implements Publisher {
     return publisher;
   }
 
-  async send(channel: string, message: LayerMessage): Promise<void> {
+  async send(channel: string, message: LayerMessage): Promise<number> {
     validateChannelName(channel);
     validateMessage(message);
-    await this.publish(channel, this.codec.encode(message));
+    return this.publish(channel, this.codec.encode(message));
   }
 
-  async groupSend(group: string, message: LayerMessage): Promise<void> {
+  async groupSend(group: string, message: LayerMessage): Promise<number> {
     validateGroupName(group);
     validateMessage(message);
-    await this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
+    return this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
   }
 
   async close(): Promise<void> {
     await Promise.all(this.clients.map((client) => (client.isOpen ? client.close() : client.destroy())));
   }
 
-  private async publish(redisChannel: string, body: Uint8Array): Promise<void> {
+  private async publish(redisChannel: string, body: Uint8Array): Promise<number> {
     const client = this.clients[consistentHash(redisChannel, this.clients.length)];
     try {
-      await client.publish(redisChannel, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      return await client.publish(redisChannel, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
     } catch (error) {
       throw new LayerUnavailable(`PUBLISH failed (${(error as Error).message})`);
     }
@@ -115,8 +121,8 @@ class PubSubPublisher implements Publisher {
 
 function layerPublisher(layer: ChannelLayer): Publisher {
   return {
-    send: (channel, message) => layer.send(channel, message),
-    groupSend: (group, message) => layer.groupSend(group, message),
+    send: async (channel, message) => void (await layer.send(channel, message)),
+    groupSend: async (group, message) => void (await layer.groupSend(group, message)),
     close: () => layer.close(),
   };
 }
@@ -131,12 +137,16 @@ async function clusterLayer(seeds: string | string[], options: PublisherOptions)
 export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let group: string | undefined;
   let channel: string | undefined;
-  let layer: 'pubsub' | 'list' | undefined = env.CHANNEL_LAYER === 'list' ? 'list' : undefined;
+  let layer = parseLayerKind(env.CHANNEL_LAYER);
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--group') group = args[++i];
     else if (args[i] === '--channel') channel = args[++i];
-    else if (args[i] === '--layer') layer = args[++i] === 'list' ? 'list' : 'pubsub';
+    else if (args[i] === '--layer') {
+      const value = args[++i];
+      if (!value) throw new Error('--layer needs a value: pubsub or list');
+      layer = parseLayerKind(value, '--layer');
+    }
     else rest.push(args[i]);
   }
   if ((group === undefined) === (channel === undefined) || rest.length !== 1) {
@@ -151,12 +161,35 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
   validateMessage(event);
   if (group !== undefined) validateGroupName(group);
   else validateChannelName(channel);
-  const publisher = await createPublisher({ layer, url: env.REDIS_URL, clusterUrl: env.REDIS_CLUSTER_URL });
+  // The same rule and checks as serve and worker (from-env.ts), so all three reach the same layer.
+  const choice = layerChoiceFromEnv({ ...env, CHANNEL_LAYER: layer });
+  if (choice.kind === 'memory') throw new Error('no Redis to publish to: set REDIS_URL (or REDIS_CLUSTER_URL) to the Redis your servers and workers use');
+  const publisher = await createPublisher({
+    layer: choice.kind === 'list' ? 'list' : 'pubsub',
+    urls: choice.kind === 'cluster' ? undefined : choice.urls,
+    clusterUrl: choice.kind === 'cluster' ? choice.urls : undefined,
+  });
+  let receivers: number | undefined;
   try {
-    if (group !== undefined) await publisher.groupSend(group, event);
-    else await publisher.send(channel!, event);
+    receivers = group !== undefined ? await publisher.groupSend(group, event) : await publisher.send(channel!, event);
   } finally {
     await publisher.close();
   }
-  process.stdout.write(`published to ${group !== undefined ? `group ${group}` : `channel ${channel}`}\n`);
+  const target = group !== undefined ? `group ${group}` : `channel ${channel}`;
+  if (choice.kind === 'list') {
+    // The list layer holds a channel's messages until a receiver takes them (or they expire after 60 s).
+    process.stdout.write(group !== undefined ? `published to group ${group}\n` : `queued to channel ${channel} (list layer: a worker takes it within 60 s)\n`);
+    return;
+  }
+  if (receivers === 0 && channel !== undefined) {
+    // Pub/sub keeps nothing: a job nobody was subscribed to is gone, and "published" would hide it.
+    throw new Error(
+      `nobody received it: no process subscribes to channel ${channel} on the pub/sub layer, so the message is lost. ` +
+        `Start \`channelkit worker ${channel}\` first (same REDIS_URL and CHANNEL_LAYER), or run every process with CHANNEL_LAYER=list so jobs queue until a worker takes them`,
+    );
+  }
+  if (receivers === 0) {
+    process.stderr.write(`warning: no process is subscribed to group ${group} on the pub/sub layer: nobody received it (a group with no connected member is normal)\n`);
+  }
+  process.stdout.write(receivers === undefined || group !== undefined ? `published to ${target}\n` : `published to ${target} (${receivers} receiver${receivers === 1 ? '' : 's'})\n`);
 }

@@ -1,8 +1,14 @@
 // The facts of one connection, built by the server and enriched by middleware and the router.
 import type { IncomingHttpHeaders } from 'node:http';
 
-/** Route parameters: `path('ws/chat/:room/', ...)` puts `{ room: 'lobby' }` here. */
-export type RouteParams = Record<string, string>;
+/** One route parameter: a string, or a number from the `int` converter (`:id(int)`). */
+export type RouteParamValue = string | number;
+
+/**
+ * Route parameters: `path('ws/chat/:room/', ...)` puts `{ room: 'lobby' }` here, `:id(int)` a number.
+ * Type them exactly with `RouteParamsOf<pattern>` as the consumer's type argument.
+ */
+export type RouteParams = Record<string, RouteParamValue>;
 
 export interface Scope<Params extends RouteParams = RouteParams> {
   type: 'websocket';

@@ -75,13 +75,21 @@ export class Worker {
         continue;
       }
       if (message === 'stop') return;
+      // Channel and type only: a job's body may hold anything, of any size.
+      if (logger.isLevelEnabled('debug')) logger.debug({ channel, type: typeLabel(message.type) }, 'worker handling job');
       try {
         await consumer.dispatch(message);
       } catch (error) {
-        logger.error({ err: error, channel, type: message.type }, 'worker handler failed');
+        logger.error({ err: error, channel, type: typeLabel(message.type) }, 'worker handler failed');
       }
     }
   }
+}
+
+/** A message's type fit for a log line: a sender controls it, so it is cut short. */
+function typeLabel(type: unknown): string | undefined {
+  if (typeof type !== 'string') return undefined;
+  return type.length > 100 ? `${type.slice(0, 100)}...` : type;
 }
 
 function delay(ms: number): Promise<void> {

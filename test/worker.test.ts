@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { workers } from '../routing';
 import { ChannelNameRouter, Consumer, InMemoryChannelLayer, type LayerMessage, Worker, createLogger } from '../src';
 
@@ -43,5 +45,22 @@ describe('Worker and ChannelNameRouter', () => {
     expect(await layer.receive(listener)).toEqual({ type: 'notification.message', title: 'Deploy', body: 'at 5pm' });
     await worker.close();
     await layer.close();
+  });
+
+  test('logs each job it handles at debug level with channel and type, never the body', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) });
+    const debugLogger = pino({ level: 'debug' }, sink);
+    const layer = new InMemoryChannelLayer();
+    const worker = new Worker({ channelLayer: layer, logger: debugLogger }, { router: new ChannelNameRouter({ 'thumbnails.generate': Jobs }) });
+    worker.start();
+    const before = Jobs.done.length;
+    await layer.send('thumbnails.generate', { type: 'thumbnails.generate', id: 9, secret: 'body-text' });
+    while (Jobs.done.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    await worker.close();
+    await layer.close();
+    const handled = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'worker handling job');
+    expect(handled).toEqual([expect.objectContaining({ level: 20, channel: 'thumbnails.generate', type: 'thumbnails.generate' })]);
+    expect(lines.join('')).not.toContain('body-text');
   });
 });
