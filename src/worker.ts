@@ -1,6 +1,7 @@
 // Background workers: consumers bound to named channels ('thumbnails.generate'), fed by layer.receive().
 import type { Runtime } from './application';
 import type { Consumer } from './consumer';
+import { shouldLog } from './dispatch';
 import { LayerClosed } from './layers/layer';
 import { validateChannelName } from './layers/layer';
 
@@ -80,7 +81,8 @@ export class Worker {
       try {
         await consumer.dispatch(message);
       } catch (error) {
-        logger.error({ err: error, channel, type: typeLabel(message.type) }, 'worker handler failed');
+        // Unknown types are logged once per type and minute, as for socket consumers.
+        if (shouldLog(error)) logger.error({ err: error, channel, type: typeLabel(message.type) }, 'worker handler failed');
       }
     }
   }
