@@ -52,6 +52,11 @@ export interface ChannelLayer {
   close(): Promise<void>;
   /** The layer's link to its backend, for `/healthz` and readiness. In-memory layers are always up. */
   health(): LayerHealth;
+  /**
+   * Messages this process skipped because their channel was full where the sender could not be
+   * told: a full member of a group send, or a send from another process. Never a silent drop.
+   */
+  readonly skippedFull: number;
 }
 
 /**

@@ -110,21 +110,24 @@ export class LocalChannels {
     return true;
   }
 
-  /** Deliver to every live local member of `group`; full members are skipped (Channels' rule). */
+  /**
+   * Deliver to every live local member of `group`; full members are skipped (Channels' rule).
+   * Returns how many were skipped, for the layer to count: a skip is never silent.
+   */
   deliverToGroup(group: string, message: LayerMessage): number {
     const members = this.groups.get(group);
     if (!members) return 0;
     const now = this.tenths();
-    let delivered = 0;
+    let skipped = 0;
     for (const [channel, expiresAt] of members) {
       if (expiresAt <= now) {
         members.delete(channel);
         continue;
       }
-      if (this.deliver(channel, message)) delivered++;
+      if (!this.deliver(channel, message)) skipped++;
     }
     if (members.size === 0) this.groups.delete(group);
-    return delivered;
+    return skipped;
   }
 
   receive(channel: string): Promise<LayerMessage> {

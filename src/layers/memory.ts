@@ -27,6 +27,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
   private closed = false;
   private readonly id = uuid4().replace(/-/g, '').slice(0, 12);
   private channels = 0;
+  private skipped = 0;
 
   constructor(options: LayerOptions = {}) {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...options });
@@ -68,7 +69,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
     this.assertOpen();
     validateGroupName(group);
     validateMessage(message);
-    if (this.local.hasGroup(group)) this.local.deliverToGroup(group, this.copy(message));
+    if (this.local.hasGroup(group)) this.skipped += this.local.deliverToGroup(group, this.copy(message));
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
@@ -88,6 +89,11 @@ export class InMemoryChannelLayer implements ChannelLayer {
   async close(): Promise<void> {
     this.closed = true;
     this.local.close();
+  }
+
+  /** Group sends that skipped a full member (Channels' rule); counted, since the sender is not told. */
+  get skippedFull(): number {
+    return this.skipped;
   }
 
   health(): LayerHealth {

@@ -231,7 +231,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     if (!this.canPublish(redisChannel)) {
       // Known not sent: local members still get it (they would have via the echo), and the caller
       // learns that members in other processes did not.
-      if (this.local.hasGroup(group)) this.local.deliverToGroup(group, this.codec.decode(body));
+      if (this.local.hasGroup(group)) this.deliverToGroup(group, this.codec.decode(body));
       throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; delivered to this process's members only`);
     }
     try {
@@ -306,7 +306,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     // Decoded once for every local member (they share the object, as with the in-memory layer).
     if (this.local.hasGroup(group)) {
       const message = this.decode(bytes, redisChannel);
-      if (message) this.local.deliverToGroup(group, message);
+      if (message) this.deliverToGroup(group, message);
     }
     // Memberships expire lazily inside LocalChannels; the last one gone releases the subscription.
     if (!this.local.hasGroup(group) && this.groupSubs.has(group)) void this.dropGroup(group);
@@ -321,12 +321,18 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     if (message) this.deliverFromAfar(channel, message);
   }
 
+  /** Group delivery to this process's members: full members are skipped, counted and logged. */
+  private deliverToGroup(group: string, message: LayerMessage): void {
+    const skipped = this.local.deliverToGroup(group, message);
+    if (skipped > 0) this.skips.skipped(`group ${group}`, skipped);
+  }
+
   /** Local delivery of a message another process sent to `channel`: a full channel skips it, counted. */
   protected deliverFromAfar(channel: string, message: LayerMessage): void {
     if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
   }
 
-  /** Messages from other processes that a full channel of this process skipped. */
+  /** Messages that a full channel of this process skipped (from another process, or as a group member). */
   get skippedFull(): number {
     return this.skips.count;
   }

@@ -234,6 +234,8 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       await expect(layer.groupSend('cap', { type: 'g' })).resolves.toBeUndefined();
       expect(await layer.receive(ok)).toEqual({ type: 'g' });
       expect(await layer.receive(full)).toEqual({ type: 'filler' });
+      // The sender was not told, so the skip is counted.
+      expect(layer.skippedFull).toBe(1);
     });
 
     test('group membership expires after groupExpiry', async () => {
