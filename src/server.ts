@@ -6,7 +6,7 @@ import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
 import { FrameCache } from './frame';
 import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
-import type { ChannelLayer } from './layers/layer';
+import { type ChannelLayer, LayerUnavailable } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
@@ -267,6 +267,11 @@ export class Server {
       if (error instanceof HandshakeRejected) {
         this.logger.info({ path: scope?.path ?? req.url, status: error.status, reason: error.message }, 'handshake rejected');
         rejectHandshake(socket, error.status, error.message);
+      } else if (error instanceof LayerUnavailable) {
+        // The layer is down (a groupAdd while Redis is unreachable): the client should retry later. Its
+        // detail (which Redis, why) is for the log, not for the client.
+        this.logger.warn({ err: error, path: scope?.path ?? req.url }, 'handshake refused: channel layer unavailable');
+        rejectHandshake(socket, 503, 'channel layer unavailable, try again later');
       } else {
         this.logger.error({ err: error, path: scope?.path ?? req.url }, 'handshake failed');
         rejectHandshake(socket, 500, 'internal error');
