@@ -116,6 +116,20 @@ function scopeHeaders(all: IncomingHttpHeaders): IncomingHttpHeaders {
   return kept;
 }
 
+/** Longest request path written to a log: a path is the client's to choose, up to the header size limit. */
+const MAX_LOGGED_PATH = 200;
+
+/**
+ * A request target as it may be logged: the path without its query string (tokens travel there) and
+ * cut to a bounded length. For requests that have no scope yet (an unparseable path) or none at all (pages).
+ */
+export function loggablePath(target: string | undefined): string {
+  const raw = target ?? '';
+  const mark = raw.indexOf('?');
+  const path = mark < 0 ? raw : raw.slice(0, mark);
+  return path.length <= MAX_LOGGED_PATH ? path : `${path.slice(0, MAX_LOGGED_PATH)}…`;
+}
+
 /** Answers a refused upgrade with a plain HTTP response and closes the socket. */
 export function rejectHandshake(socket: Duplex, status: number, message: string): void {
   if (!socket.writable) {

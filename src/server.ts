@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
 import { FrameCache } from './frame';
-import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
+import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
@@ -229,7 +229,7 @@ export class Server {
       if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;
       respond(res, 404, 'Not Found\n');
     } catch (error) {
-      this.logger.error({ err: error, url: req.url }, 'HTTP handler failed');
+      this.logger.error({ err: error, method: req.method, path: loggablePath(req.url) }, 'HTTP handler failed');
       if (!res.headersSent) respond(res, 500, 'Internal Server Error\n');
       else res.destroy();
     }
@@ -265,15 +265,15 @@ export class Server {
       await this.run(connection, req, socket, head, started);
     } catch (error) {
       if (error instanceof HandshakeRejected) {
-        this.logger.info({ path: scope?.path ?? req.url, status: error.status, reason: error.message }, 'handshake rejected');
+        this.logger.info({ path: loggablePath(scope?.path ?? req.url), status: error.status, reason: error.message }, 'handshake rejected');
         rejectHandshake(socket, error.status, error.message);
       } else if (error instanceof LayerUnavailable) {
         // The layer is down (a groupAdd while Redis is unreachable): the client should retry later. Its
         // detail (which Redis, why) is for the log, not for the client.
-        this.logger.warn({ err: error, path: scope?.path ?? req.url }, 'handshake refused: channel layer unavailable');
+        this.logger.warn({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake refused: channel layer unavailable');
         rejectHandshake(socket, 503, 'channel layer unavailable, try again later');
       } else {
-        this.logger.error({ err: error, path: scope?.path ?? req.url }, 'handshake failed');
+        this.logger.error({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake failed');
         rejectHandshake(socket, 500, 'internal error');
       }
     } finally {
