@@ -1,23 +1,8 @@
 // What the server writes to its log about refused and failed requests: never a query string or a token.
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { application } from '../routing';
-import { type HttpHandler, type Logger, Server, URLRouter, WebsocketConsumer, path } from '../src';
+import { type HttpHandler, Server, URLRouter, WebsocketConsumer, path } from '../src';
+import { memoryLogger } from './support/logs';
 import { rawExchange } from './support/sockets';
-
-/** A pino logger writing into memory, at debug so that nothing is filtered out. */
-export function memoryLogger(): { logger: Logger; text: () => string; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  });
-  const logger = pino({ level: 'debug' }, sink);
-  const text = () => chunks.join('');
-  return { logger, text, lines: () => text().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>) };
-}
 
 const handshake = (target: string, extra = '') =>
   `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${extra}` +
