@@ -130,7 +130,14 @@ export function loggablePath(target: string | undefined): string {
   return path.length <= MAX_LOGGED_PATH ? path : `${path.slice(0, MAX_LOGGED_PATH)}…`;
 }
 
-/** Answers a refused upgrade with a plain HTTP response and closes the socket. */
+/** How long a refused client has to read its answer before its socket is destroyed. */
+const REFUSAL_GRACE_MS = 1000;
+
+/**
+ * Answers a refused upgrade (or a bad request) with a plain HTTP response and closes the socket. Ending
+ * is not enough: a client that never reads and never closes keeps the socket half-closed (FIN-WAIT-2)
+ * and its file descriptor with it, so the socket is destroyed after a short grace.
+ */
 export function rejectHandshake(socket: Duplex, status: number, message: string): void {
   if (!socket.writable) {
     socket.destroy();
@@ -141,4 +148,9 @@ export function rejectHandshake(socket: Duplex, status: number, message: string)
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  setTimeout(destroyRefused, REFUSAL_GRACE_MS, socket).unref();
+}
+
+function destroyRefused(socket: Duplex): void {
+  socket.destroy();
 }

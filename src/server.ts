@@ -1,6 +1,6 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
@@ -55,6 +55,27 @@ export interface ServerOptions {
   rateLimit?: Partial<RateLimit> | false;
   /** Open sockets and handshakes per client address; past it, HTTP 429. Default unlimited (proxies share addresses). */
   maxConnectionsPerAddress?: number;
+  /**
+   * Connections still "pending": they have not finished their request headers, or their WebSocket
+   * handshake is still being decided (middleware, `connect()`). Past it, while the oldest pending
+   * connection has waited over a second (`headersTimeout` / 2 when shorter), a new TCP connection is
+   * closed at once, unanswered, and the drops are logged (at most every 10 s). A burst of connections
+   * accepted together is let in up to four times this. Bounds floods of clients that open connections
+   * and send nothing or trickle their headers. Default 1,000.
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Connections from one address that have not finished their request headers; past it, under the
+   * same rule, a new one from that address is closed at once. Default 100.
+   */
+  maxPendingHandshakesPerAddress?: number;
+  /**
+   * How long a connection may take to send its request headers, in ms (Node's own default is 60 s);
+   * past it, HTTP 408 and closed. Also bounds connections that send nothing. Default 10,000.
+   */
+  headersTimeout?: number;
+  /** How long a whole HTTP request (headers and body) may take, in ms; never less than `headersTimeout`. Default 30,000. */
+  requestTimeout?: number;
 }
 
 const DEFAULTS = {
@@ -67,7 +88,16 @@ const DEFAULTS = {
   maxBufferedBytes: 4 * 1024 * 1024,
   slowReaderPolicy: 'close' as 'close' | 'drop',
   maxConnectionsPerAddress: Infinity,
+  maxPendingHandshakes: 1000,
+  maxPendingHandshakesPerAddress: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
 };
+
+/** How often pending-connection drops may be logged. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+/** A burst of fresh connections may go this many times past `maxPendingHandshakes`, no further. */
+const BURST_FACTOR = 4;
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -86,6 +116,18 @@ export class Server {
   private readonly rateLimit: RateLimit | null;
   private readonly perAddress = new Map<string, number>();
   private handshakes = 0;
+  /**
+   * Connections that have not finished their request headers, oldest first, with the time they came
+   * (ms of performance.now()); and the count per address.
+   */
+  private readonly pending = new Map<Duplex, number>();
+  /** Pending connections younger than this are a burst whose headers are on the way, not a stall. */
+  private readonly stallAfter: number;
+  private readonly pendingPerAddress = new Map<string, number>();
+  /** One 'close' listener for every pending socket (`this` is the socket), rather than a closure each. */
+  private readonly pendingClosed: (this: Duplex) => void;
+  private drops = 0;
+  private dropsLoggedAt = -Infinity;
   private heartbeat: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
@@ -99,13 +141,24 @@ export class Server {
     this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
     this.logger = logger ?? createLogger();
     this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
-    this.http = createServer((req, res) => void this.handleHttp(req, res));
+    const { headersTimeout } = this.options;
+    this.stallAfter = Math.min(1000, headersTimeout / 2);
+    this.http = createServer(
+      {
+        headersTimeout,
+        requestTimeout: Math.max(this.options.requestTimeout, headersTimeout),
+        // Node checks those timeouts only this often (by default every 30 s, which would double them).
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, headersTimeout / 4)),
+      },
+      (req, res) => void this.handleHttp(req, res),
+    );
+    this.http.on('connection', (socket: Socket) => this.admit(socket));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
-    this.http.on('clientError', (_error, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
-    });
+    this.http.on('clientError', answerClientError);
     const server = this;
+    this.pendingClosed = function (this: Duplex) {
+      server.headersDone(this);
+    };
     this.host = {
       frames: new FrameCache(),
       maxBufferedBytes: this.options.maxBufferedBytes,
@@ -141,6 +194,14 @@ export class Server {
 
   get connectionCount(): number {
     return this.live.size;
+  }
+
+  /**
+   * TCP connections the server holds open: WebSockets, handshakes and HTTP requests in progress, idle
+   * keep-alive connections, refused sockets not yet destroyed. Each holds a file descriptor.
+   */
+  socketCount(): Promise<number> {
+    return new Promise((resolve, reject) => this.http.getConnections((error, count) => (error ? reject(error) : resolve(count))));
   }
 
   async listen(): Promise<AddressInfo> {
@@ -198,6 +259,64 @@ export class Server {
     this.logger.info('closed');
   }
 
+  /** A new TCP connection: counted as pending until its headers are in, or closed at once past the limits. */
+  private admit(socket: Socket): void {
+    // Read now: the address is cached on the socket, so headersDone() finds it even after a reset.
+    const address = socket.remoteAddress ?? '';
+    const fromAddress = this.pendingPerAddress.get(address) ?? 0;
+    const { maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
+    const now = performance.now();
+    const full = this.pending.size + this.handshakes >= maxPendingHandshakes;
+    if (full || fromAddress >= maxPendingHandshakesPerAddress) {
+      // Connections accepted together in one burst are all pending until their headers are read, a turn
+      // later: only when the oldest has waited long enough is this a stall, and the newcomer is dropped.
+      if (this.pending.size >= BURST_FACTOR * maxPendingHandshakes || now - this.oldestPending(now) >= this.stallAfter) {
+        // Unanswered: an answer would cost a write to a client that is, most likely, not reading.
+        socket.destroy();
+        this.dropped(full, address);
+        return;
+      }
+    }
+    this.pending.set(socket, now);
+    this.pendingPerAddress.set(address, fromAddress + 1);
+    socket.once('close', this.pendingClosed);
+  }
+
+  /** When the oldest pending connection came (`now` when there is none). */
+  private oldestPending(now: number): number {
+    for (const since of this.pending.values()) return since;
+    return now;
+  }
+
+  /** The connection's first request or upgrade arrived, or it closed before: no longer pending. */
+  private headersDone(socket: Duplex): void {
+    if (!this.pending.delete(socket)) return;
+    const address = (socket as Socket).remoteAddress ?? '';
+    socket.removeListener('close', this.pendingClosed);
+    const count = (this.pendingPerAddress.get(address) ?? 1) - 1;
+    if (count <= 0) this.pendingPerAddress.delete(address);
+    else this.pendingPerAddress.set(address, count);
+  }
+
+  /** Counts drops, logging them at most every DROP_LOG_INTERVAL_MS: a flood must not become a log flood. */
+  private dropped(full: boolean, address: string): void {
+    this.drops++;
+    const now = performance.now();
+    if (now - this.dropsLoggedAt < DROP_LOG_INTERVAL_MS) return;
+    this.logger.warn(
+      {
+        dropped: this.drops,
+        pending: this.pending.size,
+        handshakes: this.handshakes,
+        client: address,
+        limit: full ? 'maxPendingHandshakes' : 'maxPendingHandshakesPerAddress',
+      },
+      'connections dropped: too many unfinished handshakes',
+    );
+    this.drops = 0;
+    this.dropsLoggedAt = now;
+  }
+
   private releaseAddress(address: string): void {
     const count = (this.perAddress.get(address) ?? 1) - 1;
     if (count <= 0) this.perAddress.delete(address);
@@ -216,6 +335,7 @@ export class Server {
   }
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.headersDone(req.socket);
     try {
       const url = req.url ?? '/';
       if (url === '/healthz' || url === '/readyz') {
@@ -236,6 +356,8 @@ export class Server {
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // From here the `handshakes` count holds its place among the pending, until accepted or refused.
+    this.headersDone(socket);
     // A client that resets mid-handshake must not become an unhandled 'error'.
     socket.on('error', destroySocket);
     if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
@@ -306,6 +428,17 @@ export class Server {
     this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
     if (this.live.size === 0) this.allEnded?.();
   }
+}
+
+/** A request the HTTP parser refused (bad HTTP, headers too slow or too large): answer as Node would, then close. */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
+  else if (error.code === 'HPE_HEADER_OVERFLOW') rejectHandshake(socket, 431, 'request headers too large');
+  else rejectHandshake(socket, 400, 'bad request');
 }
 
 /** Shared by every handshake socket, rather than a closure each. */
