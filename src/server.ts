@@ -39,6 +39,14 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Interval of the ping/pong heartbeat, in ms; a peer silent for two intervals is terminated. Default 30,000; 0 disables. */
   heartbeatInterval?: number;
+  /**
+   * Time a client has to complete a message once it has started sending it (all fragments of a fragmented
+   * one), in ms; past it, close 1008. Checked every `messageTimeout`, so a message is closed after one to
+   * two times this. Keeps a client from holding a half-sent message (up to `maxPayload`) for as long as it
+   * answers pings. A message sent in one frame over a slow link counts too: raise it for large uploads on
+   * slow links. Default 30,000; 0 disables.
+   */
+  messageTimeout?: number;
   /** How long `close()` waits for sockets to close and disconnect handlers to end, in ms. Default 10,000. */
   drainTimeout?: number;
   /**
@@ -84,6 +92,7 @@ const DEFAULTS = {
   maxPayload: 1024 * 1024,
   maxConnections: 10_000,
   heartbeatInterval: 30_000,
+  messageTimeout: 30_000,
   drainTimeout: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024,
   slowReaderPolicy: 'close' as 'close' | 'drop',
@@ -96,6 +105,8 @@ const DEFAULTS = {
 
 /** How often pending-connection drops may be logged. */
 const DROP_LOG_INTERVAL_MS = 10_000;
+/** How long a socket closed for a message not completed in time may take to finish closing. */
+const MESSAGE_TIMEOUT_GRACE_MS = 1000;
 /** A burst of fresh connections may go this many times past `maxPendingHandshakes`, no further. */
 const BURST_FACTOR = 4;
 
@@ -129,6 +140,7 @@ export class Server {
   private drops = 0;
   private dropsLoggedAt = -Infinity;
   private heartbeat: NodeJS.Timeout | null = null;
+  private messageCheck: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
@@ -215,6 +227,9 @@ export class Server {
     if (this.options.heartbeatInterval > 0) {
       this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatInterval);
     }
+    if (this.options.messageTimeout > 0) {
+      this.messageCheck = setInterval(() => this.checkMessages(), this.options.messageTimeout);
+    }
     const address = this.address();
     this.logger.info({ host: address.address, port: address.port }, 'listening');
     return address;
@@ -236,6 +251,7 @@ export class Server {
 
   private async drain(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.messageCheck) clearInterval(this.messageCheck);
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
     const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
@@ -334,6 +350,38 @@ export class Server {
     }
   }
 
+  /**
+   * Per socket: a message in progress at the last check (bytes read past the last complete frame) with
+   * none completed since has taken over `messageTimeout`: close it with 1008, a policy of this server
+   * (1009 would say the message is too big, which it need not be). Public API only: the socket's
+   * byte count against the frames ws reported, no look into ws's parser.
+   */
+  private checkMessages(): void {
+    for (const transport of this.live) {
+      const ws = transport.ws!;
+      if (ws.readyState !== ws.OPEN) continue;
+      const mark = transport.readMark;
+      const read = transport.bytesRead();
+      if (mark >= 0) {
+        // In progress now: flag it; a message completing before the next check clears the flag.
+        if (read > mark) transport.readMark = -mark;
+        continue;
+      }
+      if (read <= -mark) {
+        // What was in progress was a control frame, complete since.
+        transport.readMark = -mark;
+        continue;
+      }
+      this.logger.info(
+        { path: transport.scope.path, client: transport.scope.client.address, pendingBytes: read + mark, timeoutMs: this.options.messageTimeout },
+        'message not completed in time; closing with 1008',
+      );
+      transport.close(CloseCode.policy, 'message not completed in time');
+      // A client that stalls mid-message will not send its close frame either.
+      setTimeout(terminateSocket, MESSAGE_TIMEOUT_GRACE_MS, ws).unref();
+    }
+  }
+
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.headersDone(req.socket);
     try {
@@ -415,6 +463,8 @@ export class Server {
   /** Wires an accepted socket to its connection, before any of its events can arrive. */
   private track(transport: SocketTransport): void {
     transport.ws!.transport = transport;
+    // The handshake's bytes are behind us: from here on, what is read is frames.
+    transport.readMark = transport.bytesRead();
     this.live.add(transport);
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
@@ -439,6 +489,10 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
   else if (error.code === 'HPE_HEADER_OVERFLOW') rejectHandshake(socket, 431, 'request headers too large');
   else rejectHandshake(socket, 400, 'bad request');
+}
+
+function terminateSocket(ws: TransportSocket): void {
+  ws.terminate();
 }
 
 /** Shared by every handshake socket, rather than a closure each. */
