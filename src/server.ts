@@ -295,7 +295,7 @@ export class Server {
     }
     this.pending.set(socket, now);
     this.pendingPerAddress.set(address, fromAddress + 1);
-    socket.once('close', this.pendingClosed);
+    socket.on('close', this.pendingClosed);
   }
 
   /** When the oldest pending connection came (`now` when there is none). */
