@@ -361,6 +361,11 @@ export class Server {
       const ws = transport.ws!;
       if (ws.readyState !== ws.OPEN) continue;
       const mark = transport.readMark;
+      if (ws.isPaused) {
+        // The server stopped reading (its consumer is behind): a message it has not read is not late.
+        if (mark < 0) transport.readMark = -mark;
+        continue;
+      }
       const read = transport.bytesRead();
       if (mark >= 0) {
         // In progress now: flag it; a message completing before the next check clears the flag.
