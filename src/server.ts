@@ -485,14 +485,13 @@ export class Server {
   }
 }
 
-/** A request the HTTP parser refused (bad HTTP, headers too slow or too large): answer as Node would, then close. */
+/** A request the HTTP parser refused (bad HTTP, headers too large, too slow): answer, then close. */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   if (error.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
-  else if (error.code === 'HPE_HEADER_OVERFLOW') rejectHandshake(socket, 431, 'request headers too large');
   else rejectHandshake(socket, 400, 'bad request');
 }
 
