@@ -102,7 +102,7 @@ describe('unfinished and refused handshakes', () => {
     ]);
     raw.push(...slow.map((client) => client.socket));
     await until(async () => (await server.socketCount()) === 4, 2000, 'connections accepted');
-    await until(async () => (await server.socketCount()) === 0, 3000, 'unfinished requests closed');
+    await until(async () => (await server.socketCount()) === 0, 5000, 'unfinished requests closed');
     await Promise.all(slow.slice(0, 3).map((client) => client.closed));
     expect(slow[0].received()).toMatch(/^HTTP\/1.1 408 /);
   });

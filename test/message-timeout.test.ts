@@ -39,7 +39,7 @@ describe('messageTimeout', () => {
   };
 
   test('a client that leaves a fragmented message unfinished, answering pings, is closed with 1008', async () => {
-    ({ server, base } = await start());
+    ({ server, base } = await start({ heartbeatInterval: 50, messageTimeout: 300 }));
     const idle = await client();
     const idlePings = pingCounter(idle.ws);
     const busy = await client();
@@ -54,7 +54,7 @@ describe('messageTimeout', () => {
       // It answered pings all along: it was closed for the message, not for silence.
       expect(stuckPings()).toBeGreaterThanOrEqual(2);
       // The others live on through several more heartbeats.
-      await until(() => idlePings() >= 8, 5000, 'eight heartbeats for the idle client');
+      await until(() => idlePings() >= 16, 5000, 'sixteen heartbeats (and two message checks) for the idle client');
     } finally {
       clearInterval(talk);
     }
