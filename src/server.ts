@@ -9,6 +9,7 @@ import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './han
 import { type ChannelLayer, LayerUnavailable } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
+import { PendingConnections } from './pending-connections';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import { SocketTransport, type TransportHost, TransportSocket } from './socket-transport';
 import type { Scope } from './scope';
@@ -103,12 +104,8 @@ const DEFAULTS = {
   requestTimeout: 30_000,
 };
 
-/** How often pending-connection drops may be logged. */
-const DROP_LOG_INTERVAL_MS = 10_000;
 /** How long a socket closed for a message not completed in time may take to finish closing. */
 const MESSAGE_TIMEOUT_GRACE_MS = 1000;
-/** A burst of fresh connections may go this many times past `maxPendingHandshakes`, no further. */
-const BURST_FACTOR = 4;
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -127,18 +124,8 @@ export class Server {
   private readonly rateLimit: RateLimit | null;
   private readonly perAddress = new Map<string, number>();
   private handshakes = 0;
-  /**
-   * Connections that have not finished their request headers, oldest first, with the time they came
-   * (ms of performance.now()); and the count per address.
-   */
-  private readonly pending = new Map<Duplex, number>();
-  /** Pending connections younger than this are a burst whose headers are on the way, not a stall. */
-  private readonly stallAfter: number;
-  private readonly pendingPerAddress = new Map<string, number>();
-  /** One 'close' listener for every pending socket (`this` is the socket), rather than a closure each. */
-  private readonly pendingClosed: (this: Duplex) => void;
-  private drops = 0;
-  private dropsLoggedAt = -Infinity;
+  /** Connections that have not finished their request headers. */
+  private readonly pending: PendingConnections;
   private heartbeat: NodeJS.Timeout | null = null;
   private messageCheck: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
@@ -153,8 +140,11 @@ export class Server {
     this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
     this.logger = logger ?? createLogger();
     this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
-    const { headersTimeout } = this.options;
-    this.stallAfter = Math.min(1000, headersTimeout / 2);
+    const { headersTimeout, maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
+    this.pending = new PendingConnections(
+      { maxPendingHandshakes, maxPendingHandshakesPerAddress, stallAfter: Math.min(1000, headersTimeout / 2) },
+      this.logger,
+    );
     this.http = createServer(
       {
         headersTimeout,
@@ -164,13 +154,10 @@ export class Server {
       },
       (req, res) => void this.handleHttp(req, res),
     );
-    this.http.on('connection', (socket: Socket) => this.admit(socket));
+    this.http.on('connection', (socket: Socket) => this.pending.admit(socket, this.handshakes));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
     this.http.on('clientError', answerClientError);
     const server = this;
-    this.pendingClosed = function (this: Duplex) {
-      server.headersDone(this);
-    };
     this.host = {
       frames: new FrameCache(),
       maxBufferedBytes: this.options.maxBufferedBytes,
@@ -275,64 +262,6 @@ export class Server {
     this.logger.info('closed');
   }
 
-  /** A new TCP connection: counted as pending until its headers are in, or closed at once past the limits. */
-  private admit(socket: Socket): void {
-    // Read now: the address is cached on the socket, so headersDone() finds it even after a reset.
-    const address = socket.remoteAddress ?? '';
-    const fromAddress = this.pendingPerAddress.get(address) ?? 0;
-    const { maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
-    const now = performance.now();
-    const full = this.pending.size + this.handshakes >= maxPendingHandshakes;
-    if (full || fromAddress >= maxPendingHandshakesPerAddress) {
-      // Connections accepted together in one burst are all pending until their headers are read, a turn
-      // later: only when the oldest has waited long enough is this a stall, and the newcomer is dropped.
-      if (this.pending.size >= BURST_FACTOR * maxPendingHandshakes || now - this.oldestPending(now) >= this.stallAfter) {
-        // Unanswered: an answer would cost a write to a client that is, most likely, not reading.
-        socket.destroy();
-        this.dropped(full, address);
-        return;
-      }
-    }
-    this.pending.set(socket, now);
-    this.pendingPerAddress.set(address, fromAddress + 1);
-    socket.on('close', this.pendingClosed);
-  }
-
-  /** When the oldest pending connection came (`now` when there is none). */
-  private oldestPending(now: number): number {
-    for (const since of this.pending.values()) return since;
-    return now;
-  }
-
-  /** The connection's first request or upgrade arrived, or it closed before: no longer pending. */
-  private headersDone(socket: Duplex): void {
-    if (!this.pending.delete(socket)) return;
-    const address = (socket as Socket).remoteAddress ?? '';
-    socket.removeListener('close', this.pendingClosed);
-    const count = (this.pendingPerAddress.get(address) ?? 1) - 1;
-    if (count <= 0) this.pendingPerAddress.delete(address);
-    else this.pendingPerAddress.set(address, count);
-  }
-
-  /** Counts drops, logging them at most every DROP_LOG_INTERVAL_MS: a flood must not become a log flood. */
-  private dropped(full: boolean, address: string): void {
-    this.drops++;
-    const now = performance.now();
-    if (now - this.dropsLoggedAt < DROP_LOG_INTERVAL_MS) return;
-    this.logger.warn(
-      {
-        dropped: this.drops,
-        pending: this.pending.size,
-        handshakes: this.handshakes,
-        client: address,
-        limit: full ? 'maxPendingHandshakes' : 'maxPendingHandshakesPerAddress',
-      },
-      'connections dropped: too many unfinished handshakes',
-    );
-    this.drops = 0;
-    this.dropsLoggedAt = now;
-  }
-
   private releaseAddress(address: string): void {
     const count = (this.perAddress.get(address) ?? 1) - 1;
     if (count <= 0) this.perAddress.delete(address);
@@ -388,7 +317,7 @@ export class Server {
   }
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.headersDone(req.socket);
+    this.pending.done(req.socket);
     try {
       const url = req.url ?? '/';
       if (url === '/healthz' || url === '/readyz') {
@@ -410,7 +339,7 @@ export class Server {
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // From here the `handshakes` count holds its place among the pending, until accepted or refused.
-    this.headersDone(socket);
+    this.pending.done(socket);
     // A client that resets mid-handshake must not become an unhandled 'error'.
     socket.on('error', destroySocket);
     if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
