@@ -116,7 +116,28 @@ function scopeHeaders(all: IncomingHttpHeaders): IncomingHttpHeaders {
   return kept;
 }
 
-/** Answers a refused upgrade with a plain HTTP response and closes the socket. */
+/** Longest request path written to a log: a path is the client's to choose, up to the header size limit. */
+const MAX_LOGGED_PATH = 200;
+
+/**
+ * A request target as it may be logged: the path without its query string (tokens travel there) and
+ * cut to a bounded length. For requests that have no scope yet (an unparseable path) or none at all (pages).
+ */
+export function loggablePath(target: string | undefined): string {
+  const raw = target ?? '';
+  const mark = raw.indexOf('?');
+  const path = mark < 0 ? raw : raw.slice(0, mark);
+  return path.length <= MAX_LOGGED_PATH ? path : `${path.slice(0, MAX_LOGGED_PATH)}…`;
+}
+
+/** How long a refused client has to read its answer before its socket is destroyed. */
+const REFUSAL_GRACE_MS = 1000;
+
+/**
+ * Answers a refused upgrade (or a bad request) with a plain HTTP response and closes the socket. Ending
+ * is not enough: a client that never reads and never closes keeps the socket half-closed (FIN-WAIT-2)
+ * and its file descriptor with it, so the socket is destroyed after a short grace.
+ */
 export function rejectHandshake(socket: Duplex, status: number, message: string): void {
   if (!socket.writable) {
     socket.destroy();
@@ -127,4 +148,9 @@ export function rejectHandshake(socket: Duplex, status: number, message: string)
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  setTimeout(destroyRefused, REFUSAL_GRACE_MS, socket).unref();
+}
+
+function destroyRefused(socket: Duplex): void {
+  socket.destroy();
 }

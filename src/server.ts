@@ -1,14 +1,15 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime } from './application';
 import { FrameCache } from './frame';
-import { buildScope, isValidUpgrade, rejectHandshake } from './handshake';
-import type { ChannelLayer } from './layers/layer';
+import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
+import { type ChannelLayer, LayerUnavailable } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
 import { type Logger, createLogger } from './logger';
+import { PendingConnections } from './pending-connections';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import { SocketTransport, type TransportHost, TransportSocket } from './socket-transport';
 import type { Scope } from './scope';
@@ -39,6 +40,14 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Interval of the ping/pong heartbeat, in ms; a peer silent for two intervals is terminated. Default 30,000; 0 disables. */
   heartbeatInterval?: number;
+  /**
+   * Time a client has to complete a message once it has started sending it (all fragments of a fragmented
+   * one), in ms; past it, close 1008. Checked every `messageTimeout`, so a message is closed after one to
+   * two times this. Keeps a client from holding a half-sent message (up to `maxPayload`) for as long as it
+   * answers pings. A message sent in one frame over a slow link counts too: raise it for large uploads on
+   * slow links. Default 30,000; 0 disables.
+   */
+  messageTimeout?: number;
   /** How long `close()` waits for sockets to close and disconnect handlers to end, in ms. Default 10,000. */
   drainTimeout?: number;
   /**
@@ -55,6 +64,27 @@ export interface ServerOptions {
   rateLimit?: Partial<RateLimit> | false;
   /** Open sockets and handshakes per client address; past it, HTTP 429. Default unlimited (proxies share addresses). */
   maxConnectionsPerAddress?: number;
+  /**
+   * Connections still "pending": they have not finished their request headers, or their WebSocket
+   * handshake is still being decided (middleware, `connect()`). Past it, while the oldest pending
+   * connection has waited over a second (`headersTimeout` / 2 when shorter), a new TCP connection is
+   * closed at once, unanswered, and the drops are logged (at most every 10 s). A burst of connections
+   * accepted together is let in up to four times this. Bounds floods of clients that open connections
+   * and send nothing or trickle their headers. Default 1,000.
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Connections from one address that have not finished their request headers; past it, under the
+   * same rule, a new one from that address is closed at once. Default 100.
+   */
+  maxPendingHandshakesPerAddress?: number;
+  /**
+   * How long a connection may take to send its request headers, in ms (Node's own default is 60 s);
+   * past it, HTTP 408 and closed. Also bounds connections that send nothing. Default 10,000.
+   */
+  headersTimeout?: number;
+  /** How long a whole HTTP request (headers and body) may take, in ms; never less than `headersTimeout`. Default 30,000. */
+  requestTimeout?: number;
 }
 
 const DEFAULTS = {
@@ -63,11 +93,19 @@ const DEFAULTS = {
   maxPayload: 1024 * 1024,
   maxConnections: 10_000,
   heartbeatInterval: 30_000,
+  messageTimeout: 30_000,
   drainTimeout: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024,
   slowReaderPolicy: 'close' as 'close' | 'drop',
   maxConnectionsPerAddress: Infinity,
+  maxPendingHandshakes: 1000,
+  maxPendingHandshakesPerAddress: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
 };
+
+/** How long a socket closed for a message not completed in time may take to finish closing. */
+const MESSAGE_TIMEOUT_GRACE_MS = 1000;
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -86,7 +124,10 @@ export class Server {
   private readonly rateLimit: RateLimit | null;
   private readonly perAddress = new Map<string, number>();
   private handshakes = 0;
+  /** Connections that have not finished their request headers. */
+  private readonly pending: PendingConnections;
   private heartbeat: NodeJS.Timeout | null = null;
+  private messageCheck: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
@@ -99,12 +140,23 @@ export class Server {
     this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
     this.logger = logger ?? createLogger();
     this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
-    this.http = createServer((req, res) => void this.handleHttp(req, res));
+    const { headersTimeout, maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
+    this.pending = new PendingConnections(
+      { maxPendingHandshakes, maxPendingHandshakesPerAddress, stallAfter: Math.min(1000, headersTimeout / 2) },
+      this.logger,
+    );
+    this.http = createServer(
+      {
+        headersTimeout,
+        requestTimeout: Math.max(this.options.requestTimeout, headersTimeout),
+        // Node checks those timeouts only this often (by default every 30 s, which would double them).
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, headersTimeout / 4)),
+      },
+      (req, res) => void this.handleHttp(req, res),
+    );
+    this.http.on('connection', (socket: Socket) => this.pending.admit(socket, this.handshakes));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
-    this.http.on('clientError', (_error, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
-    });
+    this.http.on('clientError', answerClientError);
     const server = this;
     this.host = {
       frames: new FrameCache(),
@@ -143,6 +195,14 @@ export class Server {
     return this.live.size;
   }
 
+  /**
+   * TCP connections the server holds open: WebSockets, handshakes and HTTP requests in progress, idle
+   * keep-alive connections, refused sockets not yet destroyed. Each holds a file descriptor.
+   */
+  socketCount(): Promise<number> {
+    return new Promise((resolve, reject) => this.http.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+  }
+
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -153,6 +213,9 @@ export class Server {
     });
     if (this.options.heartbeatInterval > 0) {
       this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatInterval);
+    }
+    if (this.options.messageTimeout > 0) {
+      this.messageCheck = setInterval(() => this.checkMessages(), this.options.messageTimeout);
     }
     const address = this.address();
     this.logger.info({ host: address.address, port: address.port }, 'listening');
@@ -175,6 +238,7 @@ export class Server {
 
   private async drain(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.messageCheck) clearInterval(this.messageCheck);
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
     const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
@@ -215,7 +279,45 @@ export class Server {
     }
   }
 
+  /**
+   * Per socket: a message in progress at the last check (bytes read past the last complete frame) with
+   * none completed since has taken over `messageTimeout`: close it with 1008, a policy of this server
+   * (1009 would say the message is too big, which it need not be). Public API only: the socket's
+   * byte count against the frames ws reported, no look into ws's parser.
+   */
+  private checkMessages(): void {
+    for (const transport of this.live) {
+      const ws = transport.ws!;
+      if (ws.readyState !== ws.OPEN) continue;
+      const mark = transport.readMark;
+      if (ws.isPaused) {
+        // The server stopped reading (its consumer is behind): a message it has not read is not late.
+        if (mark < 0) transport.readMark = -mark;
+        continue;
+      }
+      const read = transport.bytesRead();
+      if (mark >= 0) {
+        // In progress now: flag it; a message completing before the next check clears the flag.
+        if (read > mark) transport.readMark = -mark;
+        continue;
+      }
+      if (read <= -mark) {
+        // What was in progress was a control frame, complete since.
+        transport.readMark = -mark;
+        continue;
+      }
+      this.logger.info(
+        { path: transport.scope.path, client: transport.scope.client.address, pendingBytes: read + mark, timeoutMs: this.options.messageTimeout },
+        'message not completed in time; closing with 1008',
+      );
+      transport.close(CloseCode.policy, 'message not completed in time');
+      // A client that stalls mid-message will not send its close frame either.
+      setTimeout(terminateSocket, MESSAGE_TIMEOUT_GRACE_MS, ws).unref();
+    }
+  }
+
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.pending.done(req.socket);
     try {
       const url = req.url ?? '/';
       if (url === '/healthz' || url === '/readyz') {
@@ -229,13 +331,15 @@ export class Server {
       if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;
       respond(res, 404, 'Not Found\n');
     } catch (error) {
-      this.logger.error({ err: error, url: req.url }, 'HTTP handler failed');
+      this.logger.error({ err: error, method: req.method, path: loggablePath(req.url) }, 'HTTP handler failed');
       if (!res.headersSent) respond(res, 500, 'Internal Server Error\n');
       else res.destroy();
     }
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // From here the `handshakes` count holds its place among the pending, until accepted or refused.
+    this.pending.done(socket);
     // A client that resets mid-handshake must not become an unhandled 'error'.
     socket.on('error', destroySocket);
     if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
@@ -265,10 +369,15 @@ export class Server {
       await this.run(connection, req, socket, head, started);
     } catch (error) {
       if (error instanceof HandshakeRejected) {
-        this.logger.info({ path: scope?.path ?? req.url, status: error.status, reason: error.message }, 'handshake rejected');
+        this.logger.info({ path: loggablePath(scope?.path ?? req.url), status: error.status, reason: error.message }, 'handshake rejected');
         rejectHandshake(socket, error.status, error.message);
+      } else if (error instanceof LayerUnavailable) {
+        // The layer is down (a groupAdd while Redis is unreachable): the client should retry later. Its
+        // detail (which Redis, why) is for the log, not for the client.
+        this.logger.warn({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake refused: channel layer unavailable');
+        rejectHandshake(socket, 503, 'channel layer unavailable, try again later');
       } else {
-        this.logger.error({ err: error, path: scope?.path ?? req.url }, 'handshake failed');
+        this.logger.error({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake failed');
         rejectHandshake(socket, 500, 'internal error');
       }
     } finally {
@@ -288,6 +397,8 @@ export class Server {
   /** Wires an accepted socket to its connection, before any of its events can arrive. */
   private track(transport: SocketTransport): void {
     transport.ws!.transport = transport;
+    // The handshake's bytes are behind us: from here on, what is read is frames.
+    transport.readMark = transport.bytesRead();
     this.live.add(transport);
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
@@ -301,6 +412,20 @@ export class Server {
     this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
     if (this.live.size === 0) this.allEnded?.();
   }
+}
+
+/** A request the HTTP parser refused (bad HTTP, headers too large, too slow): answer, then close. */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
+  else rejectHandshake(socket, 400, 'bad request');
+}
+
+function terminateSocket(ws: TransportSocket): void {
+  ws.terminate();
 }
 
 /** Shared by every handshake socket, rather than a closure each. */

@@ -131,6 +131,33 @@ export class SocketTransport extends Outbox implements Transport {
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
     setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
   }
+
+  // ---- Added by the server side (issue 8, 1b.8): the time limit on an unfinished message, checked by
+  // Server.checkMessages(). One number per connection; no allocation per frame.
+
+  /**
+   * Bytes of the socket's stream taken by complete frames, as far as is known: a data message sets it
+   * to everything read so far (that read may hold the start of the next frame, so it errs high and
+   * never makes a complete stream look unfinished); a client control frame adds its exact size.
+   * Negative while the server has found a message in progress and none has completed since.
+   */
+  readMark = 0;
+
+  /** A data message completed: everything read is accounted for, and the in-progress flag clears. */
+  messageRead(): void {
+    this.readMark = this.bytesRead();
+  }
+
+  /** A ping or pong from the client: 2 header bytes, 4 mask bytes and its payload (at most 125). */
+  controlRead(payload: Buffer): void {
+    const size = 6 + payload.length;
+    this.readMark += this.readMark < 0 ? -size : size;
+  }
+
+  /** Bytes read from the client's socket so far. */
+  bytesRead(): number {
+    return (this.ws as unknown as { _socket: Socket })._socket.bytesRead;
+  }
 }
 
 /**
@@ -147,11 +174,16 @@ export class TransportSocket extends WebSocket {
     if (transport === null) return super.emit(event, ...args);
     switch (event) {
       case 'message':
+        transport.messageRead();
         transport.receive(args[0] as Buffer, args[1] as boolean);
         return true;
       case 'pong':
         transport.alive = true;
+        transport.controlRead(args[0] as Buffer);
         return true;
+      case 'ping':
+        transport.controlRead(args[0] as Buffer);
+        return super.emit(event, ...args);
       case 'error':
         transport.socketError(args[0] as Error);
         return true;

@@ -16,13 +16,67 @@ export interface OriginValidatorOptions {
  */
 export function originValidator(allowed: string[], options: OriginValidatorOptions = {}): Middleware {
   const allowMissing = options.allowMissing ?? true;
+  const log = new RefusalLog();
   return (inner) => async (scope, runtime) => {
     const origin = scope.headers.origin;
     if (origin === undefined ? !allowMissing : !isAllowed(origin, allowed)) {
-      throw new HandshakeRejected(403, `origin ${origin ?? '(none)'} is not allowed`);
+      const shown = origin === undefined ? '(none)' : shorten(origin);
+      // A developer whose page is refused needs the remedy in the log; an attacker must not fill it.
+      const unlogged = log.rollOver();
+      if (unlogged > 0) {
+        runtime.logger.warn({ refused: unlogged }, 'origin refused (HTTP 403) for more origins in the last minute than are logged one by one');
+      }
+      if (log.first(shown)) {
+        runtime.logger.warn(
+          { origin: shown, path: shorten(scope.path) },
+          'origin refused (HTTP 403): to allow it, add it to the origins given to originValidator([...]) ' +
+            '(the demo reads them from ALLOWED_ORIGINS, comma-separated); logged once per origin per minute',
+        );
+      }
+      throw new HandshakeRejected(403, `origin ${shown} is not allowed`);
     }
     return inner(scope, runtime);
   };
+}
+
+/** Origins and paths are the client's to choose: logged and echoed cut to this many characters. */
+const MAX_SHOWN = 100;
+
+function shorten(value: string): string {
+  return value.length <= MAX_SHOWN ? value : `${value.slice(0, MAX_SHOWN)}…`;
+}
+
+const WINDOW_MS = 60_000;
+/** Distinct origins logged per window; past it, one line says how many more were refused. */
+const MAX_ORIGINS_PER_WINDOW = 50;
+
+/** Which refused origins were logged in the current minute (bounded, so that made-up origins cannot grow it). */
+class RefusalLog {
+  private windowStart = -Infinity;
+  private readonly logged = new Set<string>();
+  private suppressed = 0;
+
+  /** Starts a new window when the last one is over; returns how many refusals that one left unlogged. */
+  rollOver(): number {
+    const now = Date.now();
+    if (now - this.windowStart < WINDOW_MS) return 0;
+    const unlogged = this.suppressed;
+    this.windowStart = now;
+    this.logged.clear();
+    this.suppressed = 0;
+    return unlogged;
+  }
+
+  /** True when `origin` has not been logged in this window and the window has room. */
+  first(origin: string): boolean {
+    if (this.logged.has(origin)) return false;
+    if (this.logged.size >= MAX_ORIGINS_PER_WINDOW) {
+      this.suppressed++;
+      return false;
+    }
+    this.logged.add(origin);
+    return true;
+  }
 }
 
 function isAllowed(origin: string, allowed: string[]): boolean {
