@@ -87,8 +87,8 @@ export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger
 }
 
 /**
- * Waits up to `ms` for a Redis layer's first connection and says clearly, once, when there is none:
- * the layer's own log reads "lost Redis" even when it never had it. The process keeps running (the
+ * Waits up to `ms` for a Redis layer's first connection and says clearly, once, when there is none,
+ * naming the variable to check (the layer only logs that it cannot reach Redis). The process keeps running (the
  * layer retries forever and `/readyz` answers 503 meanwhile): Redis and the app often start together,
  * and exiting would turn a slow Redis into a restart loop. Resolves true once up.
  */

@@ -47,6 +47,7 @@ export const noop = (): void => {};
 export class LinkMonitor {
   private readonly down = new Map<string, string>();
   private logged: 'connecting' | 'up' | 'down' = 'connecting';
+  private everUp = false;
   private downWaiters: Array<() => void> = [];
 
   constructor(
@@ -61,14 +62,17 @@ export class LinkMonitor {
 
   up(link: string): void {
     if (!this.down.delete(link) || this.down.size > 0) return;
-    if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.logged === 'down' ? 'channel layer reconnected' : 'channel layer connected');
+    if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.everUp ? 'channel layer reconnected' : 'channel layer connected');
     this.logged = 'up';
+    this.everUp = true;
   }
 
   failed(link: string, detail: string): void {
     this.down.set(link, `${link}: ${detail}`);
     if (this.logged !== 'down') {
-      this.logger.warn({ backend: this.backend, detail: this.detail() }, 'channel layer lost Redis; reconnecting, cross-process sends fail meanwhile');
+      // Before the first connection nothing was lost: say that Redis cannot be reached.
+      const what = this.logged === 'connecting' ? 'cannot reach Redis' : 'lost Redis';
+      this.logger.warn({ backend: this.backend, detail: this.detail() }, `channel layer ${what}; reconnecting, cross-process sends fail meanwhile`);
       this.logged = 'down';
     }
     for (const wake of this.downWaiters.splice(0)) wake();

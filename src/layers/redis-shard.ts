@@ -159,7 +159,8 @@ export class Shard {
       if (!main) return;
       const first = this.lastError === undefined || this.commands.isReady;
       this.lastError = error.message;
-      if (first) this.logger?.warn({ err: error, url: this.url }, 'redis channel layer: connection lost, reconnecting');
+      const what = this.everReady ? 'connection lost' : 'cannot reach Redis';
+      if (first) this.logger?.warn({ err: error, url: this.url }, `redis channel layer: ${what}, reconnecting`);
     });
     if (!main) return;
     client.on('ready', () => {

@@ -228,7 +228,7 @@ describeRedis('Redis faults', () => {
       const other = make({ url: late.url });
       await other.groupSend('early', { type: 'y' });
       expect(await within(layer.receive(channel))).toEqual({ type: 'y' });
-      expect(logger.lines).toEqual(['warn channel layer lost Redis; reconnecting, cross-process sends fail meanwhile', 'info channel layer reconnected']);
+      expect(logger.lines).toEqual(['warn channel layer cannot reach Redis; reconnecting, cross-process sends fail meanwhile', 'info channel layer connected']);
     } finally {
       await Promise.all(layers.splice(0).map((l) => l.close()));
       await late.close();
