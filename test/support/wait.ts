@@ -1,14 +1,20 @@
-// Waiting in tests: polling for conditions that have no event (Redis accepted a resubscription, a node came
-// back), and for fan-out deliveries.
+// Waiting in tests and the bench: polling for conditions that have no event (Redis accepted a resubscription, a
+// node came back, a counter in another process), and for fan-out deliveries. Every poll has a deadline.
 import type { ChannelLayer } from '../../src/layers/layer';
 
-/** Resolves once `condition` holds; throws naming `what` after `ms`. */
-export async function until(condition: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+/** Re-checks `condition` every `intervalMs` until it holds (true) or `ms` have passed (false). */
+export async function poll(condition: () => boolean | Promise<boolean>, ms = 10_000, intervalMs = 20): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+  return true;
+}
+
+/** Resolves once `condition` holds; throws naming `what` after `ms`. */
+export async function until(condition: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition', intervalMs = 20): Promise<void> {
+  if (!(await poll(condition, ms, intervalMs))) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** Listens on every channel of `layer`; resolves once each has received one message. */
