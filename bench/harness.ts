@@ -1,0 +1,152 @@
+// What every scenario does: start a system's server, spread clients over load generators, wait for them to join,
+// and collect the load generators' counts once deliveries stop.
+import { join } from 'node:path';
+import { Child, type LoadgenChild, type ServerChild, spawn } from './child';
+import { type SystemName, SOCKETS_PER_LOADGEN, profile } from './options';
+import { HIST_SIZE, type LoadgenCommand, type LoadgenReply, addPacked } from './protocol';
+
+/** One scenario: runs once per system (`which` picks them from the --only list), then prints its table. */
+export interface Scenario<Row> {
+  name: string;
+  which(systems: SystemName[]): SystemName[];
+  run(system: SystemName): Promise<Row>;
+  print(rows: Row[]): void;
+  /** With --profile, the channelkit server's CPU profile of this scenario is summarised after its table. */
+  profiled: boolean;
+}
+
+export async function startServer(
+  system: SystemName,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ server: ServerChild; port: number }> {
+  const server: ServerChild = new Child(spawn(`servers/${system}.ts`, extraArgs, env), system);
+  const ready = await server.wait('ready', 60_000);
+  return { server, port: ready.port };
+}
+
+export function pathFor(system: SystemName, group: string): string {
+  switch (system) {
+    case 'channelkit':
+      return `/ws/bench/${group}/`;
+    case 'socketio':
+      return `/socket.io/?EIO=4&transport=websocket&room=${group}`;
+    default:
+      return `/${group}/`;
+  }
+}
+
+export function spawnLoadgens(count: number, minimum: number): LoadgenChild[] {
+  const n = Math.max(minimum, Math.ceil(count / SOCKETS_PER_LOADGEN));
+  return Array.from({ length: n }, (_, i) => new Child<LoadgenCommand, LoadgenReply>(spawn('loadgen.ts'), `loadgen${i}`));
+}
+
+/** Connects `count` more clients spread over the load generators; resolves once the server counts `members` joined. */
+export async function connectClients(
+  system: SystemName,
+  server: ServerChild,
+  port: number,
+  children: LoadgenChild[],
+  count: number,
+  members: number,
+  groups: string[],
+  options: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
+): Promise<number> {
+  return (await connectSome(system, server, port, children, count, members, groups, options)).ms;
+}
+
+export async function connectSome(
+  system: SystemName,
+  server: ServerChild,
+  port: number,
+  children: LoadgenChild[],
+  count: number,
+  members: number,
+  groups: string[],
+  { localAddresses = ['127.0.0.1'], tolerateFailures = false }: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
+): Promise<{ ms: number; ok: number; failed: number; members: number }> {
+  const n = children.length;
+  const paths = groups.map((g) => pathFor(system, g));
+  const replies = await Promise.all(
+    children.map((child, i) => {
+      const share = Math.floor(count / n) + (i < count % n ? 1 : 0);
+      // Each generator its own slice of the source addresses (ephemeral ports are per source address).
+      const mine = localAddresses.filter((_, j) => localAddresses.length < n || j % n === i);
+      return child.request(
+        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64 },
+        'connected',
+        300_000,
+      );
+    }),
+  );
+  const failed = replies.reduce((s, r) => s + r.failed, 0);
+  if (failed > 0 && !tolerateFailures) throw new Error(`${system}: ${failed} of ${count} connections failed`);
+  const want = members - failed;
+  const deadline = Date.now() + 60_000;
+  let joined = 0;
+  for (;;) {
+    joined = (await server.request({ cmd: 'count' }, 'count')).members;
+    if (joined >= want) break;
+    if (Date.now() > deadline) {
+      if (tolerateFailures) break;
+      throw new Error(`${system}: only ${joined} of ${members} joined`);
+    }
+    await sleep(100);
+  }
+  return { ms: Math.max(...replies.map((r) => r.ms)), ok: count - failed, failed, members: joined };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** With --profile, channelkit's server (S2, S4; the first of S3's two) writes a V8 CPU profile to bench/profiles/<scenario>/. */
+export function profileArgs(system: SystemName, scenario: string): string[] {
+  return profile && system === 'channelkit' ? ['--cpu-prof', `--cpu-prof-dir=${join(__dirname, 'profiles', scenario)}`] : [];
+}
+
+let epochs = 0;
+
+/** Zeroes the load generators' counters; messages numbered below `minSeq` count as stale from now on. */
+export function resetLoadgens(loadgens: LoadgenChild[], minSeq: number): number {
+  const epoch = ++epochs;
+  for (const l of loadgens) l.send({ cmd: 'reset', minSeq, epoch });
+  return epoch;
+}
+
+export type Stats = Extract<LoadgenReply, { type: 'stats' }>;
+
+/** Polls the load generators until `expected` deliveries arrived, nothing moved for `stillMs`, or `maxMs` passed. */
+export async function drain(loadgens: LoadgenChild[], expected: number, stillMs = 2000, maxMs = 120_000): Promise<Stats[]> {
+  let stats: Stats[] = [];
+  let last = -1;
+  let still = Date.now();
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    stats = await Promise.all(loadgens.map((l) => l.request({ cmd: 'stats' }, 'stats')));
+    const got = stats.reduce((s, r) => s + r.received, 0);
+    if (got >= expected) break;
+    if (got !== last) {
+      last = got;
+      still = Date.now();
+    } else if (Date.now() - still > stillMs) break;
+    if (Date.now() > deadline) break;
+    await sleep(50);
+  }
+  return stats;
+}
+
+export function merged(stats: Stats[]): { received: number; lastUs: number; hist: Float64Array; disorder: number } {
+  const hist = new Float64Array(HIST_SIZE);
+  for (const r of stats) addPacked(hist, r.hist);
+  return {
+    received: stats.reduce((s, r) => s + r.received, 0),
+    lastUs: Math.max(...stats.map((r) => r.lastUs)),
+    hist,
+    disorder: stats.reduce((s, r) => s + r.malformed, 0),
+  };
+}
+
+/**
+ * Source addresses: 127.0.0.1 (no explicit bind, see loadgen.ts) and n − 1 more from 127.0.0.<first> on (the
+ * whole 127/8 is loopback on Linux). S4 and S5 use different ones, so TIME_WAIT left by one does not crowd the next.
+ */
+export const sourceAddresses = (n: number, first: number): string[] => ['127.0.0.1', ...Array.from({ length: n - 1 }, (_, i) => `127.0.0.${first + i}`)];

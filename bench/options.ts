@@ -1,0 +1,55 @@
+// The bench's command line: which systems and scenarios run, and each scenario's sizes (`--quick` shrinks them).
+const argv = process.argv.slice(2);
+export const flag = (name: string): string | undefined => {
+  const hit = argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (hit === undefined) return undefined;
+  return hit.includes('=') ? hit.slice(hit.indexOf('=') + 1) : '';
+};
+export const quick = flag('quick') !== undefined;
+export const profile = flag('profile') !== undefined;
+
+export const SYSTEMS = ['channelkit', 'naive', 'socketio', 'ceiling'] as const;
+export type SystemName = (typeof SYSTEMS)[number];
+export const LABEL: Record<SystemName, string> = {
+  channelkit: 'channelkit',
+  naive: 'naive raw ws',
+  socketio: 'Socket.IO 4',
+  ceiling: 'ceiling probe',
+};
+export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5'];
+const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
+
+export const config = {
+  s1: { connections: Number(flag('s1-connections') ?? (quick ? 2_000 : 10_000)), groups: 100 },
+  s2: {
+    clients: Number(flag('s2-clients') ?? 1_000),
+    durationMs: Number(flag('s2-seconds') ?? (quick ? 3 : 10)) * 1000,
+    batch: Number(flag('batch') ?? 1),
+    turnMs: Number(flag('turn-ms') ?? 20),
+    payloadBytes: 64,
+    maxBacklogBytes: Number(flag('max-backlog') ?? 64 * 1024),
+    loadgens: Number(flag('loadgens') ?? 1),
+    /** Messages per client in flight at most (end-to-end credit); 0 turns credit off. */
+    window: Number(flag('window') ?? 64),
+    warmupMs: Number(flag('warmup-ms') ?? (quick ? 500 : 1500)),
+  },
+  s3: {
+    clientsPerServer: Number(flag('s3-clients') ?? (quick ? 200 : 500)),
+    rates: list('s3-rates', quick ? [200, 1_000, 5_000] : [100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000]),
+    stepMs: Number(flag('s3-seconds') ?? (quick ? 1.5 : 4)) * 1000,
+    payloadBytes: 64,
+    /** A step losing more than this ends the system's run (the next steps would only lose more). */
+    stopLoss: 0.01,
+  },
+  s4: {
+    durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
+    concurrency: Number(flag('s4-concurrency') ?? 32),
+  },
+  s5: {
+    target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
+    rounds: quick ? 1 : 3,
+  },
+};
+/** Sockets per load generator: under the 20,000 fd hard limit with room to spare. */
+export const SOCKETS_PER_LOADGEN = 9_000;

@@ -1,0 +1,185 @@
+// S3 cross-process: two servers on one private redis-server, an outside publisher at stepped rates; the highest
+// rate held with zero loss, and what it costs in Redis commands and subscriptions.
+import { createClient } from 'redis';
+import { RedisServer } from '../../test/support/redis';
+import { Child, type ServerChild, spawn } from '../child';
+import { connectClients, drain, merged, profileArgs, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
+import { LABEL, type SystemName, config } from '../options';
+import { percentile } from '../protocol';
+import type { PublisherCommand, PublisherReply } from '../publisher';
+import { fmt, ratio, table } from '../table';
+import { type RedisClient, commandStats, subscriptions } from './redis-cost';
+
+interface S3Step {
+  rate: number;
+  /** Deliveries per group send (the clients of both servers). */
+  clients: number;
+  sentPerSecond: number;
+  perSecond: number;
+  loss: number;
+  p50: number;
+  p99: number;
+}
+
+interface S3Row {
+  system: SystemName;
+  steps: S3Step[];
+  /** Redis commands per group send (INFO commandstats delta over the steps / sends), and the commands seen. */
+  commandsPerSend: number;
+  commands: string;
+  /** Subscriptions per server process: [channels, patterns] for each of the two. */
+  subscriptions: [number, number][];
+}
+
+async function s3(system: SystemName): Promise<S3Row> {
+  const { clientsPerServer, rates, stepMs, payloadBytes, stopLoss } = config.s3;
+  const redis = await RedisServer.start();
+  const env = { REDIS_URL: redis.url };
+  const admin: RedisClient = createClient({ url: redis.url });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const servers: ServerChild[] = [];
+  const loadgens = spawnLoadgens(clientsPerServer * 2, 1);
+  let publisher: Child<PublisherCommand, PublisherReply> | null = null;
+  try {
+    const subs: [number, number][] = [];
+    let before: [number, number] = await subscriptions(admin);
+    for (let i = 0; i < 2; i++) {
+      const { server, port } = await startServer(system, i === 0 ? profileArgs(system, 's3') : [], env);
+      servers.push(server);
+      await connectClients(system, server, port, loadgens, clientsPerServer, clientsPerServer, ['bench']);
+      await sleep(300);
+      const now = await subscriptions(admin);
+      subs.push([now[0] - before[0], now[1] - before[1]]);
+      before = now;
+    }
+    publisher = new Child<PublisherCommand, PublisherReply>(spawn('publisher.ts', [], env, [system]), 'publisher');
+    await publisher.wait('ready');
+    await sleep(500);
+    const clients = clientsPerServer * 2;
+    const statsBefore = await commandStats(admin);
+    let seq = 0;
+    let sends = 0;
+    const steps: S3Step[] = [];
+    for (const rate of rates) {
+      resetLoadgens(loadgens, seq);
+      const stepped = await publisher.request({ cmd: 'step', group: 'bench', rate, durationMs: stepMs, seqStart: seq, payloadBytes }, 'stepped', stepMs + 30_000);
+      seq += stepped.sent;
+      sends += stepped.sent;
+      const expected = stepped.sent * clients;
+      const m = merged(await drain(loadgens, expected, 1500, 8_000));
+      steps.push({
+        rate,
+        clients,
+        sentPerSecond: stepped.sent / ((stepped.endUs - stepped.startUs) / 1e6),
+        perSecond: m.received / ((Math.max(m.lastUs, stepped.endUs) - stepped.startUs) / 1e6),
+        loss: expected === 0 ? 0 : 1 - m.received / expected,
+        p50: percentile(m.hist, 0.5) / 1000,
+        p99: percentile(m.hist, 0.99) / 1000,
+      });
+      const last = steps[steps.length - 1];
+      if (last.loss > stopLoss || last.perSecond < 0.5 * last.sentPerSecond * clients) break;
+      await sleep(300);
+    }
+    const statsAfter = await commandStats(admin);
+    let commands = 0;
+    const seen: string[] = [];
+    for (const [name, calls] of statsAfter) {
+      if (name === 'info' || name.startsWith('client')) continue; // the bench's own reads
+      const delta = calls - (statsBefore.get(name) ?? 0);
+      if (delta > 0) {
+        commands += delta;
+        seen.push(`${name.toUpperCase()} ${fmt(delta / sends, 2)}`);
+      }
+    }
+    return { system, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs };
+  } finally {
+    if (publisher) await publisher.stop();
+    await Promise.all(loadgens.map((l) => l.stop()));
+    for (const server of servers) await server.stop();
+    await admin.quit().catch(() => undefined);
+    await redis.close();
+  }
+}
+
+/** A step is held when nothing was lost and deliveries kept pace with the sends (≥ 90%), not merely arrived late. */
+const held = (step: S3Step): boolean => step.loss === 0 && step.perSecond >= 0.9 * step.sentPerSecond * step.clients;
+
+/** The highest offered rate held (and every lower step held too), or undefined. */
+function zeroLoss(row: S3Row): S3Step | undefined {
+  let best: S3Step | undefined;
+  for (const step of row.steps) {
+    if (!held(step)) break;
+    best = step;
+  }
+  return best;
+}
+
+function printS3(rows: S3Row[]): void {
+  const c = config.s3;
+  const clients = c.clientsPerServer * 2;
+  console.log(
+    `\nS3 cross-process: one private redis-server, two server processes with ${fmt(c.clientsPerServer)} clients each in one group, ` +
+      `an outside publisher process at stepped offered rates for ${c.stepMs / 1000} s each (${c.payloadBytes}-byte payloads; ` +
+      `a step losing over ${c.stopLoss * 100}% or delivering under half the offered rate ends the system's run). Each group send is ${fmt(clients)} deliveries. ` +
+      `Loss: deliveries not there within 1.5 s of the last movement (8 s at most) after the step. ` +
+      `Held: zero loss and delivered ≥ 90% of sent × clients per second (kept pace, not merely arrived late).`,
+  );
+  const stepRows: string[][] = [];
+  for (const r of rows) {
+    for (const st of r.steps) {
+      stepRows.push([
+        LABEL[r.system],
+        fmt(st.rate),
+        fmt(st.sentPerSecond),
+        fmt(st.perSecond),
+        `${((st.perSecond / (st.sentPerSecond * st.clients)) * 100).toFixed(0)}%`,
+        `${(st.loss * 100).toFixed(2)}%`,
+        fmt(st.p50, 2),
+        fmt(st.p99, 2),
+        held(st) ? 'yes' : 'no',
+      ]);
+    }
+  }
+  console.log(table(['system', 'offered group sends/s', 'sent/s', 'delivered msgs/s', 'delivered / sent×clients', 'loss', 'p50 ms', 'p99 ms', 'held'], stepRows));
+  const ck = rows.find((r) => r.system === 'channelkit');
+  const ckBest = ck ? zeroLoss(ck) : undefined;
+  console.log('\nS3 summary and Redis cost (commands per group send: INFO commandstats delta over all steps / group sends; subscriptions per server process from CLIENT LIST)');
+  console.log(
+    table(
+      [
+        'system',
+        'highest group sends/s held (zero loss)',
+        'delivered msgs/s there',
+        'p99 ms there',
+        'Redis commands / group send',
+        'subscriptions per process (channels + patterns)',
+        'channelkit / this (zero-loss msgs/s)',
+        'channelkit / this (p99 at the highest rate both held)',
+      ],
+      rows.map((r) => {
+        const best = zeroLoss(r);
+        let common = 'n/a';
+        if (ck && best && ckBest) {
+          const rate = Math.min(best.rate, ckBest.rate);
+          const a = ck.steps.find((st) => st.rate === rate);
+          const b = r.steps.find((st) => st.rate === rate);
+          if (a && b) common = `${ratio(a.p99, b.p99)} at ${fmt(rate)}/s`;
+        }
+        return [
+          LABEL[r.system],
+          best ? fmt(best.rate) : 'none',
+          best ? fmt(best.perSecond) : 'n/a',
+          best ? fmt(best.p99, 2) : 'n/a',
+          `${fmt(r.commandsPerSend, 2)} (${r.commands || 'none'})`,
+          r.subscriptions.map(([sub, psub]) => `${sub} + ${psub}`).join('; '),
+          ck && best && ckBest ? ratio(ckBest.perSecond, best.perSecond) : 'n/a',
+          common,
+        ];
+      }),
+    ),
+  );
+}
+
+/** The ceiling probe has no cross-process form. */
+export const s3Scenario: Scenario<S3Row> = { name: 's3', which: (systems) => systems.filter((x) => x !== 'ceiling'), run: s3, print: printS3, profiled: true };
