@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Child, type LoadgenChild, type ServerChild, spawn } from './child';
 import { type SystemName, SOCKETS_PER_LOADGEN, profile } from './options';
 import { HIST_SIZE, type LoadgenCommand, type LoadgenReply, addPacked } from './protocol';
+import { poll } from '../test/support/wait';
 
 /** One scenario: runs once per system (`which` picks them from the --only list), then prints its table. */
 export interface Scenario<Row> {
@@ -82,20 +83,13 @@ export async function connectSome(
   const failed = replies.reduce((s, r) => s + r.failed, 0);
   if (failed > 0 && !tolerateFailures) throw new Error(`${system}: ${failed} of ${count} connections failed`);
   const want = members - failed;
-  const deadline = Date.now() + 60_000;
   let joined = 0;
-  for (;;) {
-    joined = (await server.request({ cmd: 'count' }, 'count')).members;
-    if (joined >= want) break;
-    if (Date.now() > deadline) {
-      if (tolerateFailures) break;
-      throw new Error(`${system}: only ${joined} of ${members} joined`);
-    }
-    await sleep(100);
-  }
+  const allJoined = await poll(async () => (joined = (await server.request({ cmd: 'count' }, 'count')).members) >= want, 60_000, 100);
+  if (!allJoined && !tolerateFailures) throw new Error(`${system}: only ${joined} of ${members} joined`);
   return { ms: Math.max(...replies.map((r) => r.ms)), ok: count - failed, failed, members: joined };
 }
 
+/** Settling time before a measurement (GC, TCP windows, a server gone idle): the elapsed time is the point. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** With --profile, channelkit's server (S2, S4; the first of S3's two) writes a V8 CPU profile to bench/profiles/<scenario>/. */
@@ -119,18 +113,21 @@ export async function drain(loadgens: LoadgenChild[], expected: number, stillMs 
   let stats: Stats[] = [];
   let last = -1;
   let still = Date.now();
-  const deadline = Date.now() + maxMs;
-  for (;;) {
-    stats = await Promise.all(loadgens.map((l) => l.request({ cmd: 'stats' }, 'stats')));
-    const got = stats.reduce((s, r) => s + r.received, 0);
-    if (got >= expected) break;
-    if (got !== last) {
-      last = got;
-      still = Date.now();
-    } else if (Date.now() - still > stillMs) break;
-    if (Date.now() > deadline) break;
-    await sleep(50);
-  }
+  await poll(
+    async () => {
+      stats = await Promise.all(loadgens.map((l) => l.request({ cmd: 'stats' }, 'stats')));
+      const got = stats.reduce((s, r) => s + r.received, 0);
+      if (got >= expected) return true;
+      if (got !== last) {
+        last = got;
+        still = Date.now();
+        return false;
+      }
+      return Date.now() - still > stillMs;
+    },
+    maxMs,
+    50,
+  );
   return stats;
 }
 

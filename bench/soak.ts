@@ -12,6 +12,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { createClient } from 'redis';
 import WebSocket from 'ws';
+import { poll } from '../test/support/wait';
 
 // ---------------------------------------------------------------------------------------------
 // Child: the server under soak
@@ -392,12 +393,14 @@ async function runParent(): Promise<void> {
     await Promise.all([loops, publishLoop]);
 
     // Every client has closed; give the server and Redis a bounded moment to settle.
-    const settleUntil = Date.now() + 10_000;
-    for (;;) {
-      const [stats, redis] = await Promise.all([server.stats(), redisView()]);
-      if ((stats.sockets === 0 && redis.numsub === 0 && stats.layerGroups === 0) || Date.now() > settleUntil) break;
-      await sleep(200);
-    }
+    await poll(
+      async () => {
+        const [stats, redis] = await Promise.all([server.stats(), redisView()]);
+        return stats.sockets === 0 && redis.numsub === 0 && stats.layerGroups === 0;
+      },
+      10_000,
+      200,
+    );
     const end = await sample('end');
 
     const handles = (stats: ChildStats) => Object.values(stats.handles).reduce((a, b) => a + b, 0);

@@ -3,6 +3,7 @@ import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, UR
 import { WebsocketCommunicator } from '../src/testing';
 import { ConnectionRateLimiter } from '../src/rate-limit';
 import { handshakeStatus, openClient } from './support/sockets';
+import { poll, until } from './support/wait';
 
 const closes: number[] = [];
 class Member extends WebsocketConsumer {
@@ -65,10 +66,10 @@ describe('slow readers', () => {
       await new Promise((resolve) => setImmediate(resolve));
       maxRss = Math.max(maxRss, process.memoryUsage().rss);
     }
-    while (Math.min(...received) < total) await new Promise((resolve) => setTimeout(resolve, 10));
+    await poll(() => Math.min(...received) >= total, 30_000, 10);
     expect(received.every((count) => count === total)).toBe(true);
     // The stalled one went away: 1013 sent, then dropped after the grace period since it never read it.
-    while (server.connectionCount > healthy.length) await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => server.connectionCount <= healthy.length, 30_000, 'the stalled socket dropped', 50);
     expect(closes.length).toBe(1);
     const growthMiB = (maxRss - rssBefore) / 2 ** 20;
     // Without the limit the stalled socket alone would queue ~10 MB; the bound leaves room for 200 clients' buffers.
@@ -114,10 +115,7 @@ describe('floods', () => {
     await gone;
     // The server sees the socket end shortly after the client does.
     let status = 0;
-    for (let i = 0; i < 50 && status !== 101; i++) {
-      status = await handshakeStatus(`${base}/ws/member/`);
-      if (status !== 101) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await poll(async () => (status = await handshakeStatus(`${base}/ws/member/`)) === 101, 2000);
     expect(status).toBe(101);
     second.terminate();
     await server.close();

@@ -1,4 +1,5 @@
 import { Mailbox, type MailboxOwner } from '../src/mailbox';
+import { until } from './support/wait';
 
 /** Records what it handles; items named 'async:x' take a few milliseconds, 'throw:x' fail. */
 class Recorder implements MailboxOwner<string> {
@@ -35,8 +36,6 @@ class Recorder implements MailboxOwner<string> {
   }
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 40));
-
 describe('Mailbox', () => {
   test('holds items until release(), then handles them in order', () => {
     const owner = new Recorder();
@@ -62,7 +61,7 @@ describe('Mailbox', () => {
     mailbox.push('e');
     expect(owner.log).toEqual(['a', 'async:b']);
     expect(mailbox.size).toBe(3);
-    await settle();
+    await until(() => owner.log.includes('e'), 5000, "item 'e' handled");
     expect(owner.log).toEqual(['a', 'async:b', 'async:b done', 'c', 'async:d', 'async:d done', 'e']);
     expect(owner.maxInside).toBe(1);
   });
@@ -97,7 +96,7 @@ describe('Mailbox', () => {
     second.release();
     second.push('bad');
     second.push('z');
-    await settle();
+    await until(() => owner.log.includes('z') && owner.errors.length === 2, 5000, "item 'z' handled and 'bad' reported");
     expect(owner.errors).toEqual(['throw:x', 'rejected']);
     expect(owner.log.at(-1)).toBe('z');
   });
@@ -112,7 +111,7 @@ describe('Mailbox', () => {
     expect(mailbox.offer('3')).toBe(false);
     mailbox.push('4');
     expect(mailbox.size).toBe(3);
-    await settle();
+    await until(() => owner.log.includes('4'), 5000, "item '4' handled");
     expect(owner.log).toEqual(['async:busy', 'async:busy done', '1', '2', '4']);
     expect(mailbox.offer('5')).toBe(true);
   });

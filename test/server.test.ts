@@ -10,6 +10,7 @@ class Tracked extends JsonWebsocketConsumer {
     this.sendJson(value);
   }
   override async disconnect(code: number): Promise<void> {
+    // A disconnect() that takes time: the server must await it.
     await new Promise((resolve) => setTimeout(resolve, 20));
     disconnects.push(code);
   }
@@ -17,6 +18,7 @@ class Tracked extends JsonWebsocketConsumer {
 
 class Slow extends WebsocketConsumer {
   override async connect(): Promise<void> {
+    // A connect() that takes time, so a client can leave while it runs.
     await new Promise((resolve) => setTimeout(resolve, 200));
     this.accept();
   }
@@ -95,7 +97,7 @@ describe('Server over real sockets', () => {
     // A client that resets while connect() is still running.
     const slow = new WebSocket(`${base}/ws/slow/`);
     slow.on('error', () => undefined);
-    setTimeout(() => slow.terminate(), 50);
+    setTimeout(() => slow.terminate(), 50); // within Slow's 200 ms connect(): the timing is the case under test
     await new Promise((resolve) => slow.once('close', resolve));
     healthy.ws.send(JSON.stringify({ still: 'alive' }));
     expect(await healthy.nextJson()).toEqual({ still: 'alive' });

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { workers } from '../routing';
 import { ChannelNameRouter, Consumer, InMemoryChannelLayer, type LayerMessage, Worker, createLogger } from '../src';
+import { until } from './support/wait';
 
 const logger = createLogger('silent');
 
@@ -9,6 +10,7 @@ class Jobs extends Consumer {
   static done: unknown[] = [];
   async thumbnailsGenerate(job: LayerMessage): Promise<void> {
     if (job.fail) throw new Error('bad job');
+    // A job that takes time: a second job must wait for it (one at a time, in order).
     await new Promise((resolve) => setTimeout(resolve, 5));
     Jobs.done.push(job.id);
   }
@@ -22,7 +24,7 @@ describe('Worker and ChannelNameRouter', () => {
     await layer.send('thumbnails.generate', { type: 'thumbnails.generate', id: 1 });
     await layer.send('thumbnails.generate', { type: 'thumbnails.generate', id: 2, fail: true });
     await layer.send('thumbnails.generate', { type: 'thumbnails.generate', id: 3 });
-    while (Jobs.done.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => Jobs.done.length >= 2, 5000, 'two jobs done');
     expect(Jobs.done).toEqual([1, 3]);
     await worker.close();
     await layer.close();
@@ -56,7 +58,7 @@ describe('Worker and ChannelNameRouter', () => {
     worker.start();
     const before = Jobs.done.length;
     await layer.send('thumbnails.generate', { type: 'thumbnails.generate', id: 9, secret: 'body-text' });
-    while (Jobs.done.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => Jobs.done.length > before, 5000, 'the job done');
     await worker.close();
     await layer.close();
     const handled = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'worker handling job');

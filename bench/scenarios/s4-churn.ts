@@ -1,5 +1,6 @@
 // S4 connection churn: connect, handshake, route, join, close, as fast as 32 loops go; and joins left behind.
-import { pathFor, profileArgs, type Scenario, sleep, sourceAddresses, spawnLoadgens, startServer } from '../harness';
+import { poll } from '../../test/support/wait';
+import { pathFor, profileArgs, type Scenario, sourceAddresses, spawnLoadgens, startServer } from '../harness';
 import { LABEL, type SystemName, config } from '../options';
 import { fmt, ratio, table } from '../table';
 
@@ -22,12 +23,7 @@ async function s4(system: SystemName): Promise<S4Row> {
       durationMs + 60_000,
     );
     let leftover = 0;
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      leftover = (await server.request({ cmd: 'count' }, 'count')).members;
-      if (leftover === 0 || Date.now() > deadline) break;
-      await sleep(100);
-    }
+    await poll(async () => (leftover = (await server.request({ cmd: 'count' }, 'count')).members) === 0, 5000, 100);
     return { system, perSecond: reply.cycles / (reply.ms / 1000), failed: reply.failed, leftover };
   } finally {
     await Promise.all(loadgens.map((l) => l.stop()));

@@ -106,6 +106,7 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
     const sleeping = new Promise<string>((resolve) =>
       execFile('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2'], (_error, stdout) => resolve(stdout.trim())),
     );
+    // No event says Redis has begun DEBUG SLEEP; 100 ms lets redis-cli deliver it, well inside the 2 s stall.
     await new Promise((resolve) => setTimeout(resolve, 100));
     a.ws.send(JSON.stringify({ message: 'during the stall' }));
     expect(await sleeping).toBe('OK');

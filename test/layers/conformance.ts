@@ -7,6 +7,7 @@ import {
   type LayerMessage,
   type LayerOptions,
 } from '../../src/layers/layer';
+import { poll } from '../support/wait';
 
 export interface LayerFactory {
   /** A new layer on the backend; every call on one backend must see the same shared state. */
@@ -61,14 +62,20 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
     test('receive waits for a message sent later', async () => {
       const layer = await make();
       const received = layer.receive('test-channel-wait');
-      await sleep(20);
+      await sleep(20); // "later": receive() is already waiting when the send happens
       await layer.send('test-channel-wait', { type: 'late' });
       if (factory.storesUnreadMessages === false) {
         // Pub/sub: a named channel hears only what is published once its subscription is live, and
         // receive() cannot say when that is; resend until it is (at most once is the contract).
-        for (let i = 0; i < 50 && (await Promise.race([received, timeout(100)])) === 'timeout'; i++) {
-          await layer.send('test-channel-wait', { type: 'late' });
-        }
+        await poll(
+          async () => {
+            if ((await Promise.race([received, timeout(100)])) !== 'timeout') return true;
+            await layer.send('test-channel-wait', { type: 'late' });
+            return false;
+          },
+          5000,
+          0,
+        );
       }
       expect(await received).toEqual({ type: 'late' });
     });
@@ -156,7 +163,7 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       const layer = await make({ expiry });
       const channel = await queueChannel(layer, 'test-expiry');
       await layer.send(channel, { type: 'old' });
-      await sleep(expiry * 1000 + 300);
+      await sleep(expiry * 1000 + 300); // past expiry: the elapsed time is the condition under test
       await layer.send(channel, { type: 'new' });
       expect(await layer.receive(channel)).toEqual({ type: 'new' });
     });
@@ -242,7 +249,7 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       const layer = await make({ groupExpiry: 1 });
       const channel = await layer.newChannel();
       await layer.groupAdd('short', channel);
-      await sleep(1300);
+      await sleep(1300); // past groupExpiry: the elapsed time is the condition under test
       await layer.groupSend('short', { type: 'late' });
       expect(await Promise.race([layer.receive(channel), timeout(200)])).toBe('timeout');
     });

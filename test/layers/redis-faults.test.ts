@@ -4,7 +4,7 @@ import { LayerUnavailable } from '../../src/layers/layer';
 import type { LayerLogger } from '../../src/layers/pubsub-base';
 import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
 import { RedisServer, describeRedis, freePort } from '../support/redis';
-import { until } from '../support/wait';
+import { poll, until } from '../support/wait';
 
 const noop = (): void => undefined;
 const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -102,6 +102,7 @@ describeRedis('Redis faults', () => {
     await expect(a.send(cb, { type: 'to.b' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
     expect(Date.now() - started).toBeLessThan(200);
     expect(await within(a.receive(ca), 500)).toEqual({ type: 'while.down' }); // local member still served
+    // A quiet period: nothing can be awaited for a message that must not arrive.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(bGot).toEqual([]); // the other process missed it, as the error said
     await a.send(ca, { type: 'own.channel' }); // a channel of this process needs no Redis
@@ -157,12 +158,12 @@ describeRedis('Redis faults', () => {
       server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
       // What the flaky test waited for: Redis's view. node-redis resubscribes in its connection
       // initiator and sets isReady only after every reply, so this is seen before the client is ready.
-      while (numsub(server, 'asgi__group__window0') !== 1) await turn();
+      await until(() => numsub(server, 'asgi__group__window0') === 1, 5000, "Redis's view of the resubscription", 0);
       if (a.health().state !== 'up') {
         window++;
         await expect(a.groupSend('window1', { type: 'early' })).rejects.toBeInstanceOf(LayerUnavailable);
       }
-      while (a.health().state !== 'up') await turn();
+      await until(() => a.health().state === 'up', 5000, 'up', 0);
       await expect(a.groupSend('window1', { type: 'probe', round })).resolves.toBeUndefined();
     }
     expect(window).toBeGreaterThan(0); // the window is real (30 of 30 rounds here): wait for 'up', not for Redis
@@ -196,9 +197,8 @@ describeRedis('Redis faults', () => {
         server.cli('CLIENT', 'KILL', 'TYPE', round % 3 === 2 ? 'normal' : 'pubsub');
         // Poll on every turn, so the sends go out the moment the layers say up again (a reconnect can
         // be quicker than a timer: the down state is not awaited as such).
-        const killed = Date.now();
-        while (a.health().state === 'up' && b.health().state === 'up' && Date.now() - killed < 500) await turn();
-        while (a.health().state !== 'up' || b.health().state !== 'up') await turn();
+        await poll(() => a.health().state !== 'up' || b.health().state !== 'up', 500, 0);
+        await until(() => a.health().state === 'up' && b.health().state === 'up', 10_000, 'both layers up', 0);
         for (const [name, layer] of [['a', a], ['b', b]] as const) {
           await layer.groupSend('probe', { type: 'probe', round, from: name }).catch((error: Error) => refused.push(`round ${round} ${name}: ${error.message}`));
         }

@@ -5,7 +5,7 @@ import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../src
 import { consistentHash, crc32 } from '../../src/layers/sharding';
 import { RedisServer, describeRedis } from '../support/redis';
 import { describeLayerConformance } from './conformance';
-import { oneMessageEach, until } from '../support/wait';
+import { oneMessageEach, poll, until } from '../support/wait';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 
@@ -101,9 +101,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     const [worker, web] = [make(), make()];
     const job = worker.receive('thumbnails.generate');
     await expect(nextMessage(worker, 'not-yet', 10)).resolves.toBe('timeout');
-    for (let i = 0; i < 50 && server.cli('PUBSUB', 'NUMSUB', 'thumbnails.generate') !== 'thumbnails.generate\n1\n'; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await poll(() => server.cli('PUBSUB', 'NUMSUB', 'thumbnails.generate') === 'thumbnails.generate\n1\n', 500, 10);
     await web.send('thumbnails.generate', { type: 'thumbnails.generate', id: 7 });
     expect(await job).toEqual({ type: 'thumbnails.generate', id: 7 });
     expect(worker.subscriptionCounts().named).toBe(2);
@@ -144,9 +142,9 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     const layer = make({ groupExpiry: 1 });
     const channel = await layer.newChannel();
     await layer.groupAdd('fleeting', channel);
-    await new Promise((r) => setTimeout(r, 1100));
+    await new Promise((r) => setTimeout(r, 1100)); // past groupExpiry: the elapsed time is the condition under test
     await layer.groupSend('fleeting', { type: 'late' });
-    for (let i = 0; i < 100 && layer.subscriptionCounts().groups > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await poll(() => layer.subscriptionCounts().groups === 0, 1000, 10);
     expect(layer.subscriptionCounts().groups).toBe(0);
     expect(await nextMessage(layer, channel, 100)).toBe('timeout');
   });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { RedisServer, freePort } from './redis';
+import { until } from './wait';
 
 const run = promisify(execFile);
 
@@ -37,15 +38,17 @@ export class RedisCluster {
 
   /** Every node must agree (cluster_state:ok), or the first commands get CLUSTERDOWN. */
   private async waitUntilOk(timeoutMs = 15000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const states = await Promise.all(
-        this.servers.map(async (server) => (await run('redis-cli', ['-p', String(server.port), 'cluster', 'info'])).stdout),
-      );
-      if (states.every((info) => info.includes('cluster_state:ok'))) return;
-      if (Date.now() > deadline) throw new Error(`Redis Cluster not ok after ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await until(
+      async () => {
+        const states = await Promise.all(
+          this.servers.map(async (server) => (await run('redis-cli', ['-p', String(server.port), 'cluster', 'info'])).stdout),
+        );
+        return states.every((info) => info.includes('cluster_state:ok'));
+      },
+      timeoutMs,
+      'Redis Cluster: cluster_state:ok on every node',
+      100,
+    );
   }
 
   async close(): Promise<void> {

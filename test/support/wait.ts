@@ -2,12 +2,15 @@
 // node came back, a counter in another process), and for fan-out deliveries. Every poll has a deadline.
 import type { ChannelLayer } from '../../src/layers/layer';
 
-/** Re-checks `condition` every `intervalMs` until it holds (true) or `ms` have passed (false). */
+/**
+ * Re-checks `condition` every `intervalMs` until it holds (true) or `ms` have passed (false). An interval of 0
+ * re-checks on every event-loop turn, for states that may last less than a timer tick.
+ */
 export async function poll(condition: () => boolean | Promise<boolean>, ms = 10_000, intervalMs = 20): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (!(await condition())) {
     if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await new Promise((resolve) => (intervalMs > 0 ? setTimeout(resolve, intervalMs) : setImmediate(resolve)));
   }
   return true;
 }
