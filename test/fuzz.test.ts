@@ -2,7 +2,7 @@
 // healthy clients in the same room keep chatting. Fixed seed in CI; FUZZ_SEED / FUZZ_ITERATIONS for
 // longer runs, e.g. `FUZZ_ITERATIONS=20000 FUZZ_SEED=7 npx jest test/fuzz.test.ts`. Each test opens its own server and
 // room (test/fuzz/room.ts), so any one runs alone (`npx jest test/fuzz.test.ts -t crafted`) and in any order; the pieces
-// are in test/fuzz/: random.ts, client-frames.ts, oracle.ts, peer.ts, crafted-cases.ts, random-cases.ts, http-cases.ts.
+// are in test/fuzz/: random.ts, client-frames.ts, oracle.ts, run-stream.ts (the raw peer is test/support/raw-peer.ts), crafted-cases.ts, random-cases.ts, http-cases.ts.
 //
 // What the server answers (ws 8's receiver, then JsonWebsocketConsumer and the chat consumer):
 //
@@ -62,11 +62,12 @@ import { connect as tcpConnect } from 'node:net';
 import { craftedCases } from './fuzz/crafted-cases';
 import { httpAnswer, httpCases, mutatedRequest } from './fuzz/http-cases';
 import { predict } from './fuzz/oracle';
-import { handshakeRequest, runStream } from './fuzz/peer';
+import { runStream } from './fuzz/run-stream';
+import { handshakeRequest } from './support/raw-peer';
 import { Rng } from './fuzz/random';
 import { randomCase } from './fuzz/random-cases';
 import { FuzzRoom, pool } from './fuzz/room';
-import { CONCURRENCY, ITERATIONS, SEED } from './fuzz/settings';
+import { CONCURRENCY, ITERATIONS, ROOM_PATH, SEED } from './fuzz/settings';
 
 describe(`fuzz: hostile input at the chat consumer (seed ${SEED}, ${ITERATIONS} random cases)`, () => {
   test('the oracle agrees with the documented answer of each crafted case', () => {
@@ -145,7 +146,7 @@ describe(`fuzz: hostile input at the chat consumer (seed ${SEED}, ${ITERATIONS} 
           () =>
             new Promise<void>((resolve) => {
               const socket = tcpConnect(room.port, '127.0.0.1', () => {
-                socket.write(handshakeRequest());
+                socket.write(handshakeRequest(ROOM_PATH));
                 socket.resetAndDestroy();
               });
               socket.on('error', () => undefined);

@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { application, http } from '../routing';
 import { JsonWebsocketConsumer, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
+import { openPeer, waitUntil } from './support/raw-peer';
 import { Inbox, handshakeStatus, openClient, rawExchange } from './support/sockets';
 
 const disconnects: number[] = [];
@@ -90,10 +91,11 @@ describe('Server over real sockets', () => {
     const healthy = new Inbox(await client(`${base}/ws/tracked/`));
     expect(await rawExchange(port, 'NOT HTTP AT ALL\r\n\r\n')).toMatch(/400/);
     // An upgraded socket that then sends bytes that are not WebSocket frames (unmasked, bad opcode).
-    const upgraded = await client(`${base}/ws/tracked/`);
-    const closed = new Promise<number>((resolve) => upgraded.once('close', resolve));
-    (upgraded as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.from([0x83, 0x05, 1, 2, 3, 4, 5]));
-    expect(await closed).toBe(1002); // protocol error, as RFC 6455 says
+    const upgraded = await openPeer(port, '/ws/tracked/');
+    upgraded.socket.write(Buffer.from([0x83, 0x05, 1, 2, 3, 4, 5]));
+    await waitUntil(upgraded, () => upgraded.closeCode !== null, 2000);
+    upgraded.socket.destroy();
+    expect(upgraded.closeCode).toBe(1002); // protocol error, as RFC 6455 says
     // A client that resets while connect() is still running.
     const slow = new WebSocket(`${base}/ws/slow/`);
     slow.on('error', () => undefined);

@@ -1,6 +1,6 @@
 // Crafted frame-level cases, one per row of the table in test/fuzz.test.ts, each with its documented answer.
 import { closeFrame, encodeFrame, ping, text } from './client-frames';
-import type { Expectation } from './peer';
+import type { Expectation } from './run-stream';
 import { MAX_FRAGMENTS, MAX_PAYLOAD } from './settings';
 
 export const deep = (open: string, close: string, inner: string, depth: number) => open.repeat(depth) + inner + close.repeat(depth);

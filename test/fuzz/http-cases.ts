@@ -1,7 +1,6 @@
 // HTTP before any upgrade: malformed and refused requests with the status each must get, and mutated handshakes.
-import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { handshakeRequest } from './peer';
+import { handshakeRequest } from '../support/raw-peer';
 import { Rng } from './random';
 import { randomString } from './random-cases';
 import { ROOM_PATH, SEED } from './settings';
@@ -93,7 +92,7 @@ export function httpCases(): HttpCase[] {
 }
 
 export function mutatedRequest(rng: Rng): Buffer {
-  const lines = handshakeRequest(ROOM_PATH, randomBytes(16).toString('base64')).split('\r\n');
+  const lines = handshakeRequest(ROOM_PATH).split('\r\n');
   const roll = rng.int(4);
   if (roll === 0 && lines.length > 3) lines.splice(1 + rng.int(lines.length - 3), 1);
   else if (roll === 1) {

@@ -113,7 +113,7 @@ describeRedis('RedisShardedPubSubChannelLayer when a cluster master dies and com
             if (error instanceof LayerUnavailable) return false;
             throw error;
           }
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await new Promise((resolve) => setTimeout(resolve, 100)); // long enough for a duplicate to show too
           return groups.every((group) => received.get(group) === 1);
         }, 10_000, what);
       await deliversToEveryGroup('subscriptions on every master');
