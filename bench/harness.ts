@@ -42,20 +42,12 @@ export function spawnLoadgens(count: number, minimum: number): LoadgenChild[] {
   return Array.from({ length: n }, (_, i) => new Child<LoadgenCommand, LoadgenReply>(spawn('loadgen.ts'), `loadgen${i}`));
 }
 
-/** Connects `count` more clients spread over the load generators; resolves once the server counts `members` joined. */
-export async function connectClients(
-  system: SystemName,
-  server: ServerChild,
-  port: number,
-  children: LoadgenChild[],
-  count: number,
-  members: number,
-  groups: string[],
-  options: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
-): Promise<number> {
-  return (await connectSome(system, server, port, children, count, members, groups, options)).ms;
+/** connectSome(), for callers that need only the connect time. */
+export async function connectClients(...args: Parameters<typeof connectSome>): Promise<number> {
+  return (await connectSome(...args)).ms;
 }
 
+/** Connects `count` more clients spread over the load generators; resolves once the server counts `members` joined. */
 export async function connectSome(
   system: SystemName,
   server: ServerChild,

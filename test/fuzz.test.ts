@@ -66,7 +66,7 @@ import { runStream } from './fuzz/run-stream';
 import { handshakeRequest } from './support/raw-peer';
 import { Rng } from './fuzz/random';
 import { randomCase } from './fuzz/random-cases';
-import { FuzzRoom, pool } from './fuzz/room';
+import { inRoom, pool } from './fuzz/room';
 import { CONCURRENCY, ITERATIONS, ROOM_PATH, SEED } from './fuzz/settings';
 
 describe(`fuzz: hostile input at the chat consumer (seed ${SEED}, ${ITERATIONS} random cases)`, () => {
@@ -88,74 +88,64 @@ describe(`fuzz: hostile input at the chat consumer (seed ${SEED}, ${ITERATIONS} 
   });
 
   describe('against a live room', () => {
-    let room: FuzzRoom;
+    test('crafted frames get their documented answers; the healthy room is unharmed', () =>
+      inRoom(async (room) => {
+        const failures: string[] = [];
+        await pool(craftedCases(), CONCURRENCY, async (c) => {
+          const problem = await runStream(room.port, c.bytes, c.expect, [], c.early);
+          if (problem) failures.push(`crafted "${c.name}": ${problem}`);
+        });
+        expect(failures).toEqual([]);
+      }), 60_000);
 
-    beforeEach(async () => {
-      room = await FuzzRoom.open();
-    });
+    test('random frames, bit flips and garbage get what the oracle predicts; the healthy room is unharmed', () =>
+      inRoom(async (room) => {
+        const failures: string[] = [];
+        const rng = new Rng(SEED);
+        const cases = Array.from({ length: ITERATIONS }, (_, i) => ({ i, ...randomCase(rng, i) }));
+        const kinds: Record<string, number> = {};
+        const outcomes: Record<string, number> = {};
+        await pool(cases, CONCURRENCY, async (c) => {
+          const model = predict(c.bytes);
+          kinds[c.kind] = (kinds[c.kind] ?? 0) + 1;
+          const outcome = model.closes.length ? `close ${model.closes.join('|')}` : model.partial ? 'waits (partial)' : 'open';
+          outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+          const problem = await runStream(room.port, c.bytes, { close: model.closes, pongs: model.pongs, echoes: model.echoes, errors: model.errors, partial: model.partial }, c.cuts);
+          if (problem) failures.push(`random #${c.i} (${c.kind}, seed ${SEED}, ${c.bytes.length} bytes ${c.bytes.subarray(0, 48).toString('hex')}): ${problem}`);
+        });
+        process.stdout.write(`fuzz seed ${SEED}: ${ITERATIONS} random cases ${JSON.stringify(kinds)}; predicted ${JSON.stringify(outcomes)}\n`);
+        expect(failures.slice(0, 20)).toEqual([]);
+      }), 600_000);
 
-    afterEach(async () => {
-      await room?.close();
-    });
-
-    test('crafted frames get their documented answers; the healthy room is unharmed', async () => {
-      const failures: string[] = [];
-      await pool(craftedCases(), CONCURRENCY, async (c) => {
-        const problem = await runStream(room.port, c.bytes, c.expect, [], c.early);
-        if (problem) failures.push(`crafted "${c.name}": ${problem}`);
-      });
-      expect(failures).toEqual([]);
-      await room.expectUnharmed();
-    }, 60_000);
-
-    test('random frames, bit flips and garbage get what the oracle predicts; the healthy room is unharmed', async () => {
-      const failures: string[] = [];
-      const rng = new Rng(SEED);
-      const cases = Array.from({ length: ITERATIONS }, (_, i) => ({ i, ...randomCase(rng, i) }));
-      const kinds: Record<string, number> = {};
-      const outcomes: Record<string, number> = {};
-      await pool(cases, CONCURRENCY, async (c) => {
-        const model = predict(c.bytes);
-        kinds[c.kind] = (kinds[c.kind] ?? 0) + 1;
-        const outcome = model.closes.length ? `close ${model.closes.join('|')}` : model.partial ? 'waits (partial)' : 'open';
-        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-        const problem = await runStream(room.port, c.bytes, { close: model.closes, pongs: model.pongs, echoes: model.echoes, errors: model.errors, partial: model.partial }, c.cuts);
-        if (problem) failures.push(`random #${c.i} (${c.kind}, seed ${SEED}, ${c.bytes.length} bytes ${c.bytes.subarray(0, 48).toString('hex')}): ${problem}`);
-      });
-      process.stdout.write(`fuzz seed ${SEED}: ${ITERATIONS} random cases ${JSON.stringify(kinds)}; predicted ${JSON.stringify(outcomes)}\n`);
-      expect(failures.slice(0, 20)).toEqual([]);
-      await room.expectUnharmed();
-    }, 600_000);
-
-    test('bad and half-open HTTP gets 400/403/404 or nothing; mutated handshakes never break the server; the healthy room is unharmed', async () => {
-      const problems: string[] = [];
-      await pool(httpCases(), CONCURRENCY, async (c) => {
-        const status = await httpAnswer(room.port, c.request, { end: c.end, waitMs: c.waitMs });
-        if (!c.expect.includes(status)) problems.push(`"${c.name}": expected ${c.expect.join('|')}, got ${status}`);
-      });
-      const rng = new Rng(SEED ^ 0x5eed);
-      const mutated = Array.from({ length: Math.max(50, Math.floor(ITERATIONS / 4)) }, () => mutatedRequest(rng));
-      await pool(mutated, CONCURRENCY, async (request) => {
-        const status = await httpAnswer(room.port, request, { end: rng.chance(0.5), waitMs: 300 });
-        if (![101, 400, 403, 404, null].includes(status)) problems.push(`mutated ${JSON.stringify(request.toString('latin1'))}: got ${status}`);
-      });
-      // Clients that reset right after their upgrade request; the room is checked once their sockets are gone.
-      await Promise.all(
-        Array.from(
-          { length: 10 },
-          () =>
-            new Promise<void>((resolve) => {
-              const socket = tcpConnect(room.port, '127.0.0.1', () => {
-                socket.write(handshakeRequest(ROOM_PATH));
-                socket.resetAndDestroy();
-              });
-              socket.on('error', () => undefined);
-              socket.on('close', () => resolve());
-            }),
-        ),
-      );
-      expect(problems).toEqual([]);
-      await room.expectUnharmed();
-    }, 60_000);
+    test('bad and half-open HTTP gets 400/403/404 or nothing; mutated handshakes never break the server; the healthy room is unharmed', () =>
+      inRoom(async (room) => {
+        const problems: string[] = [];
+        await pool(httpCases(), CONCURRENCY, async (c) => {
+          const status = await httpAnswer(room.port, c.request, { end: c.end, waitMs: c.waitMs });
+          if (!c.expect.includes(status)) problems.push(`"${c.name}": expected ${c.expect.join('|')}, got ${status}`);
+        });
+        const rng = new Rng(SEED ^ 0x5eed);
+        const mutated = Array.from({ length: Math.max(50, Math.floor(ITERATIONS / 4)) }, () => mutatedRequest(rng));
+        await pool(mutated, CONCURRENCY, async (request) => {
+          const status = await httpAnswer(room.port, request, { end: rng.chance(0.5), waitMs: 300 });
+          if (![101, 400, 403, 404, null].includes(status)) problems.push(`mutated ${JSON.stringify(request.toString('latin1'))}: got ${status}`);
+        });
+        // Clients that reset right after their upgrade request; the room is checked once their sockets are gone.
+        await Promise.all(
+          Array.from(
+            { length: 10 },
+            () =>
+              new Promise<void>((resolve) => {
+                const socket = tcpConnect(room.port, '127.0.0.1', () => {
+                  socket.write(handshakeRequest(ROOM_PATH));
+                  socket.resetAndDestroy();
+                });
+                socket.on('error', () => undefined);
+                socket.on('close', () => resolve());
+              }),
+          ),
+        );
+        expect(problems).toEqual([]);
+      }), 60_000);
   });
 });

@@ -125,3 +125,14 @@ export class FuzzRoom {
     await this.server.close();
   }
 }
+
+/** Runs `attack` against a fresh room, then checks the room came through unharmed; the room is closed either way. */
+export async function inRoom(attack: (room: FuzzRoom) => Promise<void>): Promise<void> {
+  const room = await FuzzRoom.open();
+  try {
+    await attack(room);
+    await room.expectUnharmed();
+  } finally {
+    await room.close();
+  }
+}
