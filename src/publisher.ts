@@ -10,8 +10,8 @@ import {
   validateMessage,
 } from './layers/layer';
 import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
-import { reconnectDelay, redactUrl } from './layers/redis-link';
-import { consistentHash } from './layers/sharding';
+import { reconnectDelay, redactUrl } from './layers/redis/link';
+import { consistentHash } from './layers/redis/sharding';
 
 export interface PublisherOptions {
   /** Redis URL; a comma-separated list (or `urls`) shards like channels_redis. Default REDIS_URL. */
@@ -58,7 +58,7 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
   if (cluster) return layerPublisher(await clusterLayer(cluster, options));
   if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
   if (options.layer === 'list') {
-    const { RedisChannelLayer } = await import('./layers/redis');
+    const { RedisChannelLayer } = await import('./layers/redis/list');
     return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout }));
   }
   return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000);
@@ -128,7 +128,7 @@ function layerPublisher(layer: ChannelLayer): Publisher {
 }
 
 async function clusterLayer(seeds: string | string[], options: PublisherOptions): Promise<ChannelLayer> {
-  const { RedisShardedPubSubChannelLayer } = await import('./layers/redis-sharded-pubsub');
+  const { RedisShardedPubSubChannelLayer } = await import('./layers/redis/cluster-pubsub');
   const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
   return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix });
 }

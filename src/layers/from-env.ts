@@ -2,7 +2,7 @@
 import type { Logger } from '../logger';
 import type { ChannelLayer } from './layer';
 import { InMemoryChannelLayer } from './memory';
-import { redactUrl } from './redis-link';
+import { redactUrl } from './redis/link';
 
 /** The Redis layers a process can be told to use with CHANNEL_LAYER or `--layer`. */
 export type LayerKind = 'pubsub' | 'list';
@@ -68,17 +68,17 @@ export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger
   const choice = layerChoiceFromEnv(env);
   const layerLogger = logger.child({ component: 'layer' });
   if (choice.kind === 'cluster') {
-    const { RedisShardedPubSubChannelLayer } = await import('./redis-sharded-pubsub');
+    const { RedisShardedPubSubChannelLayer } = await import('./redis/cluster-pubsub');
     logger.info({ seeds: choice.urls.length }, 'channel layer: Redis Cluster sharded pub/sub');
     return new RedisShardedPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
   }
   if (choice.kind === 'list') {
-    const { RedisChannelLayer } = await import('./redis');
+    const { RedisChannelLayer } = await import('./redis/list');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis lists (channels_redis core format)');
     return new RedisChannelLayer({ urls: choice.urls, logger: layerLogger });
   }
   if (choice.kind === 'pubsub') {
-    const { RedisPubSubChannelLayer } = await import('./redis-pubsub');
+    const { RedisPubSubChannelLayer } = await import('./redis/pubsub');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis pub/sub (channels_redis pubsub format)');
     return new RedisPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
   }

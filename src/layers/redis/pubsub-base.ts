@@ -1,6 +1,6 @@
 // What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
 import { randomBytes } from 'node:crypto';
-import { type Codec, MsgpackCodec } from './codec';
+import { type Codec, MsgpackCodec } from '../codec';
 import {
   ChannelFull,
   type ChannelLayer,
@@ -16,12 +16,12 @@ import {
   validateChannelName,
   validateGroupName,
   validateMessage,
-} from './layer';
-import { LocalChannels } from './local';
-import { FullChannelSkips } from './redis-link';
+} from '../layer';
+import { LocalChannels } from '../local';
+import { FullChannelSkips } from './link';
 
-import type { LayerLogger } from './layer';
-export type { LayerLogger } from './layer';
+import type { LayerLogger } from '../layer';
+export type { LayerLogger } from '../layer';
 
 const SILENT: LayerLogger = { info() {}, warn() {}, error() {} };
 
@@ -36,7 +36,7 @@ export interface PubSubLayerOptions extends LayerOptions {
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
 export type RawListener = (message: Buffer, channel: Buffer) => void;
 
-export { reconnectDelay } from './redis-link';
+export { reconnectDelay } from './link';
 
 export const noop = (): void => {};
 

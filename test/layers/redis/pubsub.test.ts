@@ -1,11 +1,11 @@
 import { createClient } from 'redis';
 import { encode } from '@msgpack/msgpack';
-import type { LayerMessage } from '../../src/layers/layer';
-import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../src/layers/redis-pubsub';
-import { consistentHash, crc32 } from '../../src/layers/sharding';
-import { RedisServer, describeRedis } from '../support/redis';
-import { describeLayerConformance } from './conformance';
-import { oneMessageEach, until } from '../support/wait';
+import type { LayerMessage } from '../../../src/layers/layer';
+import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
+import { consistentHash, crc32 } from '../../../src/layers/redis/sharding';
+import { RedisServer, describeRedis } from '../../support/redis';
+import { describeLayerConformance } from '../conformance';
+import { oneMessageEach, until } from '../../support/wait';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 

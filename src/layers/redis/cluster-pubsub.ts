@@ -1,9 +1,9 @@
 // The channel layer for Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH), one shard channel per process for its channels.
 import { createCluster } from 'redis';
-import { type LayerMessage, nonLocalName } from './layer';
+import { type LayerMessage, nonLocalName } from '../layer';
 import { noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
-import { redactUrl } from './redis-link';
-import { toBuffer } from './redis-pubsub';
+import { redactUrl } from './link';
+import { toBuffer } from './pubsub';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */

@@ -1,5 +1,5 @@
 // What every Redis layer of channelkit shares: how a connection retries, how its URL is shown, how skips are reported.
-import type { LayerLogger } from './layer';
+import type { LayerLogger } from '../layer';
 
 /**
  * node-redis `reconnectStrategy`: exponential from 50 ms, capped at 2 s, forever (losing Redis must

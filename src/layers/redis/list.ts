@@ -18,11 +18,11 @@ import {
   validateGroupName,
   validateMessage,
   capacityRule,
-} from './layer';
-import { LocalChannels } from './local';
-import { FullChannelSkips } from './redis-link';
-import { OwnMemberships } from './redis-memberships';
-import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
+} from '../layer';
+import { LocalChannels } from '../local';
+import { FullChannelSkips } from './link';
+import { OwnMemberships } from './memberships';
+import { type BlockingConnection, type LayerLogger, Shard } from './list-host';
 import {
   type Envelope,
   EnvelopeReader,
@@ -33,10 +33,10 @@ import {
   SEND_SCRIPT,
   channelKey,
   groupKey,
-} from './redis-wire';
+} from './wire';
 import { consistentHash } from './sharding';
 
-export type { LayerLogger } from './redis-shard';
+export type { LayerLogger } from './list-host';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */

@@ -1,6 +1,6 @@
 // The Redis pub/sub channel layer over one host or several (sharded): channels_redis 4's RedisPubSubChannelLayer on the wire.
 import { createClient } from 'redis';
-import type { LayerMessage } from './layer';
+import type { LayerMessage } from '../layer';
 import { type LinkMonitor, noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
 import { consistentHash } from './sharding';
 
@@ -25,7 +25,7 @@ export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   urls?: string[];
 }
 
-import { redactUrl } from './redis-link';
+import { redactUrl } from './link';
 export { redactUrl };
 
 /**

@@ -1,10 +1,10 @@
 // One Redis host of a layer: a command connection, blocking connections, reconnects and health.
 import { createHash } from 'node:crypto';
 import { createClient, RESP_TYPES } from 'redis';
-import { LayerClosed, type LayerLogger, LayerUnavailable } from './layer';
-import { reconnectDelay, redactUrl } from './redis-link';
+import { LayerClosed, type LayerLogger, LayerUnavailable } from '../layer';
+import { reconnectDelay, redactUrl } from './link';
 
-export type { LayerLogger } from './layer';
+export type { LayerLogger } from '../layer';
 
 function newClient(url: string, connectTimeout: number) {
   return createClient({

@@ -1,7 +1,7 @@
 // channels_redis 4's list-layer wire format: keys, the message envelope and the Lua scripts.
 import { randomBytes } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { InvalidMessage, type LayerMessage, validateMessage } from './layer';
+import { InvalidMessage, type LayerMessage, validateMessage } from '../layer';
 
 /**
  * channels_redis stores the full process-local channel name(s) under this key, because every
