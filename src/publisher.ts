@@ -11,7 +11,7 @@ import {
 } from './layers/layer';
 import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
 import { reconnectDelay, redactUrl } from './layers/redis/link';
-import { consistentHash } from './layers/redis/sharding';
+import { consistentHash } from './layers/redis/consistent-hash';
 
 export interface PublisherOptions {
   /** Redis URL; a comma-separated list (or `urls`) shards like channels_redis. Default REDIS_URL. */

@@ -48,8 +48,8 @@ export function redisUrls(value: string, name: string): string[] {
 
 /**
  * The one rule, the same for `serve`, `worker` and `publish`: REDIS_CLUSTER_URL (comma-separated seed
- * nodes) means Redis Cluster sharded pub/sub; REDIS_URL (comma-separated hosts, sharded like
- * channels_redis) means the pub/sub layer, or the list layer (channels_redis core) with
+ * nodes) means Redis Cluster sharded pub/sub; REDIS_URL (comma-separated hosts, names spread over them as
+ * channels_redis does) means the pub/sub layer, or the list layer (channels_redis core) with
  * CHANNEL_LAYER=list (`--layer list`); neither means in-memory, one process. Every process of one
  * deployment must use the same layer: a worker's group sends reach servers only on their layer.
  */

@@ -3,7 +3,7 @@
 import { type ChannelLayer, type LayerMessage, nonLocalName } from '../../src/layers/layer';
 import { RedisChannelLayer } from '../../src/layers/redis/list';
 import { RedisPubSubChannelLayer } from '../../src/layers/redis/pubsub';
-import { consistentHash } from '../../src/layers/redis/sharding';
+import { consistentHash } from '../../src/layers/redis/consistent-hash';
 import { describeRedis, RedisServer } from '../support/redis';
 import { type DjangoBackend, DjangoProcess, djangoUnavailable } from './django-process';
 

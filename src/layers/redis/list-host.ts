@@ -35,10 +35,14 @@ export interface BlockingConnection {
 }
 
 
-/** How many idle blocking connections a shard keeps for point-to-point `receive` calls. */
+/** How many idle blocking connections a host keeps for point-to-point `receive` calls. */
 const IDLE_BLOCKING = 4;
 
-export class Shard {
+/**
+ * One Redis server of the list layer's host list (a "host"; `shard` is kept for Redis Cluster):
+ * the command connection, a small pool of blocking connections for BZPOPMIN, and the link's health.
+ */
+export class ListHost {
   readonly commands: CommandClient;
   /** The command connection, replying with Buffers. */
   readonly commandBuffers: ReturnType<typeof bufferView>;
@@ -126,7 +130,7 @@ export class Shard {
     if (connection.client.isOpen) connection.client.destroy();
   }
 
-  /** Resolves once the connection is ready again (or the shard closes): for retry loops. */
+  /** Resolves once the connection is ready again (or the host closes): for retry loops. */
   whenReady({ client }: BlockingConnection): Promise<void> {
     if (client.isReady || this.closed || !client.isOpen) return Promise.resolve();
     return new Promise((resolve) => {

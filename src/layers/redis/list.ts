@@ -22,7 +22,7 @@ import {
 import { LocalChannels } from '../local';
 import { FullChannelSkips } from './link';
 import { OwnMemberships } from './memberships';
-import { type BlockingConnection, type LayerLogger, Shard } from './list-host';
+import { type BlockingConnection, type LayerLogger, ListHost } from './list-host';
 import {
   type Envelope,
   EnvelopeReader,
@@ -34,7 +34,7 @@ import {
   channelKey,
   groupKey,
 } from './wire';
-import { consistentHash } from './sharding';
+import { consistentHash } from './consistent-hash';
 
 export type { LayerLogger } from './list-host';
 
@@ -42,7 +42,7 @@ export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
   url?: string;
   /**
-   * Several Redis hosts, sharded with channels_redis's consistent hash. List them in the same order
+   * Several Redis hosts, each name on the host channels_redis's consistent hash picks. List them in the same order
    * as Django's `CONFIG["hosts"]` so both sides pick the same host for a group or channel.
    */
   urls?: string[];
@@ -63,7 +63,7 @@ export interface RedisChannelLayerOptions extends LayerOptions {
  * demultiplexes into `LocalChannels`: thousands of consumers cost one blocking connection per host.
  */
 export class RedisChannelLayer implements ChannelLayer {
-  private readonly shards: Shard[];
+  private readonly hosts: ListHost[];
   private readonly local: LocalChannels;
   private readonly prefix: string;
   /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
@@ -84,7 +84,7 @@ export class RedisChannelLayer implements ChannelLayer {
   /** This process's own memberships, re-added when a host comes back (see OwnMemberships). */
   private readonly memberships: OwnMemberships;
   /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
-  private readonly restoring = new Set<Shard>();
+  private readonly restoring = new Set<ListHost>();
   private lastScore = 0;
   private closed = false;
 
@@ -102,9 +102,9 @@ export class RedisChannelLayer implements ChannelLayer {
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
-    this.shards = urls.map((url) => {
-      const shard: Shard = new Shard(url, this.connectTimeout, options.logger, () => this.restoreGroups(shard));
-      return shard;
+    this.hosts = urls.map((url) => {
+      const host: ListHost = new ListHost(url, this.connectTimeout, options.logger, () => this.restoreGroups(host));
+      return host;
     });
   }
 
@@ -121,11 +121,11 @@ export class RedisChannelLayer implements ChannelLayer {
     }
     const nonLocal = nonLocalName(channel);
     // channels_redis reads a process's channels from the host of their non-local name.
-    const shard = this.shardFor(nonLocal);
+    const host = this.hostFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
-    const added = await this.command(shard, () =>
-      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
+    const added = await this.command(host, () =>
+      host.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
     if (added === 0) throw new ChannelFull(channel);
   }
@@ -153,18 +153,18 @@ export class RedisChannelLayer implements ChannelLayer {
     this.assertOpen();
     validateGroupName(group);
     validateChannelName(channel);
-    const shard = this.shardFor(group);
+    const host = this.hostFor(group);
     const key = groupKey(this.prefix, group);
     const score = this.score();
     const own = this.owns(channel);
     if (own) {
       this.memberships.add(group, channel, score);
       // Down: recorded, and added when the host's link returns (as the pub/sub layer subscribes).
-      if (!shard.up) return;
+      if (!host.up) return;
     }
     try {
-      await this.command(shard, () =>
-        shard.commands
+      await this.command(host, () =>
+        host.commands
           .multi()
           .zAdd(key, { score, value: channel })
           .expire(key, Number(this.expireSeconds(this.groupExpiry)))
@@ -181,14 +181,14 @@ export class RedisChannelLayer implements ChannelLayer {
     this.assertOpen();
     validateGroupName(group);
     validateChannelName(channel);
-    const shard = this.shardFor(group);
+    const host = this.hostFor(group);
     const own = this.owns(channel);
     if (own) {
       this.memberships.remove(group, channel);
-      if (!shard.up) return this.memberships.discardLater(group, channel);
+      if (!host.up) return this.memberships.discardLater(group, channel);
     }
     try {
-      await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+      await this.command(host, () => host.commands.zRem(groupKey(this.prefix, group), channel));
     } catch (error) {
       if (!own || !(error instanceof LayerUnavailable)) throw error;
       this.memberships.discardLater(group, channel);
@@ -200,19 +200,19 @@ export class RedisChannelLayer implements ChannelLayer {
     validateGroupName(group);
     validateMessage(message);
     const body = this.writer.body(message);
-    const groupShard = this.shardFor(group);
+    const groupHost = this.hostFor(group);
     const now = this.score();
     let members: string[];
     try {
-      members = (await this.command(groupShard, () =>
-        groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
+      members = (await this.command(groupHost, () =>
+        groupHost.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
       )) as string[];
     } catch (error) {
       if (!(error instanceof LayerUnavailable)) throw error;
       // Nothing went out: this process's own members still get it, and the caller learns that
       // members elsewhere did not (as the pub/sub layers do).
       this.deliverToOwnMembers(group, body);
-      throw new LayerUnavailable(`redis ${groupShard.url} is down (${groupShard.problem}); delivered to this process's members only`);
+      throw new LayerUnavailable(`redis ${groupHost.url} is down (${groupHost.problem}); delivered to this process's members only`);
     }
     if (members.length === 0) return;
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
@@ -223,20 +223,20 @@ export class RedisChannelLayer implements ChannelLayer {
       if (channels) channels.push(channel);
       else byKey.set(key, [channel]);
     }
-    const byShard = new Map<Shard, string[]>();
+    const byHost = new Map<ListHost, string[]>();
     for (const [key, channels] of byKey) {
-      const shard = this.shardFor(nonLocalName(channels[0]));
-      const keys = byShard.get(shard);
+      const host = this.hostFor(nonLocalName(channels[0]));
+      const keys = byHost.get(host);
       if (keys) keys.push(key);
-      else byShard.set(shard, [key]);
+      else byHost.set(host, [key]);
     }
     await Promise.all(
-      [...byShard].map(async ([shard, keys]) => {
+      [...byHost].map(async ([host, keys]) => {
         const args: Array<string | Buffer> = keys.map((key) => this.writer.member(body, byKey.get(key)!));
         // channels_redis takes a key's capacity from the first channel it maps there.
         for (const key of keys) args.push(String(this.capacityOf(byKey.get(key)![0])));
         args.push(String(now), this.expireSeconds(this.expiry), String(now - this.expiry));
-        const over = await this.command(shard, () => shard.run(GROUP_SEND_SCRIPT, keys, args));
+        const over = await this.command(host, () => host.run(GROUP_SEND_SCRIPT, keys, args));
         // Skipped as channels_redis does (a group send never fails for one full member), but counted.
         if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
@@ -261,7 +261,7 @@ export class RedisChannelLayer implements ChannelLayer {
   async flush(): Promise<void> {
     this.assertOpen();
     this.memberships.clear();
-    await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
+    await Promise.all(this.hosts.map((host) => this.command(host, () => host.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
   }
 
@@ -271,30 +271,30 @@ export class RedisChannelLayer implements ChannelLayer {
     this.memberships.clear();
     this.local.close();
     for (const wake of this.pauses) wake();
-    await Promise.all(this.shards.map((shard) => shard.close()));
+    await Promise.all(this.hosts.map((host) => host.close()));
   }
 
   health(): LayerHealth {
     if (this.closed) return { state: 'closed', backend: 'redis' };
-    const down = this.shards.filter((shard) => !shard.up || this.restoring.has(shard));
+    const down = this.hosts.filter((host) => !host.up || this.restoring.has(host));
     if (down.length === 0) return { state: 'up', backend: 'redis' };
-    const problem = (shard: Shard) => (shard.up ? 'restoring group memberships' : shard.problem);
-    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${problem(shard)}`).join('; ') };
+    const problem = (host: ListHost) => (host.up ? 'restoring group memberships' : host.problem);
+    return { state: 'degraded', backend: 'redis', detail: down.map((host) => `${host.url}: ${problem(host)}`).join('; ') };
   }
 
   /** A non-process-local channel (a worker's): any process may take its next message. */
   private async receiveShared(channel: string): Promise<LayerMessage> {
     const key = channelKey(this.prefix, channel);
-    const home = this.shardFor(channel);
+    const home = this.hostFor(channel);
     // Django round-robins such sends over its hosts; ours go to the channel's home host.
-    const others = this.shards.filter((shard) => shard !== home);
+    const others = this.hosts.filter((host) => host !== home);
     const block = others.length > 0 ? Math.min(this.blockTimeout, 1) : this.blockTimeout;
     const connection = await home.borrowBlocking();
     try {
       for (;;) {
-        for (const shard of others) {
-          if (!shard.up) continue;
-          const popped = await shard.commandBuffers.zPopMin(key).catch(() => null);
+        for (const host of others) {
+          if (!host.up) continue;
+          const popped = await host.commandBuffers.zPopMin(key).catch(() => null);
           if (popped) {
             const message = this.takeShared(popped.value as Buffer, Number(popped.score));
             if (message) return message;
@@ -328,7 +328,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   /** One BZPOPMIN; null on timeout. Waits out a lost connection; throws LayerClosed on close. */
-  private async popBlocking(shard: Shard, connection: BlockingConnection, key: string, timeout: number) {
+  private async popBlocking(host: ListHost, connection: BlockingConnection, key: string, timeout: number) {
     for (;;) {
       if (this.closed) throw new LayerClosed();
       try {
@@ -336,7 +336,7 @@ export class RedisChannelLayer implements ChannelLayer {
         return popped ? { value: popped.value as Buffer, score: Number(popped.score) } : null;
       } catch {
         if (this.closed) throw new LayerClosed();
-        await shard.whenReady(connection);
+        await host.whenReady(connection);
         await this.pause(50);
       }
     }
@@ -351,11 +351,11 @@ export class RedisChannelLayer implements ChannelLayer {
     if (started) return started;
     const key = channelKey(this.prefix, nonLocal);
     // Every host, not only the hashed one: channels_redis 4.0's send() hashes the full channel
-    // name, so a sharded Django process may queue our channels' messages on any host.
-    const connected = this.shards.map(
-      (shard) =>
+    // name, so a Django process with several hosts may queue our channels' messages on any host.
+    const connected = this.hosts.map(
+      (host) =>
         new Promise<void>((resolve) => {
-          this.pump(shard, key, resolve).catch((error: unknown) => {
+          this.pump(host, key, resolve).catch((error: unknown) => {
             resolve();
             if (!this.closed) this.logger?.warn({ err: error, key }, 'redis channel layer: receive loop stopped');
           });
@@ -368,14 +368,14 @@ export class RedisChannelLayer implements ChannelLayer {
     return started;
   }
 
-  private async pump(shard: Shard, key: string, connected: () => void): Promise<void> {
-    const connection = await shard.borrowBlocking();
-    await shard.whenReady(connection);
+  private async pump(host: ListHost, key: string, connected: () => void): Promise<void> {
+    const connection = await host.borrowBlocking();
+    await host.whenReady(connection);
     // The command link too: a layer whose newChannel() returned is up for sends as well.
-    await shard.ready().catch(() => undefined);
+    await host.ready().catch(() => undefined);
     connected();
     while (!this.closed) {
-      const popped = await this.popBlocking(shard, connection, key, this.blockTimeout).catch(() => null);
+      const popped = await this.popBlocking(host, connection, key, this.blockTimeout).catch(() => null);
       if (popped) this.dispatch(popped.value, popped.score);
     }
   }
@@ -399,8 +399,8 @@ export class RedisChannelLayer implements ChannelLayer {
     return this.skips.count;
   }
 
-  private shardFor(name: string): Shard {
-    return this.shards[consistentHash(name, this.shards.length)];
+  private hostFor(name: string): ListHost {
+    return this.hosts[consistentHash(name, this.hosts.length)];
   }
 
   /**
@@ -418,14 +418,14 @@ export class RedisChannelLayer implements ChannelLayer {
     return String(Math.max(1, Math.ceil(seconds)));
   }
 
-  private async command<T>(shard: Shard, run: () => Promise<T>): Promise<T> {
-    await shard.ready();
+  private async command<T>(host: ListHost, run: () => Promise<T>): Promise<T> {
+    await host.ready();
     try {
       return await run();
     } catch (error) {
       if (this.closed) throw new LayerClosed();
       if (error instanceof Error && /^(ERR|NOSCRIPT|WRONGTYPE|BUSY)/.test(error.message)) throw error;
-      throw new LayerUnavailable(`redis ${shard.url}: ${(error as Error).message}`);
+      throw new LayerUnavailable(`redis ${host.url}: ${(error as Error).message}`);
     }
   }
 
@@ -453,11 +453,11 @@ export class RedisChannelLayer implements ChannelLayer {
    * (ZADD NX: memberships Redis kept are left as they are), in one MULTI. Whether Redis restarted
    * empty or only the link dropped, Redis then matches this process again.
    */
-  private restoreGroups(shard: Shard): void {
+  private restoreGroups(host: ListHost): void {
     if (this.closed || this.memberships.size === 0) return;
-    const { discards, members } = this.memberships.takeRestore((group) => this.shardFor(group) === shard);
+    const { discards, members } = this.memberships.takeRestore((group) => this.hostFor(group) === host);
     if (discards.length === 0 && members.length === 0) return;
-    const transaction = shard.commands.multi();
+    const transaction = host.commands.multi();
     for (const [group, channels] of discards) transaction.zRem(groupKey(this.prefix, group), channels);
     const expire = Number(this.expireSeconds(this.groupExpiry));
     let restored = 0;
@@ -466,17 +466,17 @@ export class RedisChannelLayer implements ChannelLayer {
       transaction.zAdd(key, list, { condition: 'NX' }).expire(key, expire);
       restored += list.length;
     }
-    this.restoring.add(shard);
+    this.restoring.add(host);
     transaction.exec().then(
       () => {
-        this.restoring.delete(shard);
-        this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
+        this.restoring.delete(host);
+        this.logger?.info({ url: host.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
       },
       (error: unknown) => {
         // The link dropped again: the next 'ready' retries.
-        this.restoring.delete(shard);
+        this.restoring.delete(host);
         this.memberships.putBack(discards);
-        if (!this.closed) this.logger?.warn({ err: error, url: shard.url }, 'redis channel layer: could not restore group memberships yet');
+        if (!this.closed) this.logger?.warn({ err: error, url: host.url }, 'redis channel layer: could not restore group memberships yet');
       },
     );
   }

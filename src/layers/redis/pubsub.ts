@@ -1,8 +1,8 @@
-// The Redis pub/sub channel layer over one host or several (sharded): channels_redis 4's RedisPubSubChannelLayer on the wire.
+// The Redis pub/sub channel layer over one host or several: channels_redis 4's RedisPubSubChannelLayer on the wire.
 import { createClient } from 'redis';
 import type { LayerMessage } from '../layer';
 import { type LinkMonitor, noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
-import { consistentHash } from './sharding';
+import { consistentHash } from './consistent-hash';
 
 function createPubSubClient(url: string, offlineQueue: boolean) {
   return createClient({
@@ -19,7 +19,7 @@ export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
   url?: string;
   /**
-   * Several Redis hosts, sharded with channels_redis's CRC32 rule; overrides `url`. List them in the
+   * Several Redis hosts, each name on the host channels_redis's CRC32 rule picks; overrides `url`. List them in the
    * same order as the Django settings' `hosts`, or the two sides pick different hosts for a name.
    */
   urls?: string[];

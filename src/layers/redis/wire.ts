@@ -142,7 +142,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 
 /**
  * channels_redis's group_send script, with its expired-message pipeline folded in: one EVAL per
- * shard per group send. KEYS: channel keys; ARGV: one member per key, one capacity per key, then
+ * host per group send. KEYS: channel keys; ARGV: one member per key, one capacity per key, then
  * score, expire seconds, expired-before score. Returns how many keys were over capacity.
  */
 export const GROUP_SEND_SCRIPT = `

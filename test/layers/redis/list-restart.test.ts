@@ -2,7 +2,7 @@
 // receive loops resume, and groups joined or left while Redis was down are applied when it returns.
 import { LayerUnavailable, type LayerMessage } from '../../../src/layers/layer';
 import { RedisChannelLayer } from '../../../src/layers/redis/list';
-import { consistentHash } from '../../../src/layers/redis/sharding';
+import { consistentHash } from '../../../src/layers/redis/consistent-hash';
 import { RedisServer, describeRedis } from '../../support/redis';
 import { until } from '../../support/wait';
 

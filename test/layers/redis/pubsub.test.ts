@@ -2,7 +2,7 @@ import { createClient } from 'redis';
 import { encode } from '@msgpack/msgpack';
 import type { LayerMessage } from '../../../src/layers/layer';
 import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
-import { consistentHash, crc32 } from '../../../src/layers/redis/sharding';
+import { consistentHash, crc32 } from '../../../src/layers/redis/consistent-hash';
 import { RedisServer, describeRedis } from '../../support/redis';
 import { describeLayerConformance } from '../conformance';
 import { oneMessageEach, until } from '../../support/wait';
