@@ -1,5 +1,4 @@
 // Send and group-send from a process that runs no server (a backend job, a script, the CLI).
-import { createClient } from 'redis';
 import { MsgpackCodec } from './layers/codec';
 import {
   type ChannelLayer,
@@ -10,7 +9,7 @@ import {
   validateMessage,
 } from './layers/layer';
 import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
-import { reconnectDelay, redactUrl } from './layers/redis/link';
+import { createRedisClient, type RedisClient, redactUrl } from './layers/redis/link';
 import { consistentHash } from './layers/redis/consistent-hash';
 
 export interface PublisherOptions {
@@ -38,14 +37,7 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-function newClient(url: string, timeoutMs: number) {
-  return createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: reconnectDelay },
-  });
-}
-type Client = ReturnType<typeof newClient>;
+type Client = RedisClient;
 
 /**
  * For the pub/sub layer the publisher is one PUBLISH connection per host and nothing else: no
@@ -73,7 +65,7 @@ class PubSubPublisher implements Publisher {
   ) {}
 
   static async connect(urls: string[], prefix: string, timeoutMs: number): Promise<PubSubPublisher> {
-    const clients = urls.map((url) => newClient(url, timeoutMs));
+    const clients = urls.map((url) => createRedisClient(url, { connectTimeout: timeoutMs }));
     for (const client of clients) client.on('error', () => undefined);
     const publisher = new PubSubPublisher(clients, prefix);
     let timer: NodeJS.Timeout | undefined;

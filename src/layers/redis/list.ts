@@ -8,6 +8,7 @@ import {
   LAYER_DEFAULTS,
   LayerClosed,
   type LayerHealth,
+  type LayerLogger,
   type LayerMessage,
   type LayerOptions,
   LayerUnavailable,
@@ -20,9 +21,9 @@ import {
   capacityRule,
 } from '../layer';
 import { LocalChannels } from '../local';
-import { FullChannelSkips } from './link';
+import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
-import { type BlockingConnection, type LayerLogger, ListHost } from './list-host';
+import { type BlockingConnection, ListHost } from './list-host';
 import {
   type Envelope,
   EnvelopeReader,
@@ -35,8 +36,6 @@ import {
   groupKey,
 } from './wire';
 import { consistentHash } from './consistent-hash';
-
-export type { LayerLogger } from './list-host';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
@@ -102,8 +101,9 @@ export class RedisChannelLayer implements ChannelLayer {
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
+    const monitor = new LinkMonitor('redis', options.logger);
     this.hosts = urls.map((url) => {
-      const host: ListHost = new ListHost(url, this.connectTimeout, options.logger, () => this.restoreGroups(host));
+      const host: ListHost = new ListHost(url, this.connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
     });
   }

@@ -7,6 +7,7 @@ import {
   LAYER_DEFAULTS,
   LayerClosed,
   type LayerHealth,
+  type LayerLogger,
   type LayerMessage,
   type LayerOptions,
   LayerUnavailable,
@@ -18,12 +19,7 @@ import {
   validateMessage,
 } from '../layer';
 import { LocalChannels } from '../local';
-import { FullChannelSkips } from './link';
-
-import type { LayerLogger } from '../layer';
-export type { LayerLogger } from '../layer';
-
-const SILENT: LayerLogger = { info() {}, warn() {}, error() {} };
+import { FullChannelSkips, LinkMonitor, noop } from './link';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -35,72 +31,6 @@ export interface PubSubLayerOptions extends LayerOptions {
 
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
 export type RawListener = (message: Buffer, channel: Buffer) => void;
-
-export { reconnectDelay } from './link';
-
-export const noop = (): void => {};
-
-/**
- * Tracks every Redis connection ("link") of a layer and reduces them to one health state. Logs once
- * per change of that state, not once per failed reconnect attempt.
- */
-export class LinkMonitor {
-  private readonly down = new Map<string, string>();
-  private logged: 'connecting' | 'up' | 'down' = 'connecting';
-  private everUp = false;
-  private downWaiters: Array<() => void> = [];
-
-  constructor(
-    readonly backend: string,
-    private readonly logger: LayerLogger,
-  ) {}
-
-  /** A new link starts down ("connecting") until its first 'ready'. */
-  add(link: string): void {
-    this.down.set(link, 'connecting');
-  }
-
-  up(link: string): void {
-    if (!this.down.delete(link) || this.down.size > 0) return;
-    if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.everUp ? 'channel layer reconnected' : 'channel layer connected');
-    this.logged = 'up';
-    this.everUp = true;
-  }
-
-  failed(link: string, detail: string): void {
-    this.down.set(link, `${link}: ${detail}`);
-    if (this.logged !== 'down') {
-      // Before the first connection nothing was lost: say that Redis cannot be reached.
-      const what = this.logged === 'connecting' ? 'cannot reach Redis' : 'lost Redis';
-      this.logger.warn({ backend: this.backend, detail: this.detail() }, `channel layer ${what}; reconnecting, cross-process sends fail meanwhile`);
-      this.logged = 'down';
-    }
-    for (const wake of this.downWaiters.splice(0)) wake();
-  }
-
-  get isUp(): boolean {
-    return this.down.size === 0;
-  }
-
-  /** Resolves at the next failure, or at once when a link has already failed (not merely connecting). */
-  nextFailure(): Promise<void> {
-    if (this.logged === 'down' && !this.isUp) return Promise.resolve();
-    return new Promise((resolve) => this.downWaiters.push(resolve));
-  }
-
-  /** Releases anyone waiting in `nextFailure` (on close, or once started). */
-  release(): void {
-    for (const wake of this.downWaiters.splice(0)) wake();
-  }
-
-  detail(): string {
-    return [...this.down.values()].join('; ');
-  }
-
-  health(): LayerHealth {
-    return this.isUp ? { state: 'up', backend: this.backend } : { state: 'degraded', backend: this.backend, detail: this.detail() };
-  }
-}
 
 /**
  * The ChannelLayer API for Redis pub/sub transports. Local queues, listeners and group membership are
@@ -115,7 +45,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
   readonly processId = randomBytes(8).toString('hex');
   protected readonly prefix: string;
-  protected readonly logger: LayerLogger;
+  protected readonly logger: LayerLogger | undefined;
   protected readonly monitor: LinkMonitor;
   private readonly groupPrefix: string;
   /** `<...>.<processId>!`: the non-local part every channel of this process ends with. */
@@ -134,7 +64,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger = SILENT, ...limits } = options;
+    const { prefix = 'asgi', logger, ...limits } = options;
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
@@ -348,7 +278,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       // Logged at 1, 2, 4, 8... so a misbehaving publisher cannot flood the log.
       const count = ++this.badMessages;
       if ((count & (count - 1)) === 0) {
-        this.logger.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
+        this.logger?.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
       }
       return null;
     }
@@ -398,4 +328,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 /** Options spread over defaults must not reset a default with an explicit `undefined`. */
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** node-redis writes Buffers as they are; a view over the encoder's copy avoids a second copy. */
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

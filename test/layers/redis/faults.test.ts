@@ -1,7 +1,7 @@
 import { createClient } from 'redis';
 import type { LayerMessage } from '../../../src/layers/layer';
 import { LayerUnavailable } from '../../../src/layers/layer';
-import type { LayerLogger } from '../../../src/layers/redis/pubsub-base';
+import type { LayerLogger } from '../../../src/layers/layer';
 import { RedisPubSubChannelLayer } from '../../../src/layers/redis/pubsub';
 import { RedisServer, describeRedis, freePort } from '../../support/redis';
 import { until } from '../../support/wait';
