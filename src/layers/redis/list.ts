@@ -16,9 +16,12 @@ import {
   isProcessLocal,
   nonLocalName,
   validateChannelName,
-  validateGroupName,
-  validateMessage,
   capacityRule,
+  checkChannel,
+  checkGroupSend,
+  checkMembership,
+  checkOpen,
+  checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor } from './link';
@@ -109,9 +112,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
-    validateMessage(message);
+    checkSend(this.closed, channel, message);
     const body = this.writer.body(message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
@@ -131,8 +132,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async receive(channel: string): Promise<LayerMessage> {
-    validateChannelName(channel);
-    if (this.closed) throw new LayerClosed();
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) return this.receiveShared(channel);
     this.assertOwned(channel);
     this.startPump(nonLocalName(channel));
@@ -140,7 +140,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
+    checkOpen(this.closed);
     const name = `${prefix}.${this.clientPrefix}!${randomUUID().replace(/-/g, '')}`;
     validateChannelName(name);
     // Drain the process key from now on, so messages move to per-channel local queues (capacity
@@ -150,9 +150,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
+    checkMembership(this.closed, group, channel);
     const host = this.hostFor(group);
     const key = groupKey(this.prefix, group);
     const score = this.score();
@@ -178,9 +176,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
+    checkMembership(this.closed, group, channel);
     const host = this.hostFor(group);
     const own = this.owns(channel);
     if (own) {
@@ -196,9 +192,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateMessage(message);
+    checkGroupSend(this.closed, group, message);
     const body = this.writer.body(message);
     const groupHost = this.hostFor(group);
     const now = this.score();
@@ -244,8 +238,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) {
       throw new ChannelLayerError('NOT_LISTENABLE', `cannot listen to ${channel}: listen takes a channel from newChannel(); use receive() for shared channels`);
     }
@@ -259,7 +252,7 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async flush(): Promise<void> {
-    this.assertOpen();
+    checkOpen(this.closed);
     this.memberships.clear();
     await Promise.all(this.hosts.map((host) => this.command(host, () => host.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
@@ -490,9 +483,5 @@ export class RedisChannelLayer implements ChannelLayer {
     if (!this.owns(channel)) {
       throw new ChannelLayerError('NOT_OWNED', `channel ${channel} belongs to another process: only the process that made it with newChannel() can receive it`);
     }
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new LayerClosed();
   }
 }

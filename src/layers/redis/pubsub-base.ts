@@ -5,7 +5,6 @@ import {
   ChannelFull,
   type ChannelLayer,
   LAYER_DEFAULTS,
-  LayerClosed,
   type LayerHealth,
   type LayerLogger,
   type LayerMessage,
@@ -14,9 +13,12 @@ import {
   type MessageListener,
   isProcessLocal,
   nonLocalName,
+  checkChannel,
+  checkGroupSend,
+  checkMembership,
+  checkOpen,
+  checkSend,
   validateChannelName,
-  validateGroupName,
-  validateMessage,
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
@@ -101,9 +103,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   // --- ChannelLayer ---------------------------------------------------------------------------
 
   async send(channel: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
-    validateMessage(message);
+    checkSend(this.closed, channel, message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull as with one process.
       if (!this.local.deliver(channel, this.codec.decode(this.codec.encode(message)))) throw new ChannelFull(channel);
@@ -119,14 +119,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async receive(channel: string): Promise<LayerMessage> {
-    validateChannelName(channel);
-    if (this.closed) throw new LayerClosed();
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
     return this.local.receive(channel);
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
+    checkOpen(this.closed);
     // processId is random per layer; a counter keeps each connection's name short and unique.
     const name = `${prefix}.${this.processId}!${(++this.channelCount).toString(36)}`;
     validateChannelName(name);
@@ -136,9 +135,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
+    checkMembership(this.closed, group, channel);
     this.local.groupAdd(group, channel);
     if (!this.startupDone) await this.awaitStartup();
     let subscribed = this.groupSubs.get(group);
@@ -150,15 +147,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
-    validateGroupName(group);
-    validateChannelName(channel);
+    // Leaving works after close: consumers leave their groups on the way out.
+    checkMembership(false, group, channel);
     if (this.local.groupDiscard(group, channel)) await this.dropGroup(group);
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateMessage(message);
+    checkGroupSend(this.closed, group, message);
     const body = this.codec.encode(message);
     const redisChannel = this.groupPrefix + group;
     if (!this.startupDone) await this.awaitStartup();
@@ -177,8 +172,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
     this.local.listen(channel, listener);
   }
@@ -318,10 +312,6 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private unavailable(error: unknown): LayerUnavailable {
     if (error instanceof LayerUnavailable) return error;
     return new LayerUnavailable(`${(error as Error)?.message ?? String(error)}`);
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new LayerClosed();
   }
 }
 
