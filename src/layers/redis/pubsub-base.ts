@@ -52,7 +52,10 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private readonly groupPrefix: string;
   /** `<...>.<processId>!`: the non-local part every channel of this process ends with. */
   private readonly ownMarker: string;
-  /** Groups subscribed on Redis; the value settles when the SUBSCRIBE did (or the link is down). */
+  /**
+   * The SUBSCRIBE of each group LocalChannels has members of, set on its first member and deleted
+   * with its last: it settles when the SUBSCRIBE did (or at once while the link is down).
+   */
   private readonly groupSubs = new Map<string, Promise<void>>();
   /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
   private readonly namedSubs = new Map<string, Promise<void>>();
@@ -136,14 +139,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   async groupAdd(group: string, channel: string): Promise<void> {
     checkMembership(this.closed, group, channel);
-    this.local.groupAdd(group, channel);
-    if (!this.startupDone) await this.awaitStartup();
-    let subscribed = this.groupSubs.get(group);
-    if (!subscribed) {
-      subscribed = this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
-      this.groupSubs.set(group, subscribed);
-    }
-    await subscribed;
+    // LocalChannels decides: its first member of a group SUBSCRIBEs, its last (see dropGroup) UNSUBSCRIBEs.
+    if (this.local.groupAdd(group, channel)) this.groupSubs.set(group, this.subscribeGroup(group));
+    await this.groupSubs.get(group);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
@@ -231,13 +229,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   private receiveGroup(redisChannel: string, bytes: Buffer): void {
     const group = redisChannel.slice(this.groupPrefix.length);
+    // Left while the UNSUBSCRIBE was on its way.
+    if (!this.local.hasGroup(group)) return;
     // Decoded once for every local member (they share the object, as with the in-memory layer).
-    if (this.local.hasGroup(group)) {
-      const message = this.decode(bytes, redisChannel);
-      if (message) this.deliverToGroup(group, message);
-    }
-    // Memberships expire lazily inside LocalChannels; the last one gone releases the subscription.
-    if (!this.local.hasGroup(group) && this.groupSubs.has(group)) void this.dropGroup(group);
+    const message = this.decode(bytes, redisChannel);
+    if (message) this.deliverToGroup(group, message);
   }
 
   /**
@@ -253,6 +249,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private deliverToGroup(group: string, message: LayerMessage): void {
     const skipped = this.local.deliverToGroup(group, message);
     if (skipped > 0) this.skips.skipped(`group ${group}`, skipped);
+    // Memberships expire lazily inside LocalChannels; when the last one went, so does the subscription.
+    if (!this.local.hasGroup(group)) void this.dropGroup(group);
   }
 
   /** Local delivery of a message another process sent to `channel`: a full channel skips it, counted. */
@@ -283,6 +281,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** True for names from this layer's `newChannel()`, whatever their prefix. */
   protected owns(channel: string): boolean {
     return isProcessLocal(channel) && nonLocalName(channel).endsWith(this.ownMarker);
+  }
+
+  /** The group's first local member: SUBSCRIBE once the links are up, unless it was left meanwhile. */
+  private async subscribeGroup(group: string): Promise<void> {
+    if (!this.startupDone) await this.awaitStartup();
+    if (!this.local.hasGroup(group)) return;
+    await this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
   }
 
   private dropGroup(group: string): Promise<void> {
