@@ -176,10 +176,6 @@ export class LocalChannels {
     return this.groups.has(group);
   }
 
-  groupNames(): IterableIterator<string> {
-    return this.groups.keys();
-  }
-
   /** Drops all queues and groups; listeners and waiting receivers stay attached. */
   flush(): void {
     for (const [name, state] of this.channels) {

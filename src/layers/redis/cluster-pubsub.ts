@@ -55,10 +55,6 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     return this.cluster.isReady && this.monitor.isUp;
   }
 
-  protected channelTarget(channel: string): string {
-    return channel;
-  }
-
   protected transportReady(): boolean {
     return this.cluster.isReady;
   }

@@ -83,14 +83,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   /** Settles once every connection was ready and the process subscription is in place everywhere. */
   protected abstract startup(): Promise<void>;
-  /** Whether a publish to `redisChannel` can be attempted now (its connection is ready). */
+  /** Whether a publish to `redisChannel` (a group's, or a `send`'s channel name) can be attempted now. */
   protected abstract canPublish(redisChannel: string): boolean;
   /** PUBLISH/SPUBLISH the encoded group message on the group's Redis channel. */
   protected abstract publishGroup(redisChannel: string, body: Uint8Array): Promise<void>;
   /** Move `message` to the process(es) reading `channel`. */
   protected abstract publishChannel(channel: string, message: LayerMessage): Promise<void>;
-  /** The Redis channel a `send(channel)` goes to, for `canPublish`. */
-  protected abstract channelTarget(channel: string): string;
   /** Must not wait for a link that is down: node-redis replays subscriptions after reconnecting. */
   protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
@@ -113,7 +111,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       return;
     }
     if (!this.startupDone) await this.awaitStartup();
-    if (!this.canPublish(this.channelTarget(channel))) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
+    if (!this.canPublish(channel)) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
     try {
       await this.publishChannel(channel, message);
     } catch (error) {

@@ -86,10 +86,6 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     return host.publisher.isReady && host.subscriber.isReady;
   }
 
-  protected channelTarget(channel: string): string {
-    return channel;
-  }
-
   protected transportReady(): boolean {
     return this.hosts.every((host) => host.publisher.isReady && host.subscriber.isReady);
   }
@@ -125,7 +121,7 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
  * A (un)subscribe on a link that is down stays queued in node-redis until it reconnects; the caller
  * must not wait that long, so it gets a settled promise (the command still runs later).
  */
-export function settleIfDown(client: RedisClient, command: Promise<void>): Promise<void> {
+function settleIfDown(client: RedisClient, command: Promise<void>): Promise<void> {
   command.catch(noop);
   return client.isReady ? command : Promise.resolve();
 }
