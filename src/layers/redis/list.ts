@@ -26,9 +26,9 @@ import {
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
-import { type BlockingConnection, ListHost } from './list-host';
+import { ListHost } from './list-host';
+import { ListReceiver } from './list-receiver';
 import {
-  type Envelope,
   EnvelopeReader,
   EnvelopeWriter,
   FLUSH_SCRIPT,
@@ -72,17 +72,15 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly capacityOf: CapacityRule;
   private readonly expiry: number;
   private readonly groupExpiry: number;
-  private readonly blockTimeout: number;
   private readonly logger: LayerLogger | undefined;
   /** channels_redis's `client_prefix`: names this process's channels, and their shared key. */
   private readonly clientPrefix = randomUUID().replace(/-/g, '');
   private readonly writer = new EnvelopeWriter();
   private readonly reader = new EnvelopeReader();
-  /** Non-local names ("specific.<client>!") whose receive loops run. */
-  private readonly pumps = new Map<string, Promise<void>>();
   private readonly connectTimeout: number;
-  private readonly pauses = new Set<() => void>();
   private readonly skips: FullChannelSkips;
+  /** The loops that drain this process's keys, and `receive` of shared channels. */
+  private readonly receiver: ListReceiver;
   /** This process's own memberships, re-added when a host comes back (see OwnMemberships). */
   private readonly memberships: OwnMemberships;
   /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
@@ -99,7 +97,6 @@ export class RedisChannelLayer implements ChannelLayer {
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
     this.memberships = new OwnMemberships(settings.groupExpiry);
-    this.blockTimeout = options.blockTimeout ?? 5;
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
@@ -109,6 +106,12 @@ export class RedisChannelLayer implements ChannelLayer {
       const host: ListHost = new ListHost(url, this.connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
     });
+    this.receiver = new ListReceiver(
+      this.hosts,
+      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout: this.connectTimeout, logger: this.logger },
+      this.local,
+      this.skips,
+    );
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -133,9 +136,9 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async receive(channel: string): Promise<LayerMessage> {
     checkChannel(this.closed, channel);
-    if (!isProcessLocal(channel)) return this.receiveShared(channel);
+    if (!isProcessLocal(channel)) return this.receiver.receiveShared(channel);
     this.assertOwned(channel);
-    this.startPump(nonLocalName(channel));
+    this.receiver.start(nonLocalName(channel));
     return this.local.receive(channel);
   }
 
@@ -145,7 +148,7 @@ export class RedisChannelLayer implements ChannelLayer {
     validateChannelName(name);
     // Drain the process key from now on, so messages move to per-channel local queues (capacity
     // per channel) instead of filling the key all of this process's channels share.
-    await this.startPump(nonLocalName(name));
+    await this.receiver.start(nonLocalName(name));
     return name;
   }
 
@@ -243,7 +246,7 @@ export class RedisChannelLayer implements ChannelLayer {
       throw new ChannelLayerError('NOT_LISTENABLE', `cannot listen to ${channel}: listen takes a channel from newChannel(); use receive() for shared channels`);
     }
     this.assertOwned(channel);
-    this.startPump(nonLocalName(channel));
+    this.receiver.start(nonLocalName(channel));
     this.local.listen(channel, listener);
   }
 
@@ -263,7 +266,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.closed = true;
     this.memberships.clear();
     this.local.close();
-    for (const wake of this.pauses) wake();
+    this.receiver.close();
     await Promise.all(this.hosts.map((host) => host.close()));
   }
 
@@ -273,118 +276,6 @@ export class RedisChannelLayer implements ChannelLayer {
     if (down.length === 0) return { state: 'up', backend: 'redis' };
     const problem = (host: ListHost) => (host.up ? 'restoring group memberships' : host.problem);
     return { state: 'degraded', backend: 'redis', detail: down.map((host) => `${host.url}: ${problem(host)}`).join('; ') };
-  }
-
-  /** A non-process-local channel (a worker's): any process may take its next message. */
-  private async receiveShared(channel: string): Promise<LayerMessage> {
-    const key = channelKey(this.prefix, channel);
-    const home = this.hostFor(channel);
-    // Django round-robins such sends over its hosts; ours go to the channel's home host.
-    const others = this.hosts.filter((host) => host !== home);
-    const block = others.length > 0 ? Math.min(this.blockTimeout, 1) : this.blockTimeout;
-    const connection = await home.borrowBlocking();
-    try {
-      for (;;) {
-        for (const host of others) {
-          if (!host.up) continue;
-          const popped = await host.commandBuffers.zPopMin(key).catch(() => null);
-          if (popped) {
-            const message = this.takeShared(popped.value as Buffer, Number(popped.score));
-            if (message) return message;
-          }
-        }
-        const popped = await this.popBlocking(home, connection, key, block);
-        if (popped) {
-          const message = this.takeShared(popped.value, popped.score);
-          if (message) return message;
-        }
-      }
-    } finally {
-      home.returnBlocking(connection);
-    }
-  }
-
-  private takeShared(member: Buffer, score: number): LayerMessage | null {
-    return this.open(member, score)?.message ?? null;
-  }
-
-  /** Decodes a popped member; null when it expired or is not a channels_redis message (logged). */
-  private open(member: Buffer, score: number): Envelope | null {
-    // channels_redis leaves expiry on receive as a TODO; a late reader must not see stale messages.
-    if (score < Date.now() / 1000 - this.expiry) return null;
-    try {
-      return this.reader.read(member);
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
-      return null;
-    }
-  }
-
-  /** One BZPOPMIN; null on timeout. Waits out a lost connection; throws LayerClosed on close. */
-  private async popBlocking(host: ListHost, connection: BlockingConnection, key: string, timeout: number) {
-    for (;;) {
-      if (this.closed) throw new LayerClosed();
-      try {
-        const popped = await connection.buffers.bzPopMin(key, timeout);
-        return popped ? { value: popped.value as Buffer, score: Number(popped.score) } : null;
-      } catch {
-        if (this.closed) throw new LayerClosed();
-        await host.whenReady(connection);
-        await this.pause(50);
-      }
-    }
-  }
-
-  /**
-   * Starts, once per non-local name, the loops that drain this process's key on every host.
-   * Resolves when they are connected (or after `connectTimeout`: Redis may be down, the loops wait).
-   */
-  private startPump(nonLocal: string): Promise<void> {
-    let started = this.pumps.get(nonLocal);
-    if (started) return started;
-    const key = channelKey(this.prefix, nonLocal);
-    // Every host, not only the hashed one: channels_redis 4.0's send() hashes the full channel
-    // name, so a Django process with several hosts may queue our channels' messages on any host.
-    const connected = this.hosts.map(
-      (host) =>
-        new Promise<void>((resolve) => {
-          this.pump(host, key, resolve).catch((error: unknown) => {
-            resolve();
-            if (!this.closed) this.logger?.warn({ err: error, key }, 'redis channel layer: receive loop stopped');
-          });
-        }),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.connectTimeout).unref()));
-    started = Promise.race([Promise.all(connected), timedOut]).then(() => clearTimeout(timer));
-    this.pumps.set(nonLocal, started);
-    return started;
-  }
-
-  private async pump(host: ListHost, key: string, connected: () => void): Promise<void> {
-    const connection = await host.borrowBlocking();
-    await host.whenReady(connection);
-    // The command link too: a layer whose newChannel() returned is up for sends as well.
-    await host.ready().catch(() => undefined);
-    connected();
-    while (!this.closed) {
-      const popped = await this.popBlocking(host, connection, key, this.blockTimeout).catch(() => null);
-      if (popped) this.dispatch(popped.value, popped.score);
-    }
-  }
-
-  /** Hands one member of a process key to its local channel(s); decoded once for all of them. */
-  private dispatch(member: Buffer, score: number): void {
-    const envelope = this.open(member, score);
-    if (!envelope) return;
-    const { message, channels } = envelope;
-    if (typeof channels === 'string') this.deliver(channels, message);
-    else if (channels) for (const channel of channels) this.deliver(channel, message);
-  }
-
-  /** A full local channel skips a message from another process, as a full member of a group send. */
-  private deliver(channel: string, message: LayerMessage): void {
-    if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
   }
 
   /** Messages from other processes that a full channel of this process (or a full key) skipped. */
@@ -422,22 +313,10 @@ export class RedisChannelLayer implements ChannelLayer {
     }
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.pauses.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.pauses.add(wake);
-    });
-  }
-
   /** While Redis is down, a group send reaches this process's live members directly. */
   private deliverToOwnMembers(group: string, body: Uint8Array): void {
     let message: LayerMessage | undefined;
-    this.memberships.forEachLive(group, (channel) => this.deliver(channel, (message ??= this.reader.body(body))));
+    this.memberships.forEachLive(group, (channel) => this.receiver.deliver(channel, (message ??= this.reader.body(body))));
   }
 
   /**
