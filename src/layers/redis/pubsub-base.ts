@@ -36,9 +36,10 @@ export type RawListener = (message: Buffer, channel: Buffer) => void;
 
 /**
  * The ChannelLayer API for Redis pub/sub transports. Local queues, listeners and group membership are
- * LocalChannels; this class decides what costs a Redis subscription: one per group with local members
- * (refcounted through LocalChannels' first/last answers), one per named channel read here, and one
- * per process for all of its `newChannel()` names (set up by the subclass). Subclasses only move bytes.
+ * LocalChannels; this class decides which Redis subscriptions a process holds: one per group with
+ * local members (its first and last local member, as LocalChannels reports them, decide), one per
+ * named channel read here, and one per process for all of its `newChannel()` names (set up by the
+ * subclass). Subclasses only move bytes.
  */
 export abstract class PubSubLayerBase implements ChannelLayer {
   private channelCount = 0;

@@ -44,9 +44,9 @@ class Host {
  * picked by `consistentHash` of the Redis channel name. So a Django process on the same Redis can
  * group_send to our groups and send to our channels, and we to its.
  *
- * Costs, per process: one SUBSCRIBE per group with local members, one SUBSCRIBE per named channel
- * read here (worker channels), and one PSUBSCRIBE `*.<processId>!*` per host for every channel from
- * `newChannel()` (channels_redis subscribes once per consumer instead). Every host gets the pattern
+ * Subscriptions, per process: one SUBSCRIBE per group with local members, one SUBSCRIBE per named
+ * channel read here (worker channels), and one PSUBSCRIBE `*.<processId>!*` per host for every
+ * channel from `newChannel()` (channels_redis subscribes once per consumer instead). Every host gets the pattern
  * because a sender, ours or Django's, publishes a channel on the host its name hashes to.
  *
  * While Redis is down: `send`/`groupSend` throw LayerUnavailable at once (`groupSend` first
