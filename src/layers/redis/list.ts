@@ -1,27 +1,10 @@
 // The Redis list layer: channels_redis 4's RedisChannelLayer (sorted-set queues), byte-compatible.
 import { randomUUID } from 'node:crypto';
 import {
-  type CapacityRule,
-  ChannelFull,
-  type ChannelLayer,
-  ChannelLayerError,
-  LAYER_DEFAULTS,
-  LayerClosed,
-  type LayerHealth,
-  type LayerLogger,
-  type LayerMessage,
-  type LayerOptions,
-  LayerUnavailable,
-  type MessageListener,
-  isProcessLocal,
-  nonLocalName,
-  validateChannelName,
-  capacityRule,
-  checkChannel,
-  checkGroupSend,
-  checkMembership,
-  checkOpen,
-  checkSend,
+  type CapacityRule, type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions,
+  type MessageListener, ChannelFull, ChannelLayerError, LayerClosed, LayerUnavailable,
+  LAYER_DEFAULTS, capacityRule, isProcessLocal, nonLocalName, validateChannelName,
+  checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor } from './link';

@@ -2,23 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { type Codec, MsgpackCodec } from '../codec';
 import {
-  ChannelFull,
-  type ChannelLayer,
-  LAYER_DEFAULTS,
-  type LayerHealth,
-  type LayerLogger,
-  type LayerMessage,
-  type LayerOptions,
-  LayerUnavailable,
-  type MessageListener,
-  isProcessLocal,
-  nonLocalName,
-  checkChannel,
-  checkGroupSend,
-  checkMembership,
-  checkOpen,
-  checkSend,
-  validateChannelName,
+  type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
+  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
+  checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
