@@ -60,7 +60,6 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly clientPrefix = randomUUID().replace(/-/g, '');
   private readonly writer = new EnvelopeWriter();
   private readonly reader = new EnvelopeReader();
-  private readonly connectTimeout: number;
   private readonly skips: FullChannelSkips;
   /** The loops that drain this process's keys, and `receive` of shared channels. */
   private readonly receiver: ListReceiver;
@@ -80,18 +79,18 @@ export class RedisChannelLayer implements ChannelLayer {
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
     this.memberships = new OwnMemberships(settings.groupExpiry);
-    this.connectTimeout = options.connectTimeout ?? 5000;
+    const connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
     const monitor = new LinkMonitor('redis', options.logger);
     this.hosts = urls.map((url) => {
-      const host: ListHost = new ListHost(url, this.connectTimeout, monitor, () => this.restoreGroups(host));
+      const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
     });
     this.receiver = new ListReceiver(
       this.hosts,
-      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout: this.connectTimeout, logger: this.logger },
+      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout, logger: this.logger },
       this.local,
       this.skips,
     );
