@@ -17,9 +17,9 @@ export {
   type MessageListener,
 } from './layers/layer';
 export { InMemoryChannelLayer } from './layers/memory';
-export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis';
-export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis-pubsub';
-export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis-sharded-pubsub';
+export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
+export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
+export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';
 export { channelLayerFromEnv } from './layers/from-env';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';

@@ -1,5 +1,4 @@
 // Send and group-send from a process that runs no server (a backend job, a script, the CLI).
-import { createClient } from 'redis';
 import { MsgpackCodec } from './layers/codec';
 import {
   type ChannelLayer,
@@ -10,8 +9,8 @@ import {
   validateMessage,
 } from './layers/layer';
 import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
-import { reconnectDelay, redactUrl } from './layers/redis-link';
-import { consistentHash } from './layers/sharding';
+import { createRedisClient, type RedisClient, redactUrl } from './layers/redis/link';
+import { consistentHash } from './layers/redis/consistent-hash';
 
 export interface PublisherOptions {
   /** Redis URL; a comma-separated list (or `urls`) shards like channels_redis. Default REDIS_URL. */
@@ -38,14 +37,7 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-function newClient(url: string, timeoutMs: number) {
-  return createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: reconnectDelay },
-  });
-}
-type Client = ReturnType<typeof newClient>;
+type Client = RedisClient;
 
 /**
  * For the pub/sub layer the publisher is one PUBLISH connection per host and nothing else: no
@@ -58,7 +50,7 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
   if (cluster) return layerPublisher(await clusterLayer(cluster, options));
   if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
   if (options.layer === 'list') {
-    const { RedisChannelLayer } = await import('./layers/redis');
+    const { RedisChannelLayer } = await import('./layers/redis/list');
     return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout }));
   }
   return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000);
@@ -73,7 +65,7 @@ class PubSubPublisher implements Publisher {
   ) {}
 
   static async connect(urls: string[], prefix: string, timeoutMs: number): Promise<PubSubPublisher> {
-    const clients = urls.map((url) => newClient(url, timeoutMs));
+    const clients = urls.map((url) => createRedisClient(url, { connectTimeout: timeoutMs }));
     for (const client of clients) client.on('error', () => undefined);
     const publisher = new PubSubPublisher(clients, prefix);
     let timer: NodeJS.Timeout | undefined;
@@ -128,7 +120,7 @@ function layerPublisher(layer: ChannelLayer): Publisher {
 }
 
 async function clusterLayer(seeds: string | string[], options: PublisherOptions): Promise<ChannelLayer> {
-  const { RedisShardedPubSubChannelLayer } = await import('./layers/redis-sharded-pubsub');
+  const { RedisShardedPubSubChannelLayer } = await import('./layers/redis/cluster-pubsub');
   const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
   return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix });
 }

@@ -1,7 +1,7 @@
 // channelkit as a user would write it: a consumer that joins its group and relays bench.message events.
 // With REDIS_URL (S3) the layer is RedisPubSubChannelLayer, and messages come from an outside publisher.
 import { type LayerMessage, Server, URLRouter, WebsocketConsumer, createLogger, path } from '../../src';
-import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
+import { RedisPubSubChannelLayer } from '../../src/layers/redis/pubsub';
 import { type System, serve } from './common';
 
 class BenchConsumer extends WebsocketConsumer<{ group: string }> {

@@ -2,7 +2,7 @@
 import type { Logger } from '../logger';
 import type { ChannelLayer } from './layer';
 import { InMemoryChannelLayer } from './memory';
-import { redactUrl } from './redis-link';
+import { redactUrl } from './redis/link';
 
 /** The Redis layers a process can be told to use with CHANNEL_LAYER or `--layer`. */
 export type LayerKind = 'pubsub' | 'list';
@@ -48,8 +48,8 @@ export function redisUrls(value: string, name: string): string[] {
 
 /**
  * The one rule, the same for `serve`, `worker` and `publish`: REDIS_CLUSTER_URL (comma-separated seed
- * nodes) means Redis Cluster sharded pub/sub; REDIS_URL (comma-separated hosts, sharded like
- * channels_redis) means the pub/sub layer, or the list layer (channels_redis core) with
+ * nodes) means Redis Cluster sharded pub/sub; REDIS_URL (comma-separated hosts, names spread over them as
+ * channels_redis does) means the pub/sub layer, or the list layer (channels_redis core) with
  * CHANNEL_LAYER=list (`--layer list`); neither means in-memory, one process. Every process of one
  * deployment must use the same layer: a worker's group sends reach servers only on their layer.
  */
@@ -68,17 +68,17 @@ export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger
   const choice = layerChoiceFromEnv(env);
   const layerLogger = logger.child({ component: 'layer' });
   if (choice.kind === 'cluster') {
-    const { RedisShardedPubSubChannelLayer } = await import('./redis-sharded-pubsub');
+    const { RedisShardedPubSubChannelLayer } = await import('./redis/cluster-pubsub');
     logger.info({ seeds: choice.urls.length }, 'channel layer: Redis Cluster sharded pub/sub');
     return new RedisShardedPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
   }
   if (choice.kind === 'list') {
-    const { RedisChannelLayer } = await import('./redis');
+    const { RedisChannelLayer } = await import('./redis/list');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis lists (channels_redis core format)');
     return new RedisChannelLayer({ urls: choice.urls, logger: layerLogger });
   }
   if (choice.kind === 'pubsub') {
-    const { RedisPubSubChannelLayer } = await import('./redis-pubsub');
+    const { RedisPubSubChannelLayer } = await import('./redis/pubsub');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis pub/sub (channels_redis pubsub format)');
     return new RedisPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
   }

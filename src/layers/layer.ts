@@ -229,6 +229,42 @@ export function validateMessage(message: unknown): asserts message is LayerMessa
   }
 }
 
+/*
+ * The checks at the top of every layer operation, in one order: a closed layer first, then names,
+ * then the message. Plain functions (no closure, no object per call), shared by every backend.
+ */
+
+export function checkOpen(closed: boolean): void {
+  if (closed) throw new LayerClosed();
+}
+
+/** `send`: open, a valid channel name, a plain-object message. */
+export function checkSend(closed: boolean, channel: string, message: LayerMessage): void {
+  if (closed) throw new LayerClosed();
+  validateChannelName(channel);
+  validateMessage(message);
+}
+
+/** `groupSend`: open, a valid group name, a plain-object message. */
+export function checkGroupSend(closed: boolean, group: string, message: LayerMessage): void {
+  if (closed) throw new LayerClosed();
+  validateGroupName(group);
+  validateMessage(message);
+}
+
+/** `groupAdd` and `groupDiscard`: open (pass false where leaving works after close), valid names. */
+export function checkMembership(closed: boolean, group: string, channel: string): void {
+  if (closed) throw new LayerClosed();
+  validateGroupName(group);
+  validateChannelName(channel);
+}
+
+/** `receive` and `listen`: open and a valid channel name. */
+export function checkChannel(closed: boolean, channel: string): void {
+  if (closed) throw new LayerClosed();
+  validateChannelName(channel);
+}
+
 /** The part of a process-local channel name before and including '!' ("specific.abc!"), or null. */
 export function nonLocalName(channel: string): string {
   const bang = channel.indexOf('!');

@@ -77,8 +77,8 @@ export class LocalChannels {
   private readonly channels = new Map<string, ChannelState>();
   private readonly listeners = new Map<string, MessageListener>();
   /**
-   * group -> channel -> membership expiry, in tenths of a second since `clockStart`: a small integer
-   * (an absolute time in ms would be a boxed number per membership) for years of uptime.
+   * group -> channel -> membership expiry, in tenths of a second since `clockStart` (relative, so it
+   * stays a small integer for years of uptime; bench/README.md has what a membership costs).
    */
   private readonly groups = new Map<string, Map<string, number>>();
   private readonly clockStart = Date.now();
@@ -174,10 +174,6 @@ export class LocalChannels {
 
   hasGroup(group: string): boolean {
     return this.groups.has(group);
-  }
-
-  groupNames(): IterableIterator<string> {
-    return this.groups.keys();
   }
 
   /** Drops all queues and groups; listeners and waiting receivers stay attached. */

@@ -5,14 +5,15 @@ import {
   ChannelFull,
   type ChannelLayer,
   LAYER_DEFAULTS,
-  LayerClosed,
   type LayerHealth,
   type LayerMessage,
   type LayerOptions,
   type MessageListener,
+  checkChannel,
+  checkGroupSend,
+  checkMembership,
+  checkSend,
   validateChannelName,
-  validateGroupName,
-  validateMessage,
 } from './layer';
 import { LocalChannels } from './local';
 
@@ -34,9 +35,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
-    validateMessage(message);
+    checkSend(this.closed, channel, message);
     if (!this.local.deliver(channel, this.copy(message))) throw new ChannelFull(channel);
   }
 
@@ -53,28 +52,23 @@ export class InMemoryChannelLayer implements ChannelLayer {
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
+    checkMembership(this.closed, group, channel);
     this.local.groupAdd(group, channel);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
-    validateGroupName(group);
-    validateChannelName(channel);
+    // Leaving works after close: consumers leave their groups on the way out.
+    checkMembership(false, group, channel);
     this.local.groupDiscard(group, channel);
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateMessage(message);
+    checkGroupSend(this.closed, group, message);
     if (this.local.hasGroup(group)) this.skipped += this.local.deliverToGroup(group, this.copy(message));
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
+    checkChannel(this.closed, channel);
     this.local.listen(channel, listener);
   }
 
@@ -102,9 +96,5 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   private copy(message: LayerMessage): LayerMessage {
     return this.codec.decode(this.codec.encode(message));
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new LayerClosed();
   }
 }

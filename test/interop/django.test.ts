@@ -1,9 +1,9 @@
 // Proves the Redis layers speak channels_redis 4's wire format: real Django Channels processes and
 // channelkit share groups and channels on one Redis (and on two, sharded), both ways.
 import { type ChannelLayer, type LayerMessage, nonLocalName } from '../../src/layers/layer';
-import { RedisChannelLayer } from '../../src/layers/redis';
-import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
-import { consistentHash } from '../../src/layers/sharding';
+import { RedisChannelLayer } from '../../src/layers/redis/list';
+import { RedisPubSubChannelLayer } from '../../src/layers/redis/pubsub';
+import { consistentHash } from '../../src/layers/redis/consistent-hash';
 import { describeRedis, RedisServer } from '../support/redis';
 import { type DjangoBackend, DjangoProcess, djangoUnavailable } from './django-process';
 

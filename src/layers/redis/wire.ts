@@ -1,7 +1,7 @@
 // channels_redis 4's list-layer wire format: keys, the message envelope and the Lua scripts.
 import { randomBytes } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { InvalidMessage, type LayerMessage, validateMessage } from './layer';
+import { InvalidMessage, type LayerMessage, validateMessage } from '../layer';
 
 /**
  * channels_redis stores the full process-local channel name(s) under this key, because every
@@ -142,7 +142,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 
 /**
  * channels_redis's group_send script, with its expired-message pipeline folded in: one EVAL per
- * shard per group send. KEYS: channel keys; ARGV: one member per key, one capacity per key, then
+ * host per group send. KEYS: channel keys; ARGV: one member per key, one capacity per key, then
  * score, expire seconds, expired-before score. Returns how many keys were over capacity.
  */
 export const GROUP_SEND_SCRIPT = `

@@ -1,80 +1,67 @@
-// One Redis host of a layer: a command connection, blocking connections, reconnects and health.
+// One Redis host of the list layer: a command connection, blocking connections for BZPOPMIN, scripts.
 import { createHash } from 'node:crypto';
-import { createClient, RESP_TYPES } from 'redis';
-import { LayerClosed, type LayerLogger, LayerUnavailable } from './layer';
-import { reconnectDelay, redactUrl } from './redis-link';
-
-export type { LayerLogger } from './layer';
-
-function newClient(url: string, connectTimeout: number) {
-  return createClient({
-    url,
-    // Commands fail at once while the link is down (LayerUnavailable), instead of piling up unseen.
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout,
-      // Exponential backoff with jitter, capped at 2 s, forever: losing Redis must never end the process.
-      reconnectStrategy: reconnectDelay,
-    },
-  });
-}
+import { RESP_TYPES } from 'redis';
+import { LayerClosed, LayerUnavailable } from '../layer';
+import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
 
 /** Replies as Buffers: members are binary (12 random bytes + msgpack). */
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
-function bufferView(client: CommandClient) {
+function bufferView(client: RedisClient) {
   return client.withTypeMapping(BUFFERS);
 }
 
-export type CommandClient = ReturnType<typeof newClient>;
-
 /** A connection of its own for BZPOPMIN, which holds its connection while it waits. */
 export interface BlockingConnection {
-  client: CommandClient;
+  client: RedisClient;
   /** The same connection, replying with Buffers. */
   buffers: ReturnType<typeof bufferView>;
 }
 
-
-/** How many idle blocking connections a shard keeps for point-to-point `receive` calls. */
+/** How many idle blocking connections a host keeps for point-to-point `receive` calls. */
 const IDLE_BLOCKING = 4;
 
-export class Shard {
-  readonly commands: CommandClient;
+/**
+ * One Redis server of the list layer's host list (a "host"; `shard` is kept for Redis Cluster). Its
+ * command connection is a link of the layer's LinkMonitor, which holds its health and logs changes.
+ */
+export class ListHost {
+  readonly commands: RedisClient;
   /** The command connection, replying with Buffers. */
   readonly commandBuffers: ReturnType<typeof bufferView>;
   private readonly blocking = new Set<BlockingConnection>();
   private readonly idle: BlockingConnection[] = [];
   private readonly scripts = new Map<string, string>();
   private everReady = false;
-  private lastError: string | undefined;
   private closed = false;
   private readonly firstReady: Promise<void>;
 
-  /** The URL without credentials, for logs and health. */
+  /** The URL without credentials, for logs and health; also the link's name in the monitor. */
   readonly url: string;
 
   constructor(
     url: string,
     private readonly connectTimeout: number,
-    private readonly logger: LayerLogger | undefined,
+    private readonly monitor: LinkMonitor,
     /** Called on every 'ready' of the command connection, the first and each reconnect. */
-    private readonly onReady: () => void = () => {},
+    onReady: () => void,
   ) {
     this.url = redactUrl(url);
-    this.commands = newClient(url, connectTimeout);
+    this.commands = openLink(url, { connectTimeout }, monitor, this.url);
     this.commandBuffers = bufferView(this.commands);
     this.firstReady = new Promise((resolve) => this.commands.once('ready', resolve));
-    this.watch(this.commands, true);
-    this.commands.connect().catch(() => {}); // retries forever; failures arrive as 'error' events
+    this.commands.on('ready', () => {
+      this.everReady = true;
+      onReady();
+    });
   }
 
   get up(): boolean {
     return this.commands.isReady;
   }
 
-  /** The last connection error, or 'connecting' before the first connection. */
+  /** The last connection error, 'connecting' before the first connection, or 'disconnected'. */
   get problem(): string {
-    return this.lastError ?? (this.everReady ? 'disconnected' : 'connecting');
+    return this.monitor.problem(this.url) ?? 'disconnected';
   }
 
   /**
@@ -110,10 +97,11 @@ export class Shard {
     const reused = this.idle.pop();
     if (reused) return reused;
     const client = this.commands.duplicate();
-    this.watch(client, false);
+    // Mandatory (an 'error' without a listener crashes the process); the command link reports health.
+    client.on('error', noop);
     const connection = { client, buffers: bufferView(client) };
     this.blocking.add(connection);
-    client.connect().catch(() => {});
+    client.connect().catch(noop);
     return connection;
   }
 
@@ -126,7 +114,7 @@ export class Shard {
     if (connection.client.isOpen) connection.client.destroy();
   }
 
-  /** Resolves once the connection is ready again (or the shard closes): for retry loops. */
+  /** Resolves once the connection is ready again (or the host closes): for retry loops. */
   whenReady({ client }: BlockingConnection): Promise<void> {
     if (client.isReady || this.closed || !client.isOpen) return Promise.resolve();
     return new Promise((resolve) => {
@@ -146,28 +134,6 @@ export class Shard {
     for (const { client } of this.blocking) if (client.isOpen) client.destroy();
     this.blocking.clear();
     this.idle.length = 0;
-    if (this.commands.isReady) {
-      await this.commands.close().catch(() => this.commands.destroy());
-    } else if (this.commands.isOpen) {
-      this.commands.destroy();
-    }
-  }
-
-  private watch(client: CommandClient, main: boolean): void {
-    // Every client needs an 'error' listener: without one, a lost connection throws and ends the process.
-    client.on('error', (error: Error) => {
-      if (!main) return;
-      const first = this.lastError === undefined || this.commands.isReady;
-      this.lastError = error.message;
-      const what = this.everReady ? 'connection lost' : 'cannot reach Redis';
-      if (first) this.logger?.warn({ err: error, url: this.url }, `redis channel layer: ${what}, reconnecting`);
-    });
-    if (!main) return;
-    client.on('ready', () => {
-      if (this.everReady) this.logger?.info({ url: this.url }, 'redis channel layer: reconnected');
-      this.everReady = true;
-      this.lastError = undefined;
-      this.onReady();
-    });
+    await closeClient(this.commands);
   }
 }

@@ -1,29 +1,13 @@
 // What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
 import { randomBytes } from 'node:crypto';
-import { type Codec, MsgpackCodec } from './codec';
+import { type Codec, MsgpackCodec } from '../codec';
 import {
-  ChannelFull,
-  type ChannelLayer,
-  LAYER_DEFAULTS,
-  LayerClosed,
-  type LayerHealth,
-  type LayerMessage,
-  type LayerOptions,
-  LayerUnavailable,
-  type MessageListener,
-  isProcessLocal,
-  nonLocalName,
-  validateChannelName,
-  validateGroupName,
-  validateMessage,
-} from './layer';
-import { LocalChannels } from './local';
-import { FullChannelSkips } from './redis-link';
-
-import type { LayerLogger } from './layer';
-export type { LayerLogger } from './layer';
-
-const SILENT: LayerLogger = { info() {}, warn() {}, error() {} };
+  type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
+  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
+  checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
+} from '../layer';
+import { LocalChannels } from '../local';
+import { FullChannelSkips, LinkMonitor, noop } from './link';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -36,77 +20,12 @@ export interface PubSubLayerOptions extends LayerOptions {
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
 export type RawListener = (message: Buffer, channel: Buffer) => void;
 
-export { reconnectDelay } from './redis-link';
-
-export const noop = (): void => {};
-
-/**
- * Tracks every Redis connection ("link") of a layer and reduces them to one health state. Logs once
- * per change of that state, not once per failed reconnect attempt.
- */
-export class LinkMonitor {
-  private readonly down = new Map<string, string>();
-  private logged: 'connecting' | 'up' | 'down' = 'connecting';
-  private everUp = false;
-  private downWaiters: Array<() => void> = [];
-
-  constructor(
-    readonly backend: string,
-    private readonly logger: LayerLogger,
-  ) {}
-
-  /** A new link starts down ("connecting") until its first 'ready'. */
-  add(link: string): void {
-    this.down.set(link, 'connecting');
-  }
-
-  up(link: string): void {
-    if (!this.down.delete(link) || this.down.size > 0) return;
-    if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.everUp ? 'channel layer reconnected' : 'channel layer connected');
-    this.logged = 'up';
-    this.everUp = true;
-  }
-
-  failed(link: string, detail: string): void {
-    this.down.set(link, `${link}: ${detail}`);
-    if (this.logged !== 'down') {
-      // Before the first connection nothing was lost: say that Redis cannot be reached.
-      const what = this.logged === 'connecting' ? 'cannot reach Redis' : 'lost Redis';
-      this.logger.warn({ backend: this.backend, detail: this.detail() }, `channel layer ${what}; reconnecting, cross-process sends fail meanwhile`);
-      this.logged = 'down';
-    }
-    for (const wake of this.downWaiters.splice(0)) wake();
-  }
-
-  get isUp(): boolean {
-    return this.down.size === 0;
-  }
-
-  /** Resolves at the next failure, or at once when a link has already failed (not merely connecting). */
-  nextFailure(): Promise<void> {
-    if (this.logged === 'down' && !this.isUp) return Promise.resolve();
-    return new Promise((resolve) => this.downWaiters.push(resolve));
-  }
-
-  /** Releases anyone waiting in `nextFailure` (on close, or once started). */
-  release(): void {
-    for (const wake of this.downWaiters.splice(0)) wake();
-  }
-
-  detail(): string {
-    return [...this.down.values()].join('; ');
-  }
-
-  health(): LayerHealth {
-    return this.isUp ? { state: 'up', backend: this.backend } : { state: 'degraded', backend: this.backend, detail: this.detail() };
-  }
-}
-
 /**
  * The ChannelLayer API for Redis pub/sub transports. Local queues, listeners and group membership are
- * LocalChannels; this class decides what costs a Redis subscription: one per group with local members
- * (refcounted through LocalChannels' first/last answers), one per named channel read here, and one
- * per process for all of its `newChannel()` names (set up by the subclass). Subclasses only move bytes.
+ * LocalChannels; this class decides which Redis subscriptions a process holds: one per group with
+ * local members (its first and last local member, as LocalChannels reports them, decide), one per
+ * named channel read here, and one per process for all of its `newChannel()` names (set up by the
+ * subclass). Subclasses only move bytes.
  */
 export abstract class PubSubLayerBase implements ChannelLayer {
   private channelCount = 0;
@@ -115,12 +34,15 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
   readonly processId = randomBytes(8).toString('hex');
   protected readonly prefix: string;
-  protected readonly logger: LayerLogger;
+  protected readonly logger: LayerLogger | undefined;
   protected readonly monitor: LinkMonitor;
   private readonly groupPrefix: string;
   /** `<...>.<processId>!`: the non-local part every channel of this process ends with. */
   private readonly ownMarker: string;
-  /** Groups subscribed on Redis; the value settles when the SUBSCRIBE did (or the link is down). */
+  /**
+   * The SUBSCRIBE of each group LocalChannels has members of, set on its first member and deleted
+   * with its last: it settles when the SUBSCRIBE did (or at once while the link is down).
+   */
   private readonly groupSubs = new Map<string, Promise<void>>();
   /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
   private readonly namedSubs = new Map<string, Promise<void>>();
@@ -134,7 +56,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger = SILENT, ...limits } = options;
+    const { prefix = 'asgi', logger, ...limits } = options;
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
@@ -148,14 +70,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   /** Settles once every connection was ready and the process subscription is in place everywhere. */
   protected abstract startup(): Promise<void>;
-  /** Whether a publish to `redisChannel` can be attempted now (its connection is ready). */
+  /** Whether a publish to `redisChannel` (a group's, or a `send`'s channel name) can be attempted now. */
   protected abstract canPublish(redisChannel: string): boolean;
   /** PUBLISH/SPUBLISH the encoded group message on the group's Redis channel. */
   protected abstract publishGroup(redisChannel: string, body: Uint8Array): Promise<void>;
   /** Move `message` to the process(es) reading `channel`. */
   protected abstract publishChannel(channel: string, message: LayerMessage): Promise<void>;
-  /** The Redis channel a `send(channel)` goes to, for `canPublish`. */
-  protected abstract channelTarget(channel: string): string;
   /** Must not wait for a link that is down: node-redis replays subscriptions after reconnecting. */
   protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
@@ -171,16 +91,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   // --- ChannelLayer ---------------------------------------------------------------------------
 
   async send(channel: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
-    validateMessage(message);
+    checkSend(this.closed, channel, message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull as with one process.
       if (!this.local.deliver(channel, this.codec.decode(this.codec.encode(message)))) throw new ChannelFull(channel);
       return;
     }
     if (!this.startupDone) await this.awaitStartup();
-    if (!this.canPublish(this.channelTarget(channel))) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
+    if (!this.canPublish(channel)) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
     try {
       await this.publishChannel(channel, message);
     } catch (error) {
@@ -189,14 +107,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async receive(channel: string): Promise<LayerMessage> {
-    validateChannelName(channel);
-    if (this.closed) throw new LayerClosed();
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
     return this.local.receive(channel);
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
+    checkOpen(this.closed);
     // processId is random per layer; a counter keeps each connection's name short and unique.
     const name = `${prefix}.${this.processId}!${(++this.channelCount).toString(36)}`;
     validateChannelName(name);
@@ -206,29 +123,20 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
-    this.local.groupAdd(group, channel);
-    if (!this.startupDone) await this.awaitStartup();
-    let subscribed = this.groupSubs.get(group);
-    if (!subscribed) {
-      subscribed = this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
-      this.groupSubs.set(group, subscribed);
-    }
-    await subscribed;
+    checkMembership(this.closed, group, channel);
+    // LocalChannels decides: its first member of a group SUBSCRIBEs, its last (see dropGroup) UNSUBSCRIBEs.
+    if (this.local.groupAdd(group, channel)) this.groupSubs.set(group, this.subscribeGroup(group));
+    await this.groupSubs.get(group);
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
-    validateGroupName(group);
-    validateChannelName(channel);
+    // Leaving works after close: consumers leave their groups on the way out.
+    checkMembership(false, group, channel);
     if (this.local.groupDiscard(group, channel)) await this.dropGroup(group);
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateMessage(message);
+    checkGroupSend(this.closed, group, message);
     const body = this.codec.encode(message);
     const redisChannel = this.groupPrefix + group;
     if (!this.startupDone) await this.awaitStartup();
@@ -247,8 +155,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) await this.subscribeNamed(channel);
     this.local.listen(channel, listener);
   }
@@ -307,13 +214,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   private receiveGroup(redisChannel: string, bytes: Buffer): void {
     const group = redisChannel.slice(this.groupPrefix.length);
+    // Left while the UNSUBSCRIBE was on its way.
+    if (!this.local.hasGroup(group)) return;
     // Decoded once for every local member (they share the object, as with the in-memory layer).
-    if (this.local.hasGroup(group)) {
-      const message = this.decode(bytes, redisChannel);
-      if (message) this.deliverToGroup(group, message);
-    }
-    // Memberships expire lazily inside LocalChannels; the last one gone releases the subscription.
-    if (!this.local.hasGroup(group) && this.groupSubs.has(group)) void this.dropGroup(group);
+    const message = this.decode(bytes, redisChannel);
+    if (message) this.deliverToGroup(group, message);
   }
 
   /**
@@ -329,6 +234,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private deliverToGroup(group: string, message: LayerMessage): void {
     const skipped = this.local.deliverToGroup(group, message);
     if (skipped > 0) this.skips.skipped(`group ${group}`, skipped);
+    // Memberships expire lazily inside LocalChannels; when the last one went, so does the subscription.
+    if (!this.local.hasGroup(group)) void this.dropGroup(group);
   }
 
   /** Local delivery of a message another process sent to `channel`: a full channel skips it, counted. */
@@ -348,7 +255,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       // Logged at 1, 2, 4, 8... so a misbehaving publisher cannot flood the log.
       const count = ++this.badMessages;
       if ((count & (count - 1)) === 0) {
-        this.logger.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
+        this.logger?.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
       }
       return null;
     }
@@ -359,6 +266,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** True for names from this layer's `newChannel()`, whatever their prefix. */
   protected owns(channel: string): boolean {
     return isProcessLocal(channel) && nonLocalName(channel).endsWith(this.ownMarker);
+  }
+
+  /** The group's first local member: SUBSCRIBE once the links are up, unless it was left meanwhile. */
+  private async subscribeGroup(group: string): Promise<void> {
+    if (!this.startupDone) await this.awaitStartup();
+    if (!this.local.hasGroup(group)) return;
+    await this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
   }
 
   private dropGroup(group: string): Promise<void> {
@@ -389,13 +303,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     if (error instanceof LayerUnavailable) return error;
     return new LayerUnavailable(`${(error as Error)?.message ?? String(error)}`);
   }
-
-  private assertOpen(): void {
-    if (this.closed) throw new LayerClosed();
-  }
 }
 
 /** Options spread over defaults must not reset a default with an explicit `undefined`. */
 function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** node-redis writes Buffers as they are; a view over the encoder's copy avoids a second copy. */
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -1,11 +1,11 @@
 import { createClient } from 'redis';
 import { encode } from '@msgpack/msgpack';
-import type { LayerMessage } from '../../src/layers/layer';
-import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../src/layers/redis-pubsub';
-import { consistentHash, crc32 } from '../../src/layers/sharding';
-import { RedisServer, describeRedis } from '../support/redis';
-import { describeLayerConformance } from './conformance';
-import { oneMessageEach, poll, until } from '../support/wait';
+import type { LayerMessage } from '../../../src/layers/layer';
+import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
+import { consistentHash, crc32 } from '../../../src/layers/redis/consistent-hash';
+import { RedisServer, describeRedis } from '../../support/redis';
+import { describeLayerConformance } from '../conformance';
+import { oneMessageEach, poll, until } from '../../support/wait';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 
@@ -19,7 +19,7 @@ function nextMessage(layer: RedisPubSubChannelLayer, channel: string, ms = 2000)
   return Promise.race([layer.receive(channel), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 }
 
-describe('consistentHash (sharding.ts) matches channels_redis.utils._consistent_hash', () => {
+describe('consistentHash (consistent-hash.ts) matches channels_redis.utils._consistent_hash', () => {
   // Computed with /usr/bin/python3 and Debian's python3-channels-redis 4:
   // {v: [_consistent_hash(v, n) for n in (2, 3, 4, 7, 16, 100)]} and binascii.crc32(v.encode()).
   const python: Array<[string, number[], number]> = [

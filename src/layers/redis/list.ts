@@ -1,30 +1,17 @@
 // The Redis list layer: channels_redis 4's RedisChannelLayer (sorted-set queues), byte-compatible.
 import { randomUUID } from 'node:crypto';
 import {
-  type CapacityRule,
-  ChannelFull,
-  type ChannelLayer,
-  ChannelLayerError,
-  LAYER_DEFAULTS,
-  LayerClosed,
-  type LayerHealth,
-  type LayerMessage,
-  type LayerOptions,
-  LayerUnavailable,
-  type MessageListener,
-  isProcessLocal,
-  nonLocalName,
-  validateChannelName,
-  validateGroupName,
-  validateMessage,
-  capacityRule,
-} from './layer';
-import { LocalChannels } from './local';
-import { FullChannelSkips } from './redis-link';
-import { OwnMemberships } from './redis-memberships';
-import { type BlockingConnection, type LayerLogger, Shard } from './redis-shard';
+  type CapacityRule, type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions,
+  type MessageListener, ChannelFull, ChannelLayerError, LayerClosed, LayerUnavailable,
+  LAYER_DEFAULTS, capacityRule, isProcessLocal, nonLocalName, validateChannelName,
+  checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
+} from '../layer';
+import { LocalChannels } from '../local';
+import { FullChannelSkips, LinkMonitor } from './link';
+import { OwnMemberships } from './memberships';
+import { ListHost } from './list-host';
+import { ListReceiver } from './list-receiver';
 import {
-  type Envelope,
   EnvelopeReader,
   EnvelopeWriter,
   FLUSH_SCRIPT,
@@ -33,16 +20,14 @@ import {
   SEND_SCRIPT,
   channelKey,
   groupKey,
-} from './redis-wire';
-import { consistentHash } from './sharding';
-
-export type { LayerLogger } from './redis-shard';
+} from './wire';
+import { consistentHash } from './consistent-hash';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
   url?: string;
   /**
-   * Several Redis hosts, sharded with channels_redis's consistent hash. List them in the same order
+   * Several Redis hosts, each name on the host channels_redis's consistent hash picks. List them in the same order
    * as Django's `CONFIG["hosts"]` so both sides pick the same host for a group or channel.
    */
   urls?: string[];
@@ -63,28 +48,25 @@ export interface RedisChannelLayerOptions extends LayerOptions {
  * demultiplexes into `LocalChannels`: thousands of consumers cost one blocking connection per host.
  */
 export class RedisChannelLayer implements ChannelLayer {
-  private readonly shards: Shard[];
+  private readonly hosts: ListHost[];
   private readonly local: LocalChannels;
   private readonly prefix: string;
   /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
   private readonly capacityOf: CapacityRule;
   private readonly expiry: number;
   private readonly groupExpiry: number;
-  private readonly blockTimeout: number;
   private readonly logger: LayerLogger | undefined;
   /** channels_redis's `client_prefix`: names this process's channels, and their shared key. */
   private readonly clientPrefix = randomUUID().replace(/-/g, '');
   private readonly writer = new EnvelopeWriter();
   private readonly reader = new EnvelopeReader();
-  /** Non-local names ("specific.<client>!") whose receive loops run. */
-  private readonly pumps = new Map<string, Promise<void>>();
-  private readonly connectTimeout: number;
-  private readonly pauses = new Set<() => void>();
   private readonly skips: FullChannelSkips;
+  /** The loops that drain this process's keys, and `receive` of shared channels. */
+  private readonly receiver: ListReceiver;
   /** This process's own memberships, re-added when a host comes back (see OwnMemberships). */
   private readonly memberships: OwnMemberships;
   /** Hosts whose memberships are being re-added: not 'up' until Redis has them again. */
-  private readonly restoring = new Set<Shard>();
+  private readonly restoring = new Set<ListHost>();
   private lastScore = 0;
   private closed = false;
 
@@ -97,21 +79,25 @@ export class RedisChannelLayer implements ChannelLayer {
     this.expiry = settings.expiry;
     this.groupExpiry = settings.groupExpiry;
     this.memberships = new OwnMemberships(settings.groupExpiry);
-    this.blockTimeout = options.blockTimeout ?? 5;
-    this.connectTimeout = options.connectTimeout ?? 5000;
+    const connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
-    this.shards = urls.map((url) => {
-      const shard: Shard = new Shard(url, this.connectTimeout, options.logger, () => this.restoreGroups(shard));
-      return shard;
+    const monitor = new LinkMonitor('redis', options.logger);
+    this.hosts = urls.map((url) => {
+      const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
+      return host;
     });
+    this.receiver = new ListReceiver(
+      this.hosts,
+      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout, logger: this.logger },
+      this.local,
+      this.skips,
+    );
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
-    validateMessage(message);
+    checkSend(this.closed, channel, message);
     const body = this.writer.body(message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
@@ -121,50 +107,47 @@ export class RedisChannelLayer implements ChannelLayer {
     }
     const nonLocal = nonLocalName(channel);
     // channels_redis reads a process's channels from the host of their non-local name.
-    const shard = this.shardFor(nonLocal);
+    const host = this.hostFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
-    const added = await this.command(shard, () =>
-      shard.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
+    const added = await this.command(host, () =>
+      host.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
     if (added === 0) throw new ChannelFull(channel);
   }
 
   async receive(channel: string): Promise<LayerMessage> {
-    validateChannelName(channel);
-    if (this.closed) throw new LayerClosed();
-    if (!isProcessLocal(channel)) return this.receiveShared(channel);
+    checkChannel(this.closed, channel);
+    if (!isProcessLocal(channel)) return this.receiver.receiveShared(channel);
     this.assertOwned(channel);
-    this.startPump(nonLocalName(channel));
+    this.receiver.start(nonLocalName(channel));
     return this.local.receive(channel);
   }
 
   async newChannel(prefix = 'specific'): Promise<string> {
-    this.assertOpen();
+    checkOpen(this.closed);
     const name = `${prefix}.${this.clientPrefix}!${randomUUID().replace(/-/g, '')}`;
     validateChannelName(name);
     // Drain the process key from now on, so messages move to per-channel local queues (capacity
     // per channel) instead of filling the key all of this process's channels share.
-    await this.startPump(nonLocalName(name));
+    await this.receiver.start(nonLocalName(name));
     return name;
   }
 
   async groupAdd(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
-    const shard = this.shardFor(group);
+    checkMembership(this.closed, group, channel);
+    const host = this.hostFor(group);
     const key = groupKey(this.prefix, group);
     const score = this.score();
     const own = this.owns(channel);
     if (own) {
       this.memberships.add(group, channel, score);
       // Down: recorded, and added when the host's link returns (as the pub/sub layer subscribes).
-      if (!shard.up) return;
+      if (!host.up) return;
     }
     try {
-      await this.command(shard, () =>
-        shard.commands
+      await this.command(host, () =>
+        host.commands
           .multi()
           .zAdd(key, { score, value: channel })
           .expire(key, Number(this.expireSeconds(this.groupExpiry)))
@@ -178,17 +161,15 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async groupDiscard(group: string, channel: string): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateChannelName(channel);
-    const shard = this.shardFor(group);
+    checkMembership(this.closed, group, channel);
+    const host = this.hostFor(group);
     const own = this.owns(channel);
     if (own) {
       this.memberships.remove(group, channel);
-      if (!shard.up) return this.memberships.discardLater(group, channel);
+      if (!host.up) return this.memberships.discardLater(group, channel);
     }
     try {
-      await this.command(shard, () => shard.commands.zRem(groupKey(this.prefix, group), channel));
+      await this.command(host, () => host.commands.zRem(groupKey(this.prefix, group), channel));
     } catch (error) {
       if (!own || !(error instanceof LayerUnavailable)) throw error;
       this.memberships.discardLater(group, channel);
@@ -196,23 +177,21 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
-    this.assertOpen();
-    validateGroupName(group);
-    validateMessage(message);
+    checkGroupSend(this.closed, group, message);
     const body = this.writer.body(message);
-    const groupShard = this.shardFor(group);
+    const groupHost = this.hostFor(group);
     const now = this.score();
     let members: string[];
     try {
-      members = (await this.command(groupShard, () =>
-        groupShard.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
+      members = (await this.command(groupHost, () =>
+        groupHost.run(GROUP_MEMBERS_SCRIPT, [groupKey(this.prefix, group)], [String(now - this.groupExpiry)]),
       )) as string[];
     } catch (error) {
       if (!(error instanceof LayerUnavailable)) throw error;
       // Nothing went out: this process's own members still get it, and the caller learns that
       // members elsewhere did not (as the pub/sub layers do).
       this.deliverToOwnMembers(group, body);
-      throw new LayerUnavailable(`redis ${groupShard.url} is down (${groupShard.problem}); delivered to this process's members only`);
+      throw new LayerUnavailable(`redis ${groupHost.url} is down (${groupHost.problem}); delivered to this process's members only`);
     }
     if (members.length === 0) return;
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
@@ -223,20 +202,20 @@ export class RedisChannelLayer implements ChannelLayer {
       if (channels) channels.push(channel);
       else byKey.set(key, [channel]);
     }
-    const byShard = new Map<Shard, string[]>();
+    const byHost = new Map<ListHost, string[]>();
     for (const [key, channels] of byKey) {
-      const shard = this.shardFor(nonLocalName(channels[0]));
-      const keys = byShard.get(shard);
+      const host = this.hostFor(nonLocalName(channels[0]));
+      const keys = byHost.get(host);
       if (keys) keys.push(key);
-      else byShard.set(shard, [key]);
+      else byHost.set(host, [key]);
     }
     await Promise.all(
-      [...byShard].map(async ([shard, keys]) => {
+      [...byHost].map(async ([host, keys]) => {
         const args: Array<string | Buffer> = keys.map((key) => this.writer.member(body, byKey.get(key)!));
         // channels_redis takes a key's capacity from the first channel it maps there.
         for (const key of keys) args.push(String(this.capacityOf(byKey.get(key)![0])));
         args.push(String(now), this.expireSeconds(this.expiry), String(now - this.expiry));
-        const over = await this.command(shard, () => shard.run(GROUP_SEND_SCRIPT, keys, args));
+        const over = await this.command(host, () => host.run(GROUP_SEND_SCRIPT, keys, args));
         // Skipped as channels_redis does (a group send never fails for one full member), but counted.
         if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
@@ -244,13 +223,12 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
-    this.assertOpen();
-    validateChannelName(channel);
+    checkChannel(this.closed, channel);
     if (!isProcessLocal(channel)) {
       throw new ChannelLayerError('NOT_LISTENABLE', `cannot listen to ${channel}: listen takes a channel from newChannel(); use receive() for shared channels`);
     }
     this.assertOwned(channel);
-    this.startPump(nonLocalName(channel));
+    this.receiver.start(nonLocalName(channel));
     this.local.listen(channel, listener);
   }
 
@@ -259,9 +237,9 @@ export class RedisChannelLayer implements ChannelLayer {
   }
 
   async flush(): Promise<void> {
-    this.assertOpen();
+    checkOpen(this.closed);
     this.memberships.clear();
-    await Promise.all(this.shards.map((shard) => this.command(shard, () => shard.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
+    await Promise.all(this.hosts.map((host) => this.command(host, () => host.run(FLUSH_SCRIPT, [], [`${this.prefix}*`]))));
     this.local.flush();
   }
 
@@ -270,128 +248,16 @@ export class RedisChannelLayer implements ChannelLayer {
     this.closed = true;
     this.memberships.clear();
     this.local.close();
-    for (const wake of this.pauses) wake();
-    await Promise.all(this.shards.map((shard) => shard.close()));
+    this.receiver.close();
+    await Promise.all(this.hosts.map((host) => host.close()));
   }
 
   health(): LayerHealth {
     if (this.closed) return { state: 'closed', backend: 'redis' };
-    const down = this.shards.filter((shard) => !shard.up || this.restoring.has(shard));
+    const down = this.hosts.filter((host) => !host.up || this.restoring.has(host));
     if (down.length === 0) return { state: 'up', backend: 'redis' };
-    const problem = (shard: Shard) => (shard.up ? 'restoring group memberships' : shard.problem);
-    return { state: 'degraded', backend: 'redis', detail: down.map((shard) => `${shard.url}: ${problem(shard)}`).join('; ') };
-  }
-
-  /** A non-process-local channel (a worker's): any process may take its next message. */
-  private async receiveShared(channel: string): Promise<LayerMessage> {
-    const key = channelKey(this.prefix, channel);
-    const home = this.shardFor(channel);
-    // Django round-robins such sends over its hosts; ours go to the channel's home host.
-    const others = this.shards.filter((shard) => shard !== home);
-    const block = others.length > 0 ? Math.min(this.blockTimeout, 1) : this.blockTimeout;
-    const connection = await home.borrowBlocking();
-    try {
-      for (;;) {
-        for (const shard of others) {
-          if (!shard.up) continue;
-          const popped = await shard.commandBuffers.zPopMin(key).catch(() => null);
-          if (popped) {
-            const message = this.takeShared(popped.value as Buffer, Number(popped.score));
-            if (message) return message;
-          }
-        }
-        const popped = await this.popBlocking(home, connection, key, block);
-        if (popped) {
-          const message = this.takeShared(popped.value, popped.score);
-          if (message) return message;
-        }
-      }
-    } finally {
-      home.returnBlocking(connection);
-    }
-  }
-
-  private takeShared(member: Buffer, score: number): LayerMessage | null {
-    return this.open(member, score)?.message ?? null;
-  }
-
-  /** Decodes a popped member; null when it expired or is not a channels_redis message (logged). */
-  private open(member: Buffer, score: number): Envelope | null {
-    // channels_redis leaves expiry on receive as a TODO; a late reader must not see stale messages.
-    if (score < Date.now() / 1000 - this.expiry) return null;
-    try {
-      return this.reader.read(member);
-    } catch (error) {
-      this.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
-      return null;
-    }
-  }
-
-  /** One BZPOPMIN; null on timeout. Waits out a lost connection; throws LayerClosed on close. */
-  private async popBlocking(shard: Shard, connection: BlockingConnection, key: string, timeout: number) {
-    for (;;) {
-      if (this.closed) throw new LayerClosed();
-      try {
-        const popped = await connection.buffers.bzPopMin(key, timeout);
-        return popped ? { value: popped.value as Buffer, score: Number(popped.score) } : null;
-      } catch {
-        if (this.closed) throw new LayerClosed();
-        await shard.whenReady(connection);
-        await this.pause(50);
-      }
-    }
-  }
-
-  /**
-   * Starts, once per non-local name, the loops that drain this process's key on every host.
-   * Resolves when they are connected (or after `connectTimeout`: Redis may be down, the loops wait).
-   */
-  private startPump(nonLocal: string): Promise<void> {
-    let started = this.pumps.get(nonLocal);
-    if (started) return started;
-    const key = channelKey(this.prefix, nonLocal);
-    // Every host, not only the hashed one: channels_redis 4.0's send() hashes the full channel
-    // name, so a sharded Django process may queue our channels' messages on any host.
-    const connected = this.shards.map(
-      (shard) =>
-        new Promise<void>((resolve) => {
-          this.pump(shard, key, resolve).catch((error: unknown) => {
-            resolve();
-            if (!this.closed) this.logger?.warn({ err: error, key }, 'redis channel layer: receive loop stopped');
-          });
-        }),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.connectTimeout).unref()));
-    started = Promise.race([Promise.all(connected), timedOut]).then(() => clearTimeout(timer));
-    this.pumps.set(nonLocal, started);
-    return started;
-  }
-
-  private async pump(shard: Shard, key: string, connected: () => void): Promise<void> {
-    const connection = await shard.borrowBlocking();
-    await shard.whenReady(connection);
-    // The command link too: a layer whose newChannel() returned is up for sends as well.
-    await shard.ready().catch(() => undefined);
-    connected();
-    while (!this.closed) {
-      const popped = await this.popBlocking(shard, connection, key, this.blockTimeout).catch(() => null);
-      if (popped) this.dispatch(popped.value, popped.score);
-    }
-  }
-
-  /** Hands one member of a process key to its local channel(s); decoded once for all of them. */
-  private dispatch(member: Buffer, score: number): void {
-    const envelope = this.open(member, score);
-    if (!envelope) return;
-    const { message, channels } = envelope;
-    if (typeof channels === 'string') this.deliver(channels, message);
-    else if (channels) for (const channel of channels) this.deliver(channel, message);
-  }
-
-  /** A full local channel skips a message from another process, as a full member of a group send. */
-  private deliver(channel: string, message: LayerMessage): void {
-    if (!this.local.deliver(channel, message)) this.skips.skipped(channel);
+    const problem = (host: ListHost) => (host.up ? 'restoring group memberships' : host.problem);
+    return { state: 'degraded', backend: 'redis', detail: down.map((host) => `${host.url}: ${problem(host)}`).join('; ') };
   }
 
   /** Messages from other processes that a full channel of this process (or a full key) skipped. */
@@ -399,8 +265,8 @@ export class RedisChannelLayer implements ChannelLayer {
     return this.skips.count;
   }
 
-  private shardFor(name: string): Shard {
-    return this.shards[consistentHash(name, this.shards.length)];
+  private hostFor(name: string): ListHost {
+    return this.hosts[consistentHash(name, this.hosts.length)];
   }
 
   /**
@@ -418,33 +284,21 @@ export class RedisChannelLayer implements ChannelLayer {
     return String(Math.max(1, Math.ceil(seconds)));
   }
 
-  private async command<T>(shard: Shard, run: () => Promise<T>): Promise<T> {
-    await shard.ready();
+  private async command<T>(host: ListHost, run: () => Promise<T>): Promise<T> {
+    await host.ready();
     try {
       return await run();
     } catch (error) {
       if (this.closed) throw new LayerClosed();
       if (error instanceof Error && /^(ERR|NOSCRIPT|WRONGTYPE|BUSY)/.test(error.message)) throw error;
-      throw new LayerUnavailable(`redis ${shard.url}: ${(error as Error).message}`);
+      throw new LayerUnavailable(`redis ${host.url}: ${(error as Error).message}`);
     }
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.pauses.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.pauses.add(wake);
-    });
   }
 
   /** While Redis is down, a group send reaches this process's live members directly. */
   private deliverToOwnMembers(group: string, body: Uint8Array): void {
     let message: LayerMessage | undefined;
-    this.memberships.forEachLive(group, (channel) => this.deliver(channel, (message ??= this.reader.body(body))));
+    this.memberships.forEachLive(group, (channel) => this.receiver.deliver(channel, (message ??= this.reader.body(body))));
   }
 
   /**
@@ -453,11 +307,11 @@ export class RedisChannelLayer implements ChannelLayer {
    * (ZADD NX: memberships Redis kept are left as they are), in one MULTI. Whether Redis restarted
    * empty or only the link dropped, Redis then matches this process again.
    */
-  private restoreGroups(shard: Shard): void {
+  private restoreGroups(host: ListHost): void {
     if (this.closed || this.memberships.size === 0) return;
-    const { discards, members } = this.memberships.takeRestore((group) => this.shardFor(group) === shard);
+    const { discards, members } = this.memberships.takeRestore((group) => this.hostFor(group) === host);
     if (discards.length === 0 && members.length === 0) return;
-    const transaction = shard.commands.multi();
+    const transaction = host.commands.multi();
     for (const [group, channels] of discards) transaction.zRem(groupKey(this.prefix, group), channels);
     const expire = Number(this.expireSeconds(this.groupExpiry));
     let restored = 0;
@@ -466,17 +320,17 @@ export class RedisChannelLayer implements ChannelLayer {
       transaction.zAdd(key, list, { condition: 'NX' }).expire(key, expire);
       restored += list.length;
     }
-    this.restoring.add(shard);
+    this.restoring.add(host);
     transaction.exec().then(
       () => {
-        this.restoring.delete(shard);
-        this.logger?.info({ url: shard.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
+        this.restoring.delete(host);
+        this.logger?.info({ url: host.url, memberships: restored, discarded: discards.length }, 'redis channel layer: group memberships restored');
       },
       (error: unknown) => {
         // The link dropped again: the next 'ready' retries.
-        this.restoring.delete(shard);
+        this.restoring.delete(host);
         this.memberships.putBack(discards);
-        if (!this.closed) this.logger?.warn({ err: error, url: shard.url }, 'redis channel layer: could not restore group memberships yet');
+        if (!this.closed) this.logger?.warn({ err: error, url: host.url }, 'redis channel layer: could not restore group memberships yet');
       },
     );
   }
@@ -490,9 +344,5 @@ export class RedisChannelLayer implements ChannelLayer {
     if (!this.owns(channel)) {
       throw new ChannelLayerError('NOT_OWNED', `channel ${channel} belongs to another process: only the process that made it with newChannel() can receive it`);
     }
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new LayerClosed();
   }
 }

@@ -1,10 +1,10 @@
 // The Redis list layer across a Redis restart: this process's group memberships come back, the
 // receive loops resume, and groups joined or left while Redis was down are applied when it returns.
-import { LayerUnavailable, type LayerMessage } from '../../src/layers/layer';
-import { RedisChannelLayer } from '../../src/layers/redis';
-import { consistentHash } from '../../src/layers/sharding';
-import { RedisServer, describeRedis } from '../support/redis';
-import { until } from '../support/wait';
+import { LayerUnavailable, type LayerMessage } from '../../../src/layers/layer';
+import { RedisChannelLayer } from '../../../src/layers/redis/list';
+import { consistentHash } from '../../../src/layers/redis/consistent-hash';
+import { RedisServer, describeRedis } from '../../support/redis';
+import { until } from '../../support/wait';
 
 function within(promise: Promise<LayerMessage>, ms = 3000): Promise<LayerMessage | 'timeout'> {
   return Promise.race([promise, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms).unref())]);

@@ -19,7 +19,7 @@ export function crc32(bytes: Uint8Array): number {
 
 /**
  * Index of the host (0..ringSize-1) that owns `name`, as channels_redis computes it:
- * `int((crc32(utf8(name)) & 0xFFF) / (4096 / ringSize))`. A Django process sharding over the same
+ * `int((crc32(utf8(name)) & 0xFFF) / (4096 / ringSize))`. A Django process spreading over the same
  * host list in the same order picks the same host, so groups and channels meet on one Redis.
  */
 export function consistentHash(name: string, ringSize: number): number {

@@ -1,11 +1,11 @@
 import { createCluster } from 'redis';
 import { encode } from '@msgpack/msgpack';
-import { RedisShardedPubSubChannelLayer } from '../../src/layers/redis-sharded-pubsub';
-import { LayerUnavailable } from '../../src/layers/layer';
-import { describeRedis } from '../support/redis';
-import { RedisCluster } from '../support/redis-cluster';
-import { oneMessageEach, until } from '../support/wait';
-import { describeLayerConformance } from './conformance';
+import { RedisShardedPubSubChannelLayer } from '../../../src/layers/redis/cluster-pubsub';
+import { LayerUnavailable } from '../../../src/layers/layer';
+import { describeRedis } from '../../support/redis';
+import { RedisCluster } from '../../support/redis-cluster';
+import { oneMessageEach, until } from '../../support/wait';
+import { describeLayerConformance } from '../conformance';
 
 /** Sum of `cmdstat_<command>` calls over every node of the cluster. */
 function clusterCalls(cluster: RedisCluster, command: string): number {

@@ -1,10 +1,10 @@
 import { createClient } from 'redis';
-import type { LayerMessage } from '../../src/layers/layer';
-import { LayerUnavailable } from '../../src/layers/layer';
-import type { LayerLogger } from '../../src/layers/pubsub-base';
-import { RedisPubSubChannelLayer } from '../../src/layers/redis-pubsub';
-import { RedisServer, describeRedis, freePort } from '../support/redis';
-import { poll, until } from '../support/wait';
+import type { LayerMessage } from '../../../src/layers/layer';
+import { LayerUnavailable } from '../../../src/layers/layer';
+import type { LayerLogger } from '../../../src/layers/layer';
+import { RedisPubSubChannelLayer } from '../../../src/layers/redis/pubsub';
+import { RedisServer, describeRedis, freePort } from '../../support/redis';
+import { poll, until } from '../../support/wait';
 
 const noop = (): void => undefined;
 const turn = () => new Promise((resolve) => setImmediate(resolve));

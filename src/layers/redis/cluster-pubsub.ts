@@ -1,9 +1,7 @@
 // The channel layer for Redis Cluster: sharded pub/sub (SSUBSCRIBE/SPUBLISH), one shard channel per process for its channels.
-import { createCluster } from 'redis';
-import { type LayerMessage, nonLocalName } from './layer';
-import { noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
-import { redactUrl } from './redis-link';
-import { toBuffer } from './redis-pubsub';
+import { type LayerMessage, nonLocalName } from '../layer';
+import { createRedisCluster, noop, reconnectDelay, redactUrl, type RedisClusterClient } from './link';
+import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
@@ -12,18 +10,6 @@ export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
 
 /** The key under which an envelope on a process channel carries its target (channels_redis core's name). */
 const CHANNEL_KEY = '__asgi_channel__';
-
-function createShardedCluster(urls: string[]) {
-  return createCluster({
-    rootNodes: urls.map((url) => ({ url })),
-    defaults: {
-      // Fail fast while a shard is down (LayerUnavailable) rather than queueing without bound.
-      disableOfflineQueue: true,
-      socket: { reconnectStrategy: reconnectDelay, connectTimeout: 2000 },
-    },
-  });
-}
-type RedisClusterClient = ReturnType<typeof createShardedCluster>;
 
 /**
  * Like RedisPubSubChannelLayer, for Redis Cluster, where a PUBLISH is broadcast to every node and
@@ -54,7 +40,8 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     if (!urls || urls.length === 0) throw new TypeError('RedisShardedPubSubChannelLayer needs `urls`: the cluster seed nodes');
     super('redis-sharded-pubsub', rest);
     this.processChannel = `${this.prefix}__process__${this.processId}`;
-    this.cluster = createShardedCluster(urls);
+    // No offline queue: fail fast while a shard is down (LayerUnavailable) rather than queue without bound.
+    this.cluster = createRedisCluster(urls);
     this.watch(urls);
     this.connected = this.connect(0);
     this.connected.catch(noop);
@@ -66,10 +53,6 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
 
   protected canPublish(): boolean {
     return this.cluster.isReady && this.monitor.isUp;
-  }
-
-  protected channelTarget(channel: string): string {
-    return channel;
   }
 
   protected transportReady(): boolean {

@@ -10,18 +10,18 @@ export interface MembershipRestore {
 
 /**
  * Redis holds the memberships every process (and Django) reads; this record holds the ones of this
- * process's own channels, one small entry each, so that a Redis that comes back empty (a restart,
- * a failover) gets them again, and so that `groupAdd`/`groupDiscard` work while Redis is down.
+ * process's own channels, so that a Redis that comes back empty (a restart, a failover) gets them
+ * again, and so that `groupAdd`/`groupDiscard` work while Redis is down.
  *
  * ```ts
  * memberships.add('chat_lobby', channel, score);  // on groupAdd
- * const { discards, members } = memberships.takeRestore((group) => hostOf(group) === host, now);
+ * const { discards, members } = memberships.takeRestore((group) => hostOf(group) === host);
  * ```
  */
 export class OwnMemberships {
   /**
-   * group -> channel -> score as whole seconds since `clockStart`: a small integer (an epoch in
-   * seconds does not fit V8's small integers, it would be a boxed number per membership).
+   * group -> channel -> score, as whole seconds since `clockStart` (relative, so it stays a small
+   * integer; bench/README.md has what a membership costs).
    */
   private readonly joined = new Map<string, Map<string, number>>();
   /** group -> channels discarded while the group's host was down. */

@@ -1,8 +1,8 @@
-import { ChannelFull, LayerUnavailable } from '../../src/layers/layer';
-import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../src/layers/redis';
-import { describeRedis, RedisServer } from '../support/redis';
-import { until } from '../support/wait';
-import { describeLayerConformance } from './conformance';
+import { ChannelFull, LayerUnavailable } from '../../../src/layers/layer';
+import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../../src/layers/redis/list';
+import { describeRedis, RedisServer } from '../../support/redis';
+import { until } from '../../support/wait';
+import { describeLayerConformance } from '../conformance';
 
 describeRedis('RedisChannelLayer on one private redis-server', () => {
   let server: RedisServer;

@@ -1,54 +1,18 @@
-// The Redis pub/sub channel layer over one host or several (sharded): channels_redis 4's RedisPubSubChannelLayer on the wire.
-import { createClient } from 'redis';
-import type { LayerMessage } from './layer';
-import { type LinkMonitor, noop, PubSubLayerBase, type PubSubLayerOptions, type RawListener, reconnectDelay } from './pubsub-base';
-import { consistentHash } from './sharding';
-
-function createPubSubClient(url: string, offlineQueue: boolean) {
-  return createClient({
-    url,
-    // Publishers fail fast while down (LayerUnavailable) instead of queueing without bound. The
-    // subscriber keeps its queue: it only ever holds (UN)SUBSCRIBE commands, one per group at most.
-    disableOfflineQueue: !offlineQueue,
-    socket: { reconnectStrategy: reconnectDelay, connectTimeout: 2000 },
-  });
-}
-export type RedisClient = ReturnType<typeof createPubSubClient>;
+// The Redis pub/sub channel layer over one host or several: channels_redis 4's RedisPubSubChannelLayer on the wire.
+import type { LayerMessage } from '../layer';
+import { consistentHash } from './consistent-hash';
+import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
+import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
   url?: string;
   /**
-   * Several Redis hosts, sharded with channels_redis's CRC32 rule; overrides `url`. List them in the
-   * same order as the Django settings' `hosts`, or the two sides pick different hosts for a name.
+   * Several Redis hosts, each name on the host channels_redis's CRC32 rule picks; overrides `url`.
+   * List them in the same order as the Django settings' `hosts`, or the two sides pick different
+   * hosts for a name.
    */
   urls?: string[];
-}
-
-import { redactUrl } from './redis-link';
-export { redactUrl };
-
-/**
- * One node-redis client with its health wired in. The 'error' listener is mandatory: node-redis
- * emits 'error' on every lost connection and failed reconnect, and an EventEmitter without one
- * throws, which would crash the process.
- */
-export function connectClient(url: string, role: string, monitor: LinkMonitor, offlineQueue: boolean): RedisClient {
-  const link = `${redactUrl(url)} (${role})`;
-  const client = createPubSubClient(url, offlineQueue);
-  monitor.add(link);
-  client.on('error', (error: Error) => {
-    if (!client.isReady) monitor.failed(link, error.message);
-  });
-  client.on('ready', () => monitor.up(link));
-  client.connect().catch(noop); // a close() during connecting rejects it; nothing to report then
-  return client;
-}
-
-/** Graceful when connected (in-flight commands finish), immediate otherwise. */
-export async function closeClient(client: RedisClient): Promise<void> {
-  if (client.isReady) await client.close().catch(() => client.destroy());
-  else client.destroy();
 }
 
 /** One Redis host: a connection for commands and one in subscriber mode (RESP2 needs two). */
@@ -59,8 +23,10 @@ class Host {
   readonly patternSubscribed: Promise<void>;
 
   constructor(url: string, monitor: LinkMonitor, pattern: string, onMessage: RawListener, onReconnect: () => void) {
-    this.publisher = connectClient(url, 'publish', monitor, false);
-    this.subscriber = connectClient(url, 'subscribe', monitor, true);
+    const shown = redactUrl(url);
+    this.publisher = openLink(url, {}, monitor, `${shown} (publish)`);
+    // The subscriber keeps its offline queue: it only ever holds (UN)SUBSCRIBE commands.
+    this.subscriber = openLink(url, { offlineQueue: true }, monitor, `${shown} (subscribe)`);
     this.patternSubscribed = this.subscriber.pSubscribe(pattern, onMessage, true);
     this.patternSubscribed.catch(noop);
     let connections = 0;
@@ -78,9 +44,9 @@ class Host {
  * picked by `consistentHash` of the Redis channel name. So a Django process on the same Redis can
  * group_send to our groups and send to our channels, and we to its.
  *
- * Costs, per process: one SUBSCRIBE per group with local members, one SUBSCRIBE per named channel
- * read here (worker channels), and one PSUBSCRIBE `*.<processId>!*` per host for every channel from
- * `newChannel()` (channels_redis subscribes once per consumer instead). Every host gets the pattern
+ * Subscriptions, per process: one SUBSCRIBE per group with local members, one SUBSCRIBE per named
+ * channel read here (worker channels), and one PSUBSCRIBE `*.<processId>!*` per host for every
+ * channel from `newChannel()` (channels_redis subscribes once per consumer instead). Every host gets the pattern
  * because a sender, ours or Django's, publishes a channel on the host its name hashes to.
  *
  * While Redis is down: `send`/`groupSend` throw LayerUnavailable at once (`groupSend` first
@@ -120,10 +86,6 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     return host.publisher.isReady && host.subscriber.isReady;
   }
 
-  protected channelTarget(channel: string): string {
-    return channel;
-  }
-
   protected transportReady(): boolean {
     return this.hosts.every((host) => host.publisher.isReady && host.subscriber.isReady);
   }
@@ -159,16 +121,11 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
  * A (un)subscribe on a link that is down stays queued in node-redis until it reconnects; the caller
  * must not wait that long, so it gets a settled promise (the command still runs later).
  */
-export function settleIfDown(client: RedisClient, command: Promise<void>): Promise<void> {
+function settleIfDown(client: RedisClient, command: Promise<void>): Promise<void> {
   command.catch(noop);
   return client.isReady ? command : Promise.resolve();
 }
 
 function firstReady(client: RedisClient): Promise<void> {
   return client.isReady ? Promise.resolve() : new Promise((resolve) => client.once('ready', () => resolve()));
-}
-
-/** node-redis writes Buffers as they are; a view over the encoder's copy avoids a second copy. */
-export function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
