@@ -86,7 +86,6 @@ export class SocketTransport extends Outbox implements Transport {
 
   close(code: number = CloseCode.normal, reason?: string): void {
     if (this.ws) {
-      this.flush();
       this.ws.close(code, reason);
     } else {
       this.refused ??= { code, reason: reason ?? '' };
@@ -109,7 +108,6 @@ export class SocketTransport extends Outbox implements Transport {
     if (limit && !(this.limiter ??= new ConnectionRateLimiter(limit)).allow(data.length)) {
       this.flooded = true;
       this.host.flooded(this);
-      this.flush();
       this.ws!.close(CloseCode.policy, 'rate limit exceeded');
       return;
     }
@@ -141,6 +139,16 @@ export class SocketTransport extends Outbox implements Transport {
 export class TransportSocket extends WebSocket {
   /** Set as soon as the upgrade completes, before the socket can emit anything but 'open'. */
   transport: SocketTransport | null = null;
+
+  /**
+   * Every close goes through here: the consumer's, the server's, and ws's own when the client's close
+   * frame or a protocol error arrives, possibly in the same read as a message whose reply is still in
+   * the outbox. Queued frames are written first, so they reach the client before the close frame.
+   */
+  override close(code?: number, data?: string | Buffer): void {
+    this.transport?.flush();
+    super.close(code, data);
+  }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     const transport = this.transport;

@@ -1,0 +1,53 @@
+// The server's socket side with real sockets: what reaches the client, in which order, around a close.
+import { Server, type ServerOptions, WebsocketConsumer } from '../src';
+import { Opcode, RawClient, clientFrame, closeFrame } from './support/raw-client';
+
+class Echo extends WebsocketConsumer {
+  override receive(data: string | Buffer): void {
+    this.send(data);
+  }
+}
+
+async function start(options: Partial<ServerOptions> = {}) {
+  const server = new Server({ app: async (scope, runtime) => new Echo(scope, runtime), port: 0, heartbeatInterval: 0, ...options });
+  const { port } = await server.listen();
+  return { server, port };
+}
+
+describe('frames queued before a close go out before the close frame', () => {
+  test('a message and a close frame in one write: the echo, then the close', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/');
+    client.write(clientFrame(Opcode.text, 'hello'), closeFrame(1000));
+    await client.ended;
+    expect(client.frames.map((frame) => [frame.opcode, frame.code ?? frame.payload.toString()])).toEqual([
+      [Opcode.text, 'hello'],
+      [Opcode.close, 1000],
+    ]);
+    await server.close();
+  });
+
+  test('a message then a protocol error in one write: the echo, then close 1002', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/');
+    // An unmasked frame from a client is a protocol error.
+    const unmasked = Buffer.from([0x81, 0x02, 0x68, 0x69]);
+    client.write(clientFrame(Opcode.text, 'hello'), unmasked);
+    await client.ended;
+    expect(client.frames.map((frame) => [frame.opcode, frame.code ?? frame.payload.toString()])).toEqual([
+      [Opcode.text, 'hello'],
+      [Opcode.close, 1002],
+    ]);
+    await server.close();
+  });
+
+  test('many messages and a close in one write: every echo, in order, then the close', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/');
+    const texts = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    client.write(...texts.map((text) => clientFrame(Opcode.text, text)), closeFrame(1000));
+    await client.ended;
+    expect(client.frames.map((frame) => frame.code ?? frame.payload.toString())).toEqual([...texts, 1000]);
+    await server.close();
+  });
+});
