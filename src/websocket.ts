@@ -129,8 +129,14 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
       await this.joinStaticGroups();
       await this.connect();
     } catch (error) {
-      await this.teardown();
-      throw error;
+      // Before accept() the handshake can still be refused (HTTP 500); after it the client has read
+      // 101 Switching Protocols, so the failure is a handler error like any other: logged, close 1011,
+      // and disconnect() runs when the socket ends.
+      if (!this.accepted) {
+        await this.teardown();
+        throw error;
+      }
+      this.mailboxError(error);
     }
     if (!this.accepted) {
       if (!this.closing) this.close();

@@ -1,6 +1,7 @@
 // The server's socket side with real sockets: what reaches the client, in which order, around a close.
 import { Server, type ServerOptions, WebsocketConsumer } from '../src';
 import { Opcode, RawClient, clientFrame, closeFrame } from './support/raw-client';
+import { until } from './support/wait';
 
 class Echo extends WebsocketConsumer {
   override receive(data: string | Buffer): void {
@@ -48,6 +49,24 @@ describe('frames queued before a close go out before the close frame', () => {
     client.write(...texts.map((text) => clientFrame(Opcode.text, text)), closeFrame(1000));
     await client.ended;
     expect(client.frames.map((frame) => frame.code ?? frame.payload.toString())).toEqual([...texts, 1000]);
+    await server.close();
+  });
+});
+
+describe('connect() that throws after accept()', () => {
+  test('the client gets the 101, then close 1011, and nothing else on the stream', async () => {
+    class FailsAfterAccept extends WebsocketConsumer {
+      override connect(): void {
+        this.accept();
+        throw new Error('connect failed after accept');
+      }
+    }
+    const server = new Server({ app: async (scope, runtime) => new FailsAfterAccept(scope, runtime), port: 0, heartbeatInterval: 0 });
+    const { port } = await server.listen();
+    const client = await RawClient.open(port, '/');
+    await client.ended;
+    expect(client.frames.map((frame) => [frame.opcode, frame.code])).toEqual([[Opcode.close, 1011]]);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the socket');
     await server.close();
   });
 });

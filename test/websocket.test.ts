@@ -215,3 +215,41 @@ describe('group membership of a consumer', () => {
     await layer.close();
   });
 });
+
+class FailsAfterAccept extends WebsocketConsumer {
+  static disconnects: number[] = [];
+  override async connect(): Promise<void> {
+    await this.groupAdd('failing');
+    this.accept();
+    throw new Error('connect failed after accept');
+  }
+  override disconnect(code: number): void {
+    FailsAfterAccept.disconnects.push(code);
+  }
+}
+
+describe('connect() that throws', () => {
+  test('after accept(): connected, then close 1011; disconnect runs and its groups are left', async () => {
+    FailsAfterAccept.disconnects = [];
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/f/', FailsAfterAccept)]), '/ws/f/', { channelLayer: layer });
+    expect(await communicator.connect()).toMatchObject({ connected: true });
+    expect(await communicator.receiveClose()).toBe(1011);
+    await communicator.disconnect();
+    expect(FailsAfterAccept.disconnects).toEqual([1011]);
+    const members = (layer as unknown as { local: { groups: Map<string, Map<string, number>> } }).local.groups;
+    expect(members.get('failing')?.size ?? 0).toBe(0);
+    await layer.close();
+  });
+
+  test('before accept(): a refused handshake (500)', async () => {
+    class FailsBeforeAccept extends WebsocketConsumer {
+      override connect(): void {
+        throw new Error('connect failed');
+      }
+    }
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/f/', FailsBeforeAccept)]), '/ws/f/');
+    expect(await communicator.connect()).toEqual({ connected: false, status: 500 });
+    await communicator.disconnect();
+  });
+});

@@ -20,7 +20,7 @@ export interface ConnectResult {
   connected: boolean;
   /** The subprotocol the consumer accepted with. */
   subprotocol?: string;
-  /** HTTP status of a refused handshake: 403 closed before accept, 404 no route, 500 connect threw. */
+  /** HTTP status of a refused handshake: 403 closed before accept, 404 no route, 500 connect threw before accept (after it: connected, then close 1011). */
   status?: number;
 }
 
