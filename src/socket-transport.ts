@@ -93,8 +93,9 @@ export class SocketTransport extends Outbox implements Transport {
     }
   }
 
+  /** Only while open: a closing socket keeps reading, so that the client's close reply is read. */
   pause(): void {
-    this.ws?.pause();
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.pause();
   }
 
   resume(): void {
@@ -103,7 +104,9 @@ export class SocketTransport extends Outbox implements Transport {
 
   /** A frame from the client, after the rate limit. */
   receive(data: Buffer, isBinary: boolean): void {
-    if (this.flooded) return;
+    // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
+    // client's close reply, and discarded.
+    if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
     const limit = this.host.rateLimit;
     if (limit && !(this.limiter ??= new ConnectionRateLimiter(limit)).allow(data.length)) {
       this.flooded = true;
@@ -148,6 +151,9 @@ export class TransportSocket extends WebSocket {
   override close(code?: number, data?: string | Buffer): void {
     this.transport?.flush();
     super.close(code, data);
+    // A socket paused because its consumer is behind would never read the client's close reply, and
+    // would linger until ws's close timeout (30 s): a closing socket reads again.
+    if (this.isPaused) this.resume();
   }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {

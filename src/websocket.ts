@@ -69,6 +69,12 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** One field, not three booleans: every connection has one. */
   private phase: Phase = Phase.connecting;
   private readPaused = false;
+  /**
+   * Client frames queued and not yet handled. Counted apart from the mailbox's size, which also holds
+   * layer events (the consumer's own group echoes among them): reading resumes when the frames drain,
+   * whatever else is queued.
+   */
+  private pendingFrames = 0;
   /** Also the layer's listener of `channelName`: a full mailbox refuses events (the channel is full). */
   private readonly mailbox: Mailbox<Item>;
 
@@ -148,8 +154,9 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   frame(data: string | Buffer): void {
     if (this.failed) return;
+    this.pendingFrames++;
     this.mailbox.push(data);
-    if (!this.readPaused && this.mailbox.size >= this.frameBacklog() && this.transport?.pause) {
+    if (!this.readPaused && this.pendingFrames >= this.frameBacklog() && this.transport?.pause) {
       this.readPaused = true;
       this.transport.pause();
     }
@@ -185,15 +192,14 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** @internal The mailbox hands each frame, event and the disconnect here, in order. */
   handleMailboxItem(item: Item): unknown {
     if (item instanceof Disconnect) return this.finish(item);
-    if (this.failed) return undefined;
     if (typeof item === 'string' || Buffer.isBuffer(item)) {
-      if (this.readPaused && this.mailbox.size <= this.frameBacklog() / 2) {
+      if (--this.pendingFrames <= this.frameBacklog() / 2 && this.readPaused) {
         this.readPaused = false;
         this.transport!.resume?.();
       }
-      return this.receive(item);
+      return this.failed ? undefined : this.receive(item);
     }
-    return this.dispatch(item as LayerMessage);
+    return this.failed ? undefined : this.dispatch(item as LayerMessage);
   }
 
   private async finish(item: Disconnect): Promise<void> {
