@@ -27,8 +27,11 @@ export interface TransportHost {
   socketError(transport: SocketTransport, error: Error): void;
 }
 
-/** How long a socket closed for reading too slowly may take to finish closing before it is dropped. */
-const SLOW_READER_GRACE_MS = 1000;
+/**
+ * How long a socket closed for reading too slowly, or for flooding, may take to finish closing before
+ * it is dropped: neither can be trusted to read the close frame or answer it.
+ */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Kept small on purpose: one instance per connection, methods on the prototype and no closures, so
@@ -107,14 +110,30 @@ export class SocketTransport extends Outbox implements Transport {
     // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
     // client's close reply, and discarded.
     if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
-    const limit = this.host.rateLimit;
-    if (limit && !(this.limiter ??= new ConnectionRateLimiter(limit)).allow(data.length)) {
-      this.flooded = true;
-      this.host.flooded(this);
-      this.ws!.close(CloseCode.policy, 'rate limit exceeded');
-      return;
-    }
+    if (!this.allow(data.length)) return this.flood();
     this.connection.frame(isBinary ? data : data.toString());
+  }
+
+  /**
+   * A ping or pong from the client. ws answers pings itself, and neither reaches the consumer, but each
+   * costs a turn of parsing (and a pong written for a ping): they count against the rate limit too.
+   */
+  control(data: Buffer): void {
+    if (!this.flooded && !this.allow(data.length)) this.flood();
+  }
+
+  private allow(size: number): boolean {
+    const limit = this.host.rateLimit;
+    return limit === null || (this.limiter ??= new ConnectionRateLimiter(limit)).allow(size);
+  }
+
+  /** Past the rate limit: close 1008, and drop the socket if the close does not complete soon. */
+  private flood(): void {
+    const ws = this.ws!;
+    this.flooded = true;
+    this.host.flooded(this);
+    ws.close(CloseCode.policy, 'rate limit exceeded');
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   socketClosed(code: number): void {
@@ -130,7 +149,7 @@ export class SocketTransport extends Outbox implements Transport {
   private closeSlowReader(ws: WebSocket): void {
     this.discard();
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
-    setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 }
 
@@ -165,6 +184,10 @@ export class TransportSocket extends WebSocket {
         return true;
       case 'pong':
         transport.alive = true;
+        transport.control(args[0] as Buffer);
+        return true;
+      case 'ping':
+        transport.control(args[0] as Buffer);
         return true;
       case 'error':
         transport.socketError(args[0] as Error);

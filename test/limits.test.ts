@@ -2,7 +2,9 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
 import { WebsocketCommunicator } from '../src/testing';
 import { ConnectionRateLimiter } from '../src/rate-limit';
+import { Opcode, RawClient, clientFrame } from './support/raw-client';
 import { handshakeStatus, openClient } from './support/sockets';
+import { until } from './support/wait';
 
 const closes: number[] = [];
 class Member extends WebsocketConsumer {
@@ -151,6 +153,72 @@ describe('floods', () => {
     await communicator.disconnect();
     expect(handled).toBe(6);
     await layer.close();
+  });
+});
+
+/**
+ * Writes `frame` `batch` at a time, every `everyMs` (every turn when 0), until the server ends the
+ * connection; resolves then.
+ */
+async function flood(client: RawClient, frame: Buffer, batch = 500, everyMs = 0): Promise<void> {
+  const frames = Buffer.concat(Array.from({ length: batch }, () => frame));
+  let ended = false;
+  void client.ended.then(() => (ended = true));
+  const deadline = Date.now() + 10_000;
+  while (!ended && Date.now() < deadline) {
+    if (client.socket.writableLength < 1024 * 1024) client.socket.write(frames);
+    await new Promise((resolve) => (everyMs === 0 ? setImmediate(resolve) : setTimeout(resolve, everyMs)));
+  }
+  if (!ended) throw new Error('the server did not end a flooding connection within 10 s');
+}
+
+describe('control frame floods', () => {
+  test('a client sending pongs in a tight loop is closed with 1008 and its socket ends', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/');
+    await flood(client, clientFrame(Opcode.pong, 'x'));
+    expect(client.frames.find((frame) => frame.opcode === Opcode.close)?.code).toBe(1008);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a client sending 500 pings/s is closed with 1008 and its socket ends', async () => {
+    // Ten per write: ws itself drops a client with 60 answers pending, which a bigger batch would hit first.
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/');
+    await flood(client, clientFrame(Opcode.ping, 'x'), 10, 20);
+    expect(client.frames.find((frame) => frame.opcode === Opcode.close)?.code).toBe(1008);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a pong flooder that never completes the close is dropped after a short grace', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/', { answerClose: false });
+    const started = Date.now();
+    await flood(client, clientFrame(Opcode.pong, 'x'));
+    expect(Date.now() - started).toBeLessThan(5000);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a client pinging once a second is not closed', async () => {
+    const { server, base } = await start();
+    const client = await openClient(`${base}/ws/member/`);
+    let closed = false;
+    client.once('close', () => (closed = true));
+    for (let i = 0; i < 3; i++) {
+      const pong = new Promise((resolve) => client.once('pong', resolve));
+      client.ping();
+      await pong;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const echoed = new Promise((resolve) => client.once('message', (data) => resolve(data.toString())));
+    client.send('still here');
+    expect(await echoed).toBe('still here');
+    expect(closed).toBe(false);
+    client.terminate();
+    await server.close();
   });
 });
 
