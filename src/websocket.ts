@@ -121,8 +121,19 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.transport!.send(data);
   }
 
+  /** Sends `value` as a JSON text frame; a value with no JSON form throws a TypeError and sends nothing. */
   sendJson(value: unknown): void {
-    this.transport!.send(JSON.stringify(value));
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (error) {
+      // A BigInt, or a structure that contains itself.
+      throw new TypeError(`sendJson: cannot encode the ${describe(value)} given as JSON (${(error as Error).message})`, { cause: error });
+    }
+    if (text === undefined) {
+      throw new TypeError(`sendJson: ${describe(value)} has no JSON form; send an object, array, string, number, boolean or null`);
+    }
+    this.transport!.send(text);
   }
 
   // ---- Connection, driven by the server or the communicator ----
@@ -254,6 +265,14 @@ export class JsonWebsocketConsumer<Params extends RouteParams = RouteParams> ext
 
 markFrameworkClass(WebsocketConsumer);
 markFrameworkClass(JsonWebsocketConsumer);
+
+/** What a value is, for an error message, without echoing its content. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value === 'object' ? `object (${value.constructor?.name ?? 'no prototype'})` : typeof value;
+}
 
 /** A consumer class, as given to `path()`. */
 export type ConsumerClass = new (scope: Scope, runtime: Runtime) => Connection;

@@ -253,3 +253,36 @@ describe('connect() that throws', () => {
     await communicator.disconnect();
   });
 });
+
+describe('sendJson with a value that has no JSON form', () => {
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+  const values: Record<string, unknown> = {
+    undefined: undefined,
+    function: () => 1,
+    symbol: Symbol('s'),
+    bigint: 10n,
+    cycle,
+  };
+  class Sender extends WebsocketConsumer {
+    override receive(data: string | Buffer): void {
+      try {
+        this.sendJson(values[String(data)]);
+        this.send('sent');
+      } catch (error) {
+        this.send(`${(error as Error).name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  test.each(Object.keys(values))('%s: a TypeError naming sendJson and what was given, nothing sent', async (name) => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/s/', Sender)]), '/ws/s/');
+    await communicator.connect();
+    communicator.sendTo(name);
+    const answer = String(await communicator.receiveFrom());
+    expect(answer).toMatch(/^TypeError: sendJson/);
+    expect(answer).toContain(name === 'cycle' ? 'circular' : name);
+    expect(await communicator.receiveNothing()).toBe(true);
+    await communicator.disconnect();
+  });
+});
