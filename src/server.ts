@@ -111,11 +111,22 @@ export class Server {
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
-      upgrade(req, socket, head, subprotocol) {
+      upgrade(req, socket, head, subprotocol, headers) {
         if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
         let accepted: TransportSocket | null = null;
-        // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
-        server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        // ws emits 'headers' just before writing the 101; the listener lives only for this upgrade.
+        const addHeaders =
+          headers &&
+          ((lines: string[], request: IncomingMessage) => {
+            if (request === req) for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+          });
+        if (addHeaders) server.wss.on('headers', addHeaders);
+        try {
+          // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
+          server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        } finally {
+          if (addHeaders) server.wss.off('headers', addHeaders);
+        }
         // ws handles the socket's errors from here on.
         socket.removeListener('error', destroySocket);
         return accepted;

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { Connection, Transport } from './application';
+import type { Connection, ResponseHeaders, Transport } from './application';
 import type { FrameCache } from './frame';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
@@ -16,8 +16,14 @@ export interface TransportHost {
   readonly maxBufferedBytes: number;
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
-  /** Completes the upgrade (ws's handleUpgrade) and returns the socket. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subprotocol: string | undefined): TransportSocket | null;
+  /** Completes the upgrade (ws's handleUpgrade), with `headers` added to the 101 response, and returns the socket. */
+  upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    subprotocol: string | undefined,
+    headers: ResponseHeaders | undefined,
+  ): TransportSocket | null;
   /** The socket is accepted: start tracking it. */
   opened(transport: SocketTransport): void;
   /** A client went past its rate limit. */
@@ -65,11 +71,11 @@ export class SocketTransport extends Outbox implements Transport {
     return this.connection.scope;
   }
 
-  accept(subprotocol?: string): void {
+  accept(subprotocol?: string, headers?: ResponseHeaders): void {
     if (this.ws || this.refused || !this.handshake) return;
     const { req, socket, head } = this.handshake;
     this.handshake = null;
-    const ws = this.host.upgrade(req, socket, head, subprotocol);
+    const ws = this.host.upgrade(req, socket, head, subprotocol, headers);
     if (!ws) return;
     this.ws = ws;
     this.attach((ws as unknown as { _socket: Socket })._socket);

@@ -1,5 +1,6 @@
 // WebsocketConsumer and JsonWebsocketConsumer: one instance per connection, Channels' lifecycle.
-import type { Application, Connection, Runtime, Transport } from './application';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import type { AcceptOptions, Application, Connection, ResponseHeaders, Runtime, Transport } from './application';
 import { Consumer, markFrameworkClass } from './consumer';
 import type { LayerMessage } from './layers/layer';
 import { Mailbox } from './mailbox';
@@ -104,10 +105,17 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   // ---- actions ----
 
-  accept(subprotocol?: string): void {
+  /**
+   * Completes the handshake: `accept()`, `accept('v2')` (one of `scope.subprotocols`) or
+   * `accept({ subprotocol, headers })` to add response headers. Headers that are not valid HTTP or
+   * that belong to the handshake throw a TypeError, and nothing is accepted.
+   */
+  accept(options?: string | AcceptOptions): void {
     if (this.phase !== Phase.connecting) return;
+    const subprotocol = typeof options === 'object' ? options.subprotocol : options;
+    const headers = typeof options === 'object' && options.headers !== undefined ? responseHeaders(options.headers) : undefined;
     this.phase = Phase.open;
-    this.transport!.accept(subprotocol);
+    this.transport!.accept(subprotocol, headers);
   }
 
   /** Closes with `code` (default 1000); before `accept()` it refuses the handshake with HTTP 403. */
@@ -265,6 +273,26 @@ export class JsonWebsocketConsumer<Params extends RouteParams = RouteParams> ext
 
 markFrameworkClass(WebsocketConsumer);
 markFrameworkClass(JsonWebsocketConsumer);
+
+/** Response headers that ws writes itself, or that would make the 101 response mean something else. */
+const HANDSHAKE_HEADER = /^(?:upgrade|connection|content-length|transfer-encoding|sec-websocket-.*)$/i;
+
+/** Checks `accept()`'s headers and returns them as pairs. */
+function responseHeaders(headers: NonNullable<AcceptOptions['headers']>): ResponseHeaders {
+  const pairs: ResponseHeaders = Array.isArray(headers) ? headers : Object.entries(headers);
+  for (const [name, value] of pairs) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch (error) {
+      throw new TypeError(`accept: response header ${JSON.stringify(String(name).slice(0, 100))} is not valid HTTP (${(error as Error).message})`, { cause: error });
+    }
+    if (HANDSHAKE_HEADER.test(name)) {
+      throw new TypeError(`accept: response header ${JSON.stringify(name)} belongs to the WebSocket handshake and cannot be set`);
+    }
+  }
+  return pairs;
+}
 
 /** What a value is, for an error message, without echoing its content. */
 function describe(value: unknown): string {

@@ -1,4 +1,6 @@
 // The server's socket side with real sockets: what reaches the client, in which order, around a close.
+import type { IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
 import { Server, type ServerOptions, WebsocketConsumer } from '../src';
 import { Opcode, RawClient, clientFrame, closeFrame } from './support/raw-client';
 import { until } from './support/wait';
@@ -67,6 +69,30 @@ describe('connect() that throws after accept()', () => {
     await client.ended;
     expect(client.frames.map((frame) => [frame.opcode, frame.code])).toEqual([[Opcode.close, 1011]]);
     await until(() => server.connectionCount === 0, 5000, 'the server to forget the socket');
+    await server.close();
+  });
+});
+
+describe('accept({ subprotocol, headers })', () => {
+  test('the extra headers and the subprotocol are in the 101 response', async () => {
+    class WithHeaders extends WebsocketConsumer {
+      override connect(): void {
+        if (this.scope.subprotocols.includes('v2')) this.accept({ subprotocol: 'v2', headers: [['X-Server', 'channelkit']] });
+        else this.accept();
+      }
+    }
+    const server = new Server({ app: async (scope, runtime) => new WithHeaders(scope, runtime), port: 0, heartbeatInterval: 0 });
+    const { port } = await server.listen();
+    const client = new WebSocket(`ws://127.0.0.1:${port}/`, ['v1', 'v2']);
+    const response = new Promise<IncomingMessage>((resolve) => client.once('upgrade', resolve));
+    await new Promise((resolve) => client.once('open', resolve));
+    expect((await response).headers['x-server']).toBe('channelkit');
+    expect(client.protocol).toBe('v2');
+    // Another connection's response does not get them.
+    const plain = await RawClient.open(port, '/');
+    expect(plain.responseHead.toLowerCase()).not.toContain('x-server');
+    plain.destroy();
+    client.terminate();
     await server.close();
   });
 });

@@ -286,3 +286,53 @@ describe('sendJson with a value that has no JSON form', () => {
     await communicator.disconnect();
   });
 });
+
+describe('accept({ subprotocol, headers })', () => {
+  class WithHeaders extends WebsocketConsumer {
+    override connect(): void {
+      this.accept({ subprotocol: 'v2', headers: { 'X-Server': 'channelkit', 'Set-Cookie': 'a=1' } });
+    }
+  }
+
+  test('the communicator reports the subprotocol and the extra headers', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/h/', WithHeaders)]), '/ws/h/', { subprotocols: ['v2'] });
+    expect(await communicator.connect()).toEqual({
+      connected: true,
+      subprotocol: 'v2',
+      headers: [
+        ['X-Server', 'channelkit'],
+        ['Set-Cookie', 'a=1'],
+      ],
+    });
+    await communicator.disconnect();
+  });
+
+  test('header names and values that are invalid or would break the handshake are refused with a TypeError', async () => {
+    const refused: string[] = [];
+    const bad: [string, string][] = [
+      ['Upgrade', 'h2c'],
+      ['connection', 'close'],
+      ['Sec-WebSocket-Accept', 'x'],
+      ['sec-websocket-protocol', 'v9'],
+      ['Content-Length', '5'],
+      ['Bad Name', 'x'],
+      ['X-Split', 'a\r\nInjected: yes'],
+    ];
+    class Careful extends WebsocketConsumer {
+      override connect(): void {
+        for (const header of bad) {
+          try {
+            this.accept({ headers: [header] });
+          } catch (error) {
+            if (error instanceof TypeError && error.message.startsWith('accept:')) refused.push(header[0]);
+          }
+        }
+        this.accept({ headers: [['X-Fine', 'yes']] });
+      }
+    }
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/c/', Careful)]), '/ws/c/');
+    expect(await communicator.connect()).toEqual({ connected: true, subprotocol: undefined, headers: [['X-Fine', 'yes']] });
+    expect(refused).toEqual(bad.map(([name]) => name));
+    await communicator.disconnect();
+  });
+});
