@@ -55,6 +55,13 @@ export interface ServerOptions {
   rateLimit?: Partial<RateLimit> | false;
   /** Open sockets and handshakes per client address; past it, HTTP 429. Default unlimited (proxies share addresses). */
   maxConnectionsPerAddress?: number;
+  /**
+   * Largest frame sent to a client, in bytes. A bigger one is not sent: it is dropped and logged (at
+   * most once per 10 s, with the count dropped), and the socket stays open. Default 4 MiB, or
+   * `maxPayload` when that is larger: room for a client's largest frame echoed or wrapped in JSON, and
+   * no more than one slow socket may queue (`maxBufferedBytes`).
+   */
+  maxOutboundFrame?: number;
 }
 
 const DEFAULTS = {
@@ -111,6 +118,23 @@ export class Server {
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
+      maxOutboundFrame: options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload),
+      // Dropped frames are counted and logged once per window: a group send would otherwise log per member.
+      oversize: (() => {
+        let dropped = 0;
+        let loggedAt = -Infinity;
+        return (transport: SocketTransport, bytes: number) => {
+          dropped++;
+          const now = performance.now();
+          if (now - loggedAt < 10_000) return;
+          loggedAt = now;
+          this.logger.warn(
+            { bytes, maxOutboundFrame: this.host.maxOutboundFrame, dropped, path: transport.scope.path },
+            'frame over maxOutboundFrame not sent; raise maxOutboundFrame or send less',
+          );
+          dropped = 0;
+        };
+      })(),
       upgrade(req, socket, head, subprotocol, headers) {
         if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
         let accepted: TransportSocket | null = null;

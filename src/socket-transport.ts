@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { Connection, ResponseHeaders, Transport } from './application';
-import type { FrameCache } from './frame';
+import { type FrameCache, payloadLength } from './frame';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
 import type { Scope } from './scope';
@@ -16,6 +16,10 @@ export interface TransportHost {
   readonly maxBufferedBytes: number;
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
+  /** Largest payload sent to a client, in bytes (the server's `maxOutboundFrame`). */
+  readonly maxOutboundFrame: number;
+  /** A frame over `maxOutboundFrame` was not sent (`bytes` is at least its payload size). */
+  oversize(transport: SocketTransport, bytes: number): void;
   /** Completes the upgrade (ws's handleUpgrade), with `headers` added to the 101 response, and returns the socket. */
   upgrade(
     req: IncomingMessage,
@@ -89,8 +93,16 @@ export class SocketTransport extends Outbox implements Transport {
       if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws);
       return;
     }
+    // Over the cap, the frame is dropped and counted (the server logs it), not thrown: its size comes
+    // from the message, so in a group send every member would throw and close with 1011, and one
+    // oversize message, which a client can provoke, would empty a whole group of its sockets.
+    // A string's UTF-8 size is at least its length, so the common case costs one comparison.
+    const cap = this.host.maxOutboundFrame;
+    if (data.length > cap) return this.host.oversize(this, data.length);
     // Bypasses ws's sender for data frames: built once per payload, written once per turn.
-    this.push(this.host.frames.frame(data));
+    const frame = this.host.frames.frame(data);
+    if (frame.length > cap && payloadLength(frame) > cap) return this.host.oversize(this, payloadLength(frame));
+    this.push(frame);
   }
 
   close(code: number = CloseCode.normal, reason?: string): void {

@@ -1,4 +1,5 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
+import pino from 'pino';
 import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
 import { WebsocketCommunicator } from '../src/testing';
 import { ConnectionRateLimiter } from '../src/rate-limit';
@@ -171,6 +172,43 @@ async function flood(client: RawClient, frame: Buffer, batch = 500, everyMs = 0)
   }
   if (!ended) throw new Error('the server did not end a flooding connection within 10 s');
 }
+
+describe('outbound frame cap', () => {
+  test('a frame over maxOutboundFrame is dropped for every member, logged once with the count; the sockets stay open', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const { server, base } = await start({ maxOutboundFrame: 1000, logger });
+    const members = await Promise.all([0, 1, 2].map(() => openClient(`${base}/ws/member/`)));
+    const received = members.map(() => [] as string[]);
+    members.forEach((ws, i) => ws.on('message', (data) => received[i].push(data.toString())));
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'x'.repeat(1001) });
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'y'.repeat(1000) });
+    await until(() => received.every((frames) => frames.length > 0), 5000, 'the frame at the cap');
+    expect(received).toEqual(members.map(() => ['y'.repeat(1000)]));
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.maxOutboundFrame);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ bytes: 1001, maxOutboundFrame: 1000 });
+    expect(JSON.stringify(warnings)).not.toContain('xxxx');
+    // Multi-byte text counts in UTF-8 bytes: 400 'é' are 800 bytes, 600 are 1,200.
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'é'.repeat(600) });
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'é'.repeat(400) });
+    await until(() => received.every((frames) => frames.length > 1), 5000, 'the multi-byte frame under the cap');
+    expect(received[0]).toEqual(['y'.repeat(1000), 'é'.repeat(400)]);
+    expect(server.connectionCount).toBe(3);
+    for (const ws of members) ws.terminate();
+    await server.close();
+  });
+
+  test('maxOutboundFrame defaults to 4 MiB, or maxPayload when that is larger', async () => {
+    const { server, base } = await start({ maxPayload: 8 * 1024 * 1024, rateLimit: false });
+    const client = await openClient(`${base}/ws/member/`, { maxPayload: 16 * 1024 * 1024 });
+    const echoed = new Promise<number>((resolve) => client.once('message', (data: Buffer) => resolve(data.length)));
+    client.send(Buffer.alloc(6 * 1024 * 1024));
+    expect(await echoed).toBe(6 * 1024 * 1024);
+    client.terminate();
+    await server.close();
+  });
+});
 
 describe('control frame floods', () => {
   test('a client sending pongs in a tight loop is closed with 1008 and its socket ends', async () => {
