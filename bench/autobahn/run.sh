@@ -13,10 +13,14 @@ mkdir -p "$WORK"
 [ -d "$WORK/site" ] || tar -xzf "$SHARED/py2-site.tar.gz" -C "$WORK"
 sed -e "s/9001/$1/" -e "s/9002/$2/" "$REPO/bench/autobahn/spec.json" > "$WORK/spec.json"
 cd "$REPO"
-LOG_LEVEL=${LOG_LEVEL:-warn} npx ts-node --transpile-only bench/autobahn/echo-servers.ts "$1" "$2" > "$WORK/servers.log" 2>&1 &
+# ts-node itself (not npx), so that $! is the server process and the trap stops it.
+LOG_LEVEL=${LOG_LEVEL:-warn} node_modules/.bin/ts-node --transpile-only bench/autobahn/echo-servers.ts "$1" "$2" > "$WORK/servers.log" 2>&1 &
 SERVERS=$!
 trap 'kill $SERVERS 2>/dev/null' EXIT
-until grep -q 'echo servers' "$WORK/servers.log"; do sleep 0.5; done
+until grep -q 'echo servers' "$WORK/servers.log"; do
+  kill -0 $SERVERS 2>/dev/null || { cat "$WORK/servers.log"; exit 1; }
+  sleep 0.5
+done
 cd "$WORK"
 rm -rf reports
 PYTHONPATH="$WORK/site" "$PYTHON" "$SHARED/wstest_py2.py" -m fuzzingclient -s spec.json > wstest.log 2>&1
