@@ -12,10 +12,25 @@ export interface Runtime {
   logger: Logger;
 }
 
+/** Extra headers of the handshake's 101 response, as [name, value] pairs, already checked by the consumer. */
+export type ResponseHeaders = readonly (readonly [string, string])[];
+
+/** What `accept()` may set in the handshake's response (Channels' `accept(subprotocol, headers)`). */
+export interface AcceptOptions {
+  /** One of `scope.subprotocols`. Default: none. */
+  subprotocol?: string;
+  /**
+   * Extra response headers, as an object or as [name, value] pairs (pairs may repeat a name, as
+   * Set-Cookie needs). Names and values must be valid HTTP; `Upgrade`, `Connection`, `Sec-WebSocket-*`,
+   * `Content-Length` and `Transfer-Encoding` belong to the handshake and are refused. Default: none.
+   */
+  headers?: Readonly<Record<string, string>> | ResponseHeaders;
+}
+
 /** The consumer's view of its socket. The server implements it over `ws`; the communicator in memory. */
 export interface Transport {
-  /** Completes the handshake, optionally choosing one of `scope.subprotocols`. */
-  accept(subprotocol?: string): void;
+  /** Completes the handshake, optionally choosing one of `scope.subprotocols` and adding response headers. */
+  accept(subprotocol?: string, headers?: ResponseHeaders): void;
   /** Sends a text (string) or binary (Buffer) frame. No effect once closed. */
   send(data: string | Buffer): void;
   /** Before `accept()`: rejects the handshake with HTTP 403. After: a close frame with `code`. */

@@ -29,6 +29,12 @@ export function encodeFrame(data: string | Buffer): Buffer {
   return frame;
 }
 
+/** The payload length of a frame built by `encodeFrame`. */
+export function payloadLength(frame: Buffer): number {
+  const length = frame[1] & 0x7f;
+  return frame.length - (length === 127 ? 10 : length === 126 ? 4 : 2);
+}
+
 /**
  * Remembers the last payload framed. Members of one group send the same string one after the other,
  * so one entry catches the whole fan-out; comparing strings is cheap next to encoding them.

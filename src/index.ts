@@ -1,5 +1,14 @@
 // channelkit's public API. Nothing else is public; `channelkit/testing` holds the test communicator.
-export { type Application, type Connection, HandshakeRejected, type Middleware, type Runtime, type Transport } from './application';
+export {
+  type AcceptOptions,
+  type Application,
+  type Connection,
+  HandshakeRejected,
+  type Middleware,
+  type ResponseHeaders,
+  type Runtime,
+  type Transport,
+} from './application';
 export { Consumer } from './consumer';
 export { UnknownMessageType, handlerName } from './dispatch';
 export {

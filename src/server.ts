@@ -85,6 +85,13 @@ export interface ServerOptions {
   headersTimeout?: number;
   /** How long a whole HTTP request (headers and body) may take, in ms; never less than `headersTimeout`. Default 30,000. */
   requestTimeout?: number;
+  /**
+   * Largest frame sent to a client, in bytes. A bigger one is not sent: it is dropped and logged (at
+   * most once per 10 s, with the count dropped), and the socket stays open. Default 4 MiB, or
+   * `maxPayload` when that is larger: room for a client's largest frame echoed or wrapped in JSON, and
+   * no more than one slow socket may queue (`maxBufferedBytes`).
+   */
+  maxOutboundFrame?: number;
 }
 
 const DEFAULTS = {
@@ -163,11 +170,39 @@ export class Server {
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
-      upgrade(req, socket, head, subprotocol) {
+      maxOutboundFrame: options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload),
+      // Dropped frames are counted and logged once per window: a group send would otherwise log per member.
+      oversize: (() => {
+        let dropped = 0;
+        let loggedAt = -Infinity;
+        return (transport: SocketTransport, bytes: number) => {
+          dropped++;
+          const now = performance.now();
+          if (now - loggedAt < 10_000) return;
+          loggedAt = now;
+          this.logger.warn(
+            { bytes, maxOutboundFrame: this.host.maxOutboundFrame, dropped, path: transport.scope.path },
+            'frame over maxOutboundFrame not sent; raise maxOutboundFrame or send less',
+          );
+          dropped = 0;
+        };
+      })(),
+      upgrade(req, socket, head, subprotocol, headers) {
         if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
         let accepted: TransportSocket | null = null;
-        // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
-        server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        // ws emits 'headers' just before writing the 101; the listener lives only for this upgrade.
+        const addHeaders =
+          headers &&
+          ((lines: string[], request: IncomingMessage) => {
+            if (request === req) for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+          });
+        if (addHeaders) server.wss.on('headers', addHeaders);
+        try {
+          // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
+          server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        } finally {
+          if (addHeaders) server.wss.off('headers', addHeaders);
+        }
         // ws handles the socket's errors from here on.
         socket.removeListener('error', destroySocket);
         return accepted;

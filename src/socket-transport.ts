@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { Connection, Transport } from './application';
-import type { FrameCache } from './frame';
+import type { Connection, ResponseHeaders, Transport } from './application';
+import { type FrameCache, payloadLength } from './frame';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
 import type { Scope } from './scope';
@@ -16,8 +16,18 @@ export interface TransportHost {
   readonly maxBufferedBytes: number;
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
-  /** Completes the upgrade (ws's handleUpgrade) and returns the socket. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, subprotocol: string | undefined): TransportSocket | null;
+  /** Largest payload sent to a client, in bytes (the server's `maxOutboundFrame`). */
+  readonly maxOutboundFrame: number;
+  /** A frame over `maxOutboundFrame` was not sent (`bytes` is at least its payload size). */
+  oversize(transport: SocketTransport, bytes: number): void;
+  /** Completes the upgrade (ws's handleUpgrade), with `headers` added to the 101 response, and returns the socket. */
+  upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    subprotocol: string | undefined,
+    headers: ResponseHeaders | undefined,
+  ): TransportSocket | null;
   /** The socket is accepted: start tracking it. */
   opened(transport: SocketTransport): void;
   /** A client went past its rate limit. */
@@ -27,8 +37,11 @@ export interface TransportHost {
   socketError(transport: SocketTransport, error: Error): void;
 }
 
-/** How long a socket closed for reading too slowly may take to finish closing before it is dropped. */
-const SLOW_READER_GRACE_MS = 1000;
+/**
+ * How long a socket closed for reading too slowly, or for flooding, may take to finish closing before
+ * it is dropped: neither can be trusted to read the close frame or answer it.
+ */
+const CLOSE_GRACE_MS = 1000;
 
 /**
  * Kept small on purpose: one instance per connection, methods on the prototype and no closures, so
@@ -62,11 +75,11 @@ export class SocketTransport extends Outbox implements Transport {
     return this.connection.scope;
   }
 
-  accept(subprotocol?: string): void {
+  accept(subprotocol?: string, headers?: ResponseHeaders): void {
     if (this.ws || this.refused || !this.handshake) return;
     const { req, socket, head } = this.handshake;
     this.handshake = null;
-    const ws = this.host.upgrade(req, socket, head, subprotocol);
+    const ws = this.host.upgrade(req, socket, head, subprotocol, headers);
     if (!ws) return;
     this.ws = ws;
     this.attach((ws as unknown as { _socket: Socket })._socket);
@@ -80,13 +93,20 @@ export class SocketTransport extends Outbox implements Transport {
       if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws);
       return;
     }
+    // Over the cap, the frame is dropped and counted (the server logs it), not thrown: its size comes
+    // from the message, so in a group send every member would throw and close with 1011, and one
+    // oversize message, which a client can provoke, would empty a whole group of its sockets.
+    // A string's UTF-8 size is at least its length, so the common case costs one comparison.
+    const cap = this.host.maxOutboundFrame;
+    if (data.length > cap) return this.host.oversize(this, data.length);
     // Bypasses ws's sender for data frames: built once per payload, written once per turn.
-    this.push(this.host.frames.frame(data));
+    const frame = this.host.frames.frame(data);
+    if (frame.length > cap && payloadLength(frame) > cap) return this.host.oversize(this, payloadLength(frame));
+    this.push(frame);
   }
 
   close(code: number = CloseCode.normal, reason?: string): void {
     if (this.ws) {
-      this.flush();
       this.ws.close(code, reason);
     } else {
       this.refused ??= { code, reason: reason ?? '' };
@@ -94,8 +114,9 @@ export class SocketTransport extends Outbox implements Transport {
     }
   }
 
+  /** Only while open: a closing socket keeps reading, so that the client's close reply is read. */
   pause(): void {
-    this.ws?.pause();
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.pause();
   }
 
   resume(): void {
@@ -104,16 +125,33 @@ export class SocketTransport extends Outbox implements Transport {
 
   /** A frame from the client, after the rate limit. */
   receive(data: Buffer, isBinary: boolean): void {
-    if (this.flooded) return;
-    const limit = this.host.rateLimit;
-    if (limit && !(this.limiter ??= new ConnectionRateLimiter(limit)).allow(data.length)) {
-      this.flooded = true;
-      this.host.flooded(this);
-      this.flush();
-      this.ws!.close(CloseCode.policy, 'rate limit exceeded');
-      return;
-    }
+    // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
+    // client's close reply, and discarded.
+    if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
+    if (!this.allow(data.length)) return this.flood();
     this.connection.frame(isBinary ? data : data.toString());
+  }
+
+  /**
+   * A ping or pong from the client. ws answers pings itself, and neither reaches the consumer, but each
+   * costs a turn of parsing (and a pong written for a ping): they count against the rate limit too.
+   */
+  control(data: Buffer): void {
+    if (!this.flooded && !this.allow(data.length)) this.flood();
+  }
+
+  private allow(size: number): boolean {
+    const limit = this.host.rateLimit;
+    return limit === null || (this.limiter ??= new ConnectionRateLimiter(limit)).allow(size);
+  }
+
+  /** Past the rate limit: close 1008, and drop the socket if the close does not complete soon. */
+  private flood(): void {
+    const ws = this.ws!;
+    this.flooded = true;
+    this.host.flooded(this);
+    ws.close(CloseCode.policy, 'rate limit exceeded');
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   socketClosed(code: number): void {
@@ -129,7 +167,7 @@ export class SocketTransport extends Outbox implements Transport {
   private closeSlowReader(ws: WebSocket): void {
     this.discard();
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
-    setTimeout(() => ws.terminate(), SLOW_READER_GRACE_MS).unref();
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   // ---- Added by the server side (issue 8, 1b.8): the time limit on an unfinished message, checked by
@@ -169,6 +207,19 @@ export class TransportSocket extends WebSocket {
   /** Set as soon as the upgrade completes, before the socket can emit anything but 'open'. */
   transport: SocketTransport | null = null;
 
+  /**
+   * Every close goes through here: the consumer's, the server's, and ws's own when the client's close
+   * frame or a protocol error arrives, possibly in the same read as a message whose reply is still in
+   * the outbox. Queued frames are written first, so they reach the client before the close frame.
+   */
+  override close(code?: number, data?: string | Buffer): void {
+    this.transport?.flush();
+    super.close(code, data);
+    // A socket paused because its consumer is behind would never read the client's close reply, and
+    // would linger until ws's close timeout (30 s): a closing socket reads again.
+    if (this.isPaused) this.resume();
+  }
+
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     const transport = this.transport;
     if (transport === null) return super.emit(event, ...args);
@@ -180,10 +231,13 @@ export class TransportSocket extends WebSocket {
       case 'pong':
         transport.alive = true;
         transport.controlRead(args[0] as Buffer);
+        transport.control(args[0] as Buffer);
         return true;
       case 'ping':
+        // ws has answered it already (autoPong); nothing listens for 'ping'.
         transport.controlRead(args[0] as Buffer);
-        return super.emit(event, ...args);
+        transport.control(args[0] as Buffer);
+        return true;
       case 'error':
         transport.socketError(args[0] as Error);
         return true;

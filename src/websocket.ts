@@ -1,5 +1,6 @@
 // WebsocketConsumer and JsonWebsocketConsumer: one instance per connection, Channels' lifecycle.
-import type { Application, Connection, Runtime, Transport } from './application';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
+import type { AcceptOptions, Application, Connection, ResponseHeaders, Runtime, Transport } from './application';
 import { Consumer, markFrameworkClass } from './consumer';
 import type { LayerMessage } from './layers/layer';
 import { Mailbox } from './mailbox';
@@ -69,6 +70,12 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** One field, not three booleans: every connection has one. */
   private phase: Phase = Phase.connecting;
   private readPaused = false;
+  /**
+   * Client frames queued and not yet handled. Counted apart from the mailbox's size, which also holds
+   * layer events (the consumer's own group echoes among them): reading resumes when the frames drain,
+   * whatever else is queued.
+   */
+  private pendingFrames = 0;
   /** Also the layer's listener of `channelName`: a full mailbox refuses events (the channel is full). */
   private readonly mailbox: Mailbox<Item>;
 
@@ -98,10 +105,17 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   // ---- actions ----
 
-  accept(subprotocol?: string): void {
+  /**
+   * Completes the handshake: `accept()`, `accept('v2')` (one of `scope.subprotocols`) or
+   * `accept({ subprotocol, headers })` to add response headers. Headers that are not valid HTTP or
+   * that belong to the handshake throw a TypeError, and nothing is accepted.
+   */
+  accept(options?: string | AcceptOptions): void {
     if (this.phase !== Phase.connecting) return;
+    const subprotocol = typeof options === 'object' ? options.subprotocol : options;
+    const headers = typeof options === 'object' && options.headers !== undefined ? responseHeaders(options.headers) : undefined;
     this.phase = Phase.open;
-    this.transport!.accept(subprotocol);
+    this.transport!.accept(subprotocol, headers);
   }
 
   /** Closes with `code` (default 1000); before `accept()` it refuses the handshake with HTTP 403. */
@@ -115,8 +129,19 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.transport!.send(data);
   }
 
+  /** Sends `value` as a JSON text frame; a value with no JSON form throws a TypeError and sends nothing. */
   sendJson(value: unknown): void {
-    this.transport!.send(JSON.stringify(value));
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (error) {
+      // A BigInt, or a structure that contains itself.
+      throw new TypeError(`sendJson: cannot encode the ${describe(value)} given as JSON (${(error as Error).message})`, { cause: error });
+    }
+    if (text === undefined) {
+      throw new TypeError(`sendJson: ${describe(value)} has no JSON form; send an object, array, string, number, boolean or null`);
+    }
+    this.transport!.send(text);
   }
 
   // ---- Connection, driven by the server or the communicator ----
@@ -129,8 +154,14 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
       await this.joinStaticGroups();
       await this.connect();
     } catch (error) {
-      await this.teardown();
-      throw error;
+      // Before accept() the handshake can still be refused (HTTP 500); after it the client has read
+      // 101 Switching Protocols, so the failure is a handler error like any other: logged, close 1011,
+      // and disconnect() runs when the socket ends.
+      if (!this.accepted) {
+        await this.teardown();
+        throw error;
+      }
+      this.mailboxError(error);
     }
     if (!this.accepted) {
       if (!this.closing) this.close();
@@ -142,8 +173,9 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   frame(data: string | Buffer): void {
     if (this.failed) return;
+    this.pendingFrames++;
     this.mailbox.push(data);
-    if (!this.readPaused && this.mailbox.size >= this.frameBacklog() && this.transport?.pause) {
+    if (!this.readPaused && this.pendingFrames >= this.frameBacklog() && this.transport?.pause) {
       this.readPaused = true;
       this.transport.pause();
     }
@@ -179,15 +211,14 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   /** @internal The mailbox hands each frame, event and the disconnect here, in order. */
   handleMailboxItem(item: Item): unknown {
     if (item instanceof Disconnect) return this.finish(item);
-    if (this.failed) return undefined;
     if (typeof item === 'string' || Buffer.isBuffer(item)) {
-      if (this.readPaused && this.mailbox.size <= this.frameBacklog() / 2) {
+      if (--this.pendingFrames <= this.frameBacklog() / 2 && this.readPaused) {
         this.readPaused = false;
         this.transport!.resume?.();
       }
-      return this.receive(item);
+      return this.failed ? undefined : this.receive(item);
     }
-    return this.dispatch(item as LayerMessage);
+    return this.failed ? undefined : this.dispatch(item as LayerMessage);
   }
 
   private async finish(item: Disconnect): Promise<void> {
@@ -242,6 +273,34 @@ export class JsonWebsocketConsumer<Params extends RouteParams = RouteParams> ext
 
 markFrameworkClass(WebsocketConsumer);
 markFrameworkClass(JsonWebsocketConsumer);
+
+/** Response headers that ws writes itself, or that would make the 101 response mean something else. */
+const HANDSHAKE_HEADER = /^(?:upgrade|connection|content-length|transfer-encoding|sec-websocket-.*)$/i;
+
+/** Checks `accept()`'s headers and returns them as pairs. */
+function responseHeaders(headers: NonNullable<AcceptOptions['headers']>): ResponseHeaders {
+  const pairs: ResponseHeaders = Array.isArray(headers) ? headers : Object.entries(headers);
+  for (const [name, value] of pairs) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch (error) {
+      throw new TypeError(`accept: response header ${JSON.stringify(String(name).slice(0, 100))} is not valid HTTP (${(error as Error).message})`, { cause: error });
+    }
+    if (HANDSHAKE_HEADER.test(name)) {
+      throw new TypeError(`accept: response header ${JSON.stringify(name)} belongs to the WebSocket handshake and cannot be set`);
+    }
+  }
+  return pairs;
+}
+
+/** What a value is, for an error message, without echoing its content. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value === 'object' ? `object (${value.constructor?.name ?? 'no prototype'})` : typeof value;
+}
 
 /** A consumer class, as given to `path()`. */
 export type ConsumerClass = new (scope: Scope, runtime: Runtime) => Connection;

@@ -1,5 +1,5 @@
 import * as ws from 'ws';
-import { FrameCache, encodeFrame } from '../src/frame';
+import { FrameCache, encodeFrame, payloadLength } from '../src/frame';
 
 // ws exports its Receiver at runtime but not in its type declarations.
 interface FrameReceiver {
@@ -54,5 +54,11 @@ describe('FrameCache', () => {
     bytes[0] = 0x7a;
     expect(cache.frame(bytes).subarray(2).toString()).toBe('zbc');
     expect(first.subarray(2).toString()).toBe('abc');
+  });
+});
+
+describe('payloadLength', () => {
+  test.each([0, 125, 126, 65_535, 65_536, 100_000])('reads back the payload size of a %i-byte frame', (size) => {
+    expect(payloadLength(encodeFrame(Buffer.alloc(size)))).toBe(size);
   });
 });

@@ -1,7 +1,9 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
+import pino from 'pino';
 import { InMemoryChannelLayer, type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../src';
 import { WebsocketCommunicator } from '../src/testing';
 import { ConnectionRateLimiter } from '../src/rate-limit';
+import { Opcode, RawClient, clientFrame } from './support/raw-client';
 import { handshakeStatus, openClient } from './support/sockets';
 import { poll, until } from './support/wait';
 
@@ -149,6 +151,109 @@ describe('floods', () => {
     await communicator.disconnect();
     expect(handled).toBe(6);
     await layer.close();
+  });
+});
+
+/**
+ * Writes `frame` `batch` at a time, every `everyMs` (every turn when 0), until the server ends the
+ * connection; resolves then.
+ */
+async function flood(client: RawClient, frame: Buffer, batch = 500, everyMs = 0): Promise<void> {
+  const frames = Buffer.concat(Array.from({ length: batch }, () => frame));
+  let ended = false;
+  void client.ended.then(() => (ended = true));
+  const deadline = Date.now() + 10_000;
+  while (!ended && Date.now() < deadline) {
+    if (client.socket.writableLength < 1024 * 1024) client.socket.write(frames);
+    await new Promise((resolve) => (everyMs === 0 ? setImmediate(resolve) : setTimeout(resolve, everyMs)));
+  }
+  if (!ended) throw new Error('the server did not end a flooding connection within 10 s');
+}
+
+describe('outbound frame cap', () => {
+  test('a frame over maxOutboundFrame is dropped for every member, logged once with the count; the sockets stay open', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const { server, base } = await start({ maxOutboundFrame: 1000, logger });
+    const members = await Promise.all([0, 1, 2].map(() => openClient(`${base}/ws/member/`)));
+    const received = members.map(() => [] as string[]);
+    members.forEach((ws, i) => ws.on('message', (data) => received[i].push(data.toString())));
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'x'.repeat(1001) });
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'y'.repeat(1000) });
+    await until(() => received.every((frames) => frames.length > 0), 5000, 'the frame at the cap');
+    expect(received).toEqual(members.map(() => ['y'.repeat(1000)]));
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.maxOutboundFrame);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ bytes: 1001, maxOutboundFrame: 1000 });
+    expect(JSON.stringify(warnings)).not.toContain('xxxx');
+    // Multi-byte text counts in UTF-8 bytes: 400 'é' are 800 bytes, 600 are 1,200.
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'é'.repeat(600) });
+    await server.channelLayer.groupSend('all', { type: 'relay', payload: 'é'.repeat(400) });
+    await until(() => received.every((frames) => frames.length > 1), 5000, 'the multi-byte frame under the cap');
+    expect(received[0]).toEqual(['y'.repeat(1000), 'é'.repeat(400)]);
+    expect(server.connectionCount).toBe(3);
+    for (const ws of members) ws.terminate();
+    await server.close();
+  });
+
+  test('maxOutboundFrame defaults to 4 MiB, or maxPayload when that is larger', async () => {
+    const { server, base } = await start({ maxPayload: 8 * 1024 * 1024, rateLimit: false });
+    const client = await openClient(`${base}/ws/member/`, { maxPayload: 16 * 1024 * 1024 });
+    const echoed = new Promise<number>((resolve) => client.once('message', (data: Buffer) => resolve(data.length)));
+    client.send(Buffer.alloc(6 * 1024 * 1024));
+    expect(await echoed).toBe(6 * 1024 * 1024);
+    client.terminate();
+    await server.close();
+  });
+});
+
+describe('control frame floods', () => {
+  test('a client sending pongs in a tight loop is closed with 1008 and its socket ends', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/');
+    await flood(client, clientFrame(Opcode.pong, 'x'));
+    expect(client.frames.find((frame) => frame.opcode === Opcode.close)?.code).toBe(1008);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a client sending 500 pings/s is closed with 1008 and its socket ends', async () => {
+    // Ten per write: ws itself drops a client with 60 answers pending, which a bigger batch would hit first.
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/');
+    await flood(client, clientFrame(Opcode.ping, 'x'), 10, 20);
+    expect(client.frames.find((frame) => frame.opcode === Opcode.close)?.code).toBe(1008);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a pong flooder that never completes the close is dropped after a short grace', async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/ws/member/', { answerClose: false });
+    const started = Date.now();
+    await flood(client, clientFrame(Opcode.pong, 'x'));
+    expect(Date.now() - started).toBeLessThan(5000);
+    await until(() => server.connectionCount === 0, 5000, 'the server to forget the flooder');
+    await server.close();
+  });
+
+  test('a client pinging once a second is not closed', async () => {
+    const { server, base } = await start();
+    const client = await openClient(`${base}/ws/member/`);
+    let closed = false;
+    client.once('close', () => (closed = true));
+    for (let i = 0; i < 3; i++) {
+      const pong = new Promise((resolve) => client.once('pong', resolve));
+      client.ping();
+      await pong;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const echoed = new Promise((resolve) => client.once('message', (data) => resolve(data.toString())));
+    client.send('still here');
+    expect(await echoed).toBe('still here');
+    expect(closed).toBe(false);
+    client.terminate();
+    await server.close();
   });
 });
 

@@ -215,3 +215,124 @@ describe('group membership of a consumer', () => {
     await layer.close();
   });
 });
+
+class FailsAfterAccept extends WebsocketConsumer {
+  static disconnects: number[] = [];
+  override async connect(): Promise<void> {
+    await this.groupAdd('failing');
+    this.accept();
+    throw new Error('connect failed after accept');
+  }
+  override disconnect(code: number): void {
+    FailsAfterAccept.disconnects.push(code);
+  }
+}
+
+describe('connect() that throws', () => {
+  test('after accept(): connected, then close 1011; disconnect runs and its groups are left', async () => {
+    FailsAfterAccept.disconnects = [];
+    const layer = new InMemoryChannelLayer();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/f/', FailsAfterAccept)]), '/ws/f/', { channelLayer: layer });
+    expect(await communicator.connect()).toMatchObject({ connected: true });
+    expect(await communicator.receiveClose()).toBe(1011);
+    await communicator.disconnect();
+    expect(FailsAfterAccept.disconnects).toEqual([1011]);
+    const members = (layer as unknown as { local: { groups: Map<string, Map<string, number>> } }).local.groups;
+    expect(members.get('failing')?.size ?? 0).toBe(0);
+    await layer.close();
+  });
+
+  test('before accept(): a refused handshake (500)', async () => {
+    class FailsBeforeAccept extends WebsocketConsumer {
+      override connect(): void {
+        throw new Error('connect failed');
+      }
+    }
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/f/', FailsBeforeAccept)]), '/ws/f/');
+    expect(await communicator.connect()).toEqual({ connected: false, status: 500 });
+    await communicator.disconnect();
+  });
+});
+
+describe('sendJson with a value that has no JSON form', () => {
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+  const values: Record<string, unknown> = {
+    undefined: undefined,
+    function: () => 1,
+    symbol: Symbol('s'),
+    bigint: 10n,
+    cycle,
+  };
+  class Sender extends WebsocketConsumer {
+    override receive(data: string | Buffer): void {
+      try {
+        this.sendJson(values[String(data)]);
+        this.send('sent');
+      } catch (error) {
+        this.send(`${(error as Error).name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  test.each(Object.keys(values))('%s: a TypeError naming sendJson and what was given, nothing sent', async (name) => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/s/', Sender)]), '/ws/s/');
+    await communicator.connect();
+    communicator.sendTo(name);
+    const answer = String(await communicator.receiveFrom());
+    expect(answer).toMatch(/^TypeError: sendJson/);
+    expect(answer).toContain(name === 'cycle' ? 'circular' : name);
+    expect(await communicator.receiveNothing()).toBe(true);
+    await communicator.disconnect();
+  });
+});
+
+describe('accept({ subprotocol, headers })', () => {
+  class WithHeaders extends WebsocketConsumer {
+    override connect(): void {
+      this.accept({ subprotocol: 'v2', headers: { 'X-Server': 'channelkit', 'Set-Cookie': 'a=1' } });
+    }
+  }
+
+  test('the communicator reports the subprotocol and the extra headers', async () => {
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/h/', WithHeaders)]), '/ws/h/', { subprotocols: ['v2'] });
+    expect(await communicator.connect()).toEqual({
+      connected: true,
+      subprotocol: 'v2',
+      headers: [
+        ['X-Server', 'channelkit'],
+        ['Set-Cookie', 'a=1'],
+      ],
+    });
+    await communicator.disconnect();
+  });
+
+  test('header names and values that are invalid or would break the handshake are refused with a TypeError', async () => {
+    const refused: string[] = [];
+    const bad: [string, string][] = [
+      ['Upgrade', 'h2c'],
+      ['connection', 'close'],
+      ['Sec-WebSocket-Accept', 'x'],
+      ['sec-websocket-protocol', 'v9'],
+      ['Content-Length', '5'],
+      ['Bad Name', 'x'],
+      ['X-Split', 'a\r\nInjected: yes'],
+    ];
+    class Careful extends WebsocketConsumer {
+      override connect(): void {
+        for (const header of bad) {
+          try {
+            this.accept({ headers: [header] });
+          } catch (error) {
+            if (error instanceof TypeError && error.message.startsWith('accept:')) refused.push(header[0]);
+          }
+        }
+        this.accept({ headers: [['X-Fine', 'yes']] });
+      }
+    }
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/c/', Careful)]), '/ws/c/');
+    expect(await communicator.connect()).toEqual({ connected: true, subprotocol: undefined, headers: [['X-Fine', 'yes']] });
+    expect(refused).toEqual(bad.map(([name]) => name));
+    await communicator.disconnect();
+  });
+});

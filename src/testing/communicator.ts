@@ -20,7 +20,9 @@ export interface ConnectResult {
   connected: boolean;
   /** The subprotocol the consumer accepted with. */
   subprotocol?: string;
-  /** HTTP status of a refused handshake: 403 closed before accept, 404 no route, 500 connect threw. */
+  /** The extra response headers the consumer accepted with (`accept({ headers })`), as [name, value] pairs. */
+  headers?: [string, string][];
+  /** HTTP status of a refused handshake: 403 closed before accept, 404 no route, 500 connect threw before accept (after it: connected, then close 1011). */
   status?: number;
 }
 
@@ -60,12 +62,14 @@ export class WebsocketCommunicator {
       state: NO_STATE,
     };
     let subprotocol: string | undefined;
+    let headers: [string, string][] | undefined;
     let refused = false;
     const transport: Transport = {
-      accept: (chosen) => {
+      accept: (chosen, extra) => {
         if (this.accepted || refused) return;
         this.accepted = true;
         subprotocol = chosen;
+        if (extra) headers = extra.map(([name, value]) => [name, value]);
       },
       send: (data) => {
         if (this.accepted && !this.ended) this.push({ kind: 'frame', data });
@@ -85,7 +89,8 @@ export class WebsocketCommunicator {
       if (error instanceof HandshakeRejected) return { connected: false, status: error.status };
       return { connected: false, status: 500 };
     }
-    return this.accepted ? { connected: true, subprotocol } : { connected: false, status: 403 };
+    if (!this.accepted) return { connected: false, status: 403 };
+    return headers ? { connected: true, subprotocol, headers } : { connected: true, subprotocol };
   }
 
   sendTo(data: string | Buffer): void {
