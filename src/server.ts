@@ -8,6 +8,7 @@ import { FrameCache } from './frame';
 import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from './layers/layer';
 import { InMemoryChannelLayer } from './layers/memory';
+import { DroppedFrames } from './dropped-frames';
 import { type Logger, createLogger } from './logger';
 import { PendingConnections } from './pending-connections';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
@@ -117,6 +118,8 @@ const MESSAGE_TIMEOUT_GRACE_MS = 1000;
 export class Server {
   readonly channelLayer: ChannelLayer;
   readonly logger: Logger;
+  /** Frames not sent (over `maxOutboundFrame`, or to a slow reader under 'drop'), counted by reason. */
+  readonly droppedFrames: DroppedFrames;
   private readonly options: typeof DEFAULTS;
   private readonly app: Application;
   private readonly httpHandler: HttpHandler | undefined;
@@ -165,28 +168,18 @@ export class Server {
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
     this.http.on('clientError', answerClientError);
     const server = this;
+    const maxOutboundFrame = options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload);
+    this.droppedFrames = new DroppedFrames(this.logger, {
+      oversize: { maxOutboundFrame },
+      slowReader: { maxBufferedBytes: this.options.maxBufferedBytes },
+    });
     this.host = {
       frames: new FrameCache(),
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
-      maxOutboundFrame: options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload),
-      // Dropped frames are counted and logged once per window: a group send would otherwise log per member.
-      oversize: (() => {
-        let dropped = 0;
-        let loggedAt = -Infinity;
-        return (transport: SocketTransport, bytes: number) => {
-          dropped++;
-          const now = performance.now();
-          if (now - loggedAt < 10_000) return;
-          loggedAt = now;
-          this.logger.warn(
-            { bytes, maxOutboundFrame: this.host.maxOutboundFrame, dropped, path: transport.scope.path },
-            'frame over maxOutboundFrame not sent; raise maxOutboundFrame or send less',
-          );
-          dropped = 0;
-        };
-      })(),
+      maxOutboundFrame,
+      dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
       upgrade(req, socket, head, subprotocol, headers) {
         if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
         let accepted: TransportSocket | null = null;

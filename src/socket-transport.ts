@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { Connection, ResponseHeaders, Transport } from './application';
+import type { DropReason } from './dropped-frames';
 import { type FrameCache, payloadLength } from './frame';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
@@ -18,8 +19,8 @@ export interface TransportHost {
   readonly rateLimit: RateLimit | null;
   /** Largest payload sent to a client, in bytes (the server's `maxOutboundFrame`). */
   readonly maxOutboundFrame: number;
-  /** A frame over `maxOutboundFrame` was not sent (`bytes` is at least its payload size). */
-  oversize(transport: SocketTransport, bytes: number): void;
+  /** A frame was not sent: over `maxOutboundFrame` (`bytes` at least its payload size), or to a slow reader. */
+  dropped(transport: SocketTransport, reason: DropReason, bytes: number): void;
   /** Completes the upgrade (ws's handleUpgrade), with `headers` added to the 101 response, and returns the socket. */
   upgrade(
     req: IncomingMessage,
@@ -91,6 +92,7 @@ export class SocketTransport extends Outbox implements Transport {
     if (ws === null || ws.readyState !== 1) return;
     if (ws.bufferedAmount + this.pendingBytes > this.host.maxBufferedBytes) {
       if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws);
+      else this.host.dropped(this, 'slowReader', data.length);
       return;
     }
     // Over the cap, the frame is dropped and counted (the server logs it), not thrown: its size comes
@@ -98,10 +100,10 @@ export class SocketTransport extends Outbox implements Transport {
     // oversize message, which a client can provoke, would empty a whole group of its sockets.
     // A string's UTF-8 size is at least its length, so the common case costs one comparison.
     const cap = this.host.maxOutboundFrame;
-    if (data.length > cap) return this.host.oversize(this, data.length);
+    if (data.length > cap) return this.host.dropped(this, 'oversize', data.length);
     // Bypasses ws's sender for data frames: built once per payload, written once per turn.
     const frame = this.host.frames.frame(data);
-    if (frame.length > cap && payloadLength(frame) > cap) return this.host.oversize(this, payloadLength(frame));
+    if (frame.length > cap && payloadLength(frame) > cap) return this.host.dropped(this, 'oversize', payloadLength(frame));
     this.push(frame);
   }
 

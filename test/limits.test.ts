@@ -170,6 +170,28 @@ async function flood(client: RawClient, frame: Buffer, batch = 500, everyMs = 0)
   if (!ended) throw new Error('the server did not end a flooding connection within 10 s');
 }
 
+describe("slowReaderPolicy 'drop'", () => {
+  test('frames to a stalled reader past maxBufferedBytes are dropped, counted and logged once; the socket stays open', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const { server, port } = await start({ maxBufferedBytes: 64 * 1024, slowReaderPolicy: 'drop', logger });
+    const stalled = await stalledClient(port);
+    const payload = 'x'.repeat(10_000);
+    // Far more than the kernel's buffers and the mark together can take from a reader that never reads.
+    for (let i = 0; i < 2000; i++) {
+      await server.channelLayer.groupSend('all', { type: 'relay', payload });
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await until(() => server.droppedFrames.total.slowReader > 0, 5000, 'a frame dropped for the slow reader');
+    expect(server.connectionCount).toBe(1);
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => 'maxBufferedBytes' in entry);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ maxBufferedBytes: 64 * 1024, path: '/ws/member/' });
+    stalled.destroy();
+    await server.close();
+  });
+});
+
 describe('outbound frame cap', () => {
   test('a frame over maxOutboundFrame is dropped for every member, logged once with the count; the sockets stay open', async () => {
     const lines: string[] = [];

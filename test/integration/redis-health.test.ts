@@ -19,6 +19,32 @@ function capturingLogger() {
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
+/**
+ * Stalls Redis for 2 s (DEBUG SLEEP) while `sender` sends a chat message: the message still reaches
+ * `remote` (a client of another server) once Redis answers again, and that server stays healthy.
+ */
+async function expectStallSurvived(redis: RedisServer, sender: Inbox, remote: Inbox, remoteBase: string): Promise<void> {
+  const started = Date.now();
+  const sleeping = new Promise<string>((resolve) =>
+    execFile('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2'], (_error, stdout) => resolve(stdout.trim())),
+  );
+  // No event says Redis has begun DEBUG SLEEP; 100 ms lets redis-cli deliver it, well inside the 2 s stall.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  sender.ws.send(JSON.stringify({ message: 'during the stall' }));
+  expect(await sleeping).toBe('OK');
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  const frames: unknown[] = [];
+  await until(async () => {
+    try {
+      frames.push(await remote.nextJson(500));
+    } catch {
+      /* keep polling */
+    }
+    return frames.some((frame) => (frame as { message?: string }).message === 'during the stall');
+  }, 10_000);
+  expect((await fetch(`${remoteBase}/healthz`)).status).toBe(200);
+}
+
 describeRedis('a server on the Redis pub/sub layer through Redis faults', () => {
   let redis: RedisServer;
   let servers: Server[];
@@ -101,36 +127,18 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
   }, 40_000);
 
   test('Redis stalled (DEBUG SLEEP 2): nothing crashes and delivery resumes', async () => {
-    const [a, remote] = [await join(0), await join(1)];
-    const started = Date.now();
-    const sleeping = new Promise<string>((resolve) =>
-      execFile('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2'], (_error, stdout) => resolve(stdout.trim())),
-    );
-    // No event says Redis has begun DEBUG SLEEP; 100 ms lets redis-cli deliver it, well inside the 2 s stall.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    a.ws.send(JSON.stringify({ message: 'during the stall' }));
-    expect(await sleeping).toBe('OK');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
-    const frames: unknown[] = [];
-    await until(async () => {
-      try {
-        frames.push(await remote.nextJson(500));
-      } catch {
-        /* keep polling */
-      }
-      return frames.some((frame) => (frame as { message?: string }).message === 'during the stall');
-    }, 10_000);
-    expect((await fetch(`${base(1)}/healthz`)).status).toBe(200);
+    await expectStallSurvived(redis, await join(0), await join(1), base(1));
   }, 30_000);
 });
 
-describeRedis('servers on the Redis list layer when Redis restarts empty', () => {
+describeRedis('servers on the Redis list layer through Redis faults', () => {
   let redis: RedisServer;
   let servers: Server[];
   const inboxes: Inbox[] = [];
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
+    // DEBUG SLEEP for the stall test; kept across the restart test's restart.
+    redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
     servers = [0, 1].map(
       () => new Server({ app: application, http, port: 0, heartbeatInterval: 0, logger: pino({ level: 'silent' }), channelLayer: new RedisChannelLayer({ url: redis.url }) }),
     );
@@ -147,11 +155,15 @@ describeRedis('servers on the Redis list layer when Redis restarts empty', () =>
   });
 
   const base = (i: number) => `http://127.0.0.1:${servers[i].address().port}`;
-  const join = async (i: number) => {
-    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/restart/`));
+  const join = async (i: number, room = 'restart') => {
+    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/${room}/`));
     inboxes.push(inbox);
     return inbox;
   };
+
+  test('Redis stalled (DEBUG SLEEP 2): nothing crashes and delivery resumes', async () => {
+    await expectStallSurvived(redis, await join(0, 'stall'), await join(1, 'stall'), base(1));
+  }, 30_000);
 
   test('clients still connected hear each other again; a chat joined while down is accepted, told of undelivered sends, and a member after', async () => {
     const [a, remote] = [await join(0), await join(1)];
