@@ -1,7 +1,7 @@
 // The one type that routers, middleware and consumers share, so stacks compose with no special cases.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ChannelLayer } from './layers/layer';
 import type { Logger } from './logger';
-import type { Scope } from './scope';
 
 /**
  * What the server (or the test communicator) gives an application besides the scope: the process's
@@ -73,3 +73,68 @@ export class HandshakeRejected extends Error {
     this.name = 'HandshakeRejected';
   }
 }
+
+// ---- The scope: one connection's facts ----
+
+/** One route parameter: a string, or a number from the `int` converter (`:id(int)`). */
+export type RouteParamValue = string | number;
+
+/**
+ * Route parameters: `path('ws/chat/:room/', ...)` puts `{ room: 'lobby' }` here, `:id(int)` a number.
+ * Type them exactly with `RouteParamsOf<pattern>` as the consumer's type argument.
+ */
+export type RouteParams = Record<string, RouteParamValue>;
+
+export interface Scope<Params extends RouteParams = RouteParams> {
+  type: 'websocket';
+  /** Decoded request path, with its leading slash: '/ws/chat/lobby/'. */
+  path: string;
+  /** What nested routers have not matched yet; the router reads and advances it. */
+  pathRemaining: string;
+  /** Route parameters collected by every router level. */
+  params: Params;
+  /** Patterns matched so far, joined: 'ws/chat/:room/'. Logged on connect and disconnect. */
+  route: string;
+  /** The query string's parameters; read-only (connections with no query share one empty instance). */
+  query: ReadonlyQuery;
+  /**
+   * Lower-cased request headers, as Node gives them, less those only the handshake uses (connection,
+   * upgrade, sec-websocket-key/-version/-extensions/-protocol; the offered protocols are in `subprotocols`).
+   */
+  headers: IncomingHttpHeaders;
+  client: { address: string; port: number };
+  /** Subprotocols the client offered, in its order; `accept(subprotocol)` picks one. */
+  subprotocols: string[];
+  /** Set by `authMiddleware`; null means anonymous. */
+  user: ScopeUser | null;
+  /**
+   * Free space for middleware, which sets it as it sets `user`, on its copy of the scope:
+   * `inner({ ...scope, state: { ...scope.state, tenant } }, runtime)`. It starts as one shared,
+   * frozen empty object, so a connection with no state costs nothing for it.
+   */
+  state: Readonly<Record<string, unknown>>;
+}
+
+/** The `state` of a scope no middleware has given any. */
+export const NO_STATE: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** URLSearchParams without its mutators: a scope describes the request as it came. */
+export type ReadonlyQuery = Omit<URLSearchParams, 'append' | 'delete' | 'set' | 'sort'>;
+
+/** What an authenticated user looks like to the framework: an id, and whatever the app adds. */
+export interface ScopeUser {
+  id: string;
+  [key: string]: unknown;
+}
+
+/** Close codes the framework uses (RFC 6455 and DESIGN.md). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  unsupportedData: 1003,
+  invalidPayload: 1007,
+  policy: 1008,
+  tooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;

@@ -4,9 +4,9 @@ import type { Application } from './application';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
-import { type HttpHandler, Server } from './server';
-import type { ChannelNameRouter } from './worker';
-import { Worker } from './worker';
+import { type HttpHandler, Server } from './server/server';
+import type { ChannelNameRouter } from './consumer/worker';
+import { Worker } from './consumer/worker';
 
 const USAGE = `usage:
   channelkit serve [--layer L] [routing-module]       serve the module's \`application\` (and \`http\`) on HOST:PORT;

@@ -2,6 +2,7 @@
 export {
   type AcceptOptions,
   type Application,
+  CloseCode,
   type Connection,
   HandshakeRejected,
   type Middleware,
@@ -9,8 +10,8 @@ export {
   type Runtime,
   type Transport,
 } from './application';
-export { Consumer } from './consumer';
-export { UnknownMessageType, handlerName } from './dispatch';
+export { Consumer } from './consumer/consumer';
+export { UnknownMessageType, handlerName } from './consumer/dispatch';
 export {
   type ChannelLayer,
   ChannelFull,
@@ -32,12 +33,12 @@ export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } f
 export { channelLayerFromEnv } from './layers/from-env';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';
-export { type AuthOptions, type UserResolver, authMiddleware } from './middleware/auth';
-export { type OriginValidatorOptions, originValidator } from './middleware/origin';
-export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from './router';
-export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './scope';
-export { type HttpHandler, Server, type ServerOptions } from './server';
-export { serveFile } from './static';
-export { signToken, verifyToken } from './tokens';
-export { CloseCode, type ConsumerClass, JsonWebsocketConsumer, WebsocketConsumer } from './websocket';
-export { ChannelNameRouter, Worker, type WorkerConsumerClass, type WorkerOptions } from './worker';
+export { type AuthOptions, type UserResolver, authMiddleware } from './routing/middleware/auth';
+export { type OriginValidatorOptions, originValidator } from './routing/middleware/origin';
+export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from './routing/router';
+export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './application';
+export { type HttpHandler, Server, type ServerOptions } from './server/server';
+export { serveFile } from './server/static';
+export { signToken, verifyToken } from './routing/middleware/tokens';
+export { type ConsumerClass, JsonWebsocketConsumer, WebsocketConsumer } from './consumer/websocket';
+export { ChannelNameRouter, Worker, type WorkerConsumerClass, type WorkerOptions } from './consumer/worker';

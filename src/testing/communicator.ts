@@ -1,9 +1,8 @@
 // WebsocketCommunicator: drives an application in a test with no socket, like Channels' communicator.
-import { type Application, type Connection, HandshakeRejected, type Transport } from '../application';
+import { type Application, type Connection, HandshakeRejected, type Transport, NO_STATE, type Scope, type ScopeUser } from '../application';
 import type { ChannelLayer } from '../layers/layer';
 import { InMemoryChannelLayer } from '../layers/memory';
 import { type Logger, createLogger } from '../logger';
-import { NO_STATE, type Scope, type ScopeUser } from '../scope';
 
 export interface CommunicatorOptions {
   /** Request headers (lower-case names). */

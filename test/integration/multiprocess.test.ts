@@ -67,7 +67,7 @@ describeRedis('a worker process on the Redis list layer', () => {
   });
 
   test('a job sent to a named channel from a third process is handled by the worker and reaches a client', async () => {
-    const { signToken } = await import('../../src/tokens');
+    const { signToken } = await import('../../src/routing/middleware/tokens');
     const port = await processes[0].ready;
     const client = new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/notifications/?token=${signToken('alice', 'test-secret')}`));
     try {

@@ -1,0 +1,164 @@
+// The base consumer: layer wiring, group membership and handler dispatch, shared by socket and worker consumers.
+import type { Runtime } from '../application';
+import { UnknownMessageType, UnknownTypeLog, handlerName, shouldLog } from './dispatch';
+import type { ChannelLayer, LayerMessage } from '../layers/layer';
+import type { Logger } from '../logger';
+
+/**
+ * Names of every framework method ('close', 'send', 'connect', 'receiveJson'...): never handlers,
+ * even where the application's class overrides them, as it does `connect` and `receive`. A layer
+ * event must not re-run a consumer's lifecycle (a group send of {type: 'connect'} would re-run every
+ * member's connect()).
+ */
+const frameworkNames = new Set<string>();
+
+/** Marks a framework class so that a message type can never call its methods ('close', 'send'...). */
+export function markFrameworkClass(cls: { prototype: object }): void {
+  for (const name of Object.getOwnPropertyNames(cls.prototype)) frameworkNames.add(name);
+}
+markFrameworkClass(Object);
+
+/**
+ * Lifecycle words, as Channels' ASGI events: `receive`, `receiveJson`, `websocketConnect`... are
+ * never handlers, whether or not a framework class defines them. A word that only begins with the
+ * same letters ('receivedAck') is the application's.
+ */
+const LIFECYCLE = /^(?:connect|disconnect|receive|websocket)(?:[A-Z]|$)/;
+
+type Handler = (message: LayerMessage) => unknown;
+const NO_GROUPS: readonly string[] = Object.freeze([]);
+
+/** A consumer's joined groups as a list, whichever form they are kept in. */
+function listOf(joined: string | readonly string[]): readonly string[] {
+  return typeof joined === 'string' ? [joined] : joined;
+}
+const handlersByClass = new WeakMap<object, Map<string, string | null>>();
+/** Per consumer class: an unknown type is logged once per type and minute (see UnknownTypeLog). */
+const unknownTypeLogs = new WeakMap<object, UnknownTypeLog>();
+/** Types longer than this are not cached: no handler name is that long, and keys would pin memory. */
+const CACHED_TYPE_LENGTH = 100;
+
+/**
+ * One consumer per connection (or per worker channel). It owns `channelName` on the layer and
+ * handles the layer messages sent to it by type: `{ type: 'chat.message' }` calls `chatMessage(message)`.
+ */
+export abstract class Consumer {
+  /** Groups every instance joins before `connect()` and leaves after `disconnect()`. */
+  static groups: string[] = [];
+
+  /** This consumer's own address on the layer; any process can `send()` to it. */
+  channelName = '';
+  /** The process's layer and logger, shared: one pointer per consumer rather than two. */
+  private readonly runtime: Runtime;
+  /**
+   * Groups joined. Most consumers are in one: that is kept as the name alone (an array would cost
+   * every connection about 56 bytes); several as an exact-size array, replaced rather than pushed to.
+   */
+  private joined: string | readonly string[] = NO_GROUPS;
+
+  constructor(runtime: Runtime) {
+    this.runtime = runtime;
+  }
+
+  get channelLayer(): ChannelLayer {
+    return this.runtime.channelLayer;
+  }
+
+  protected get logger(): Logger {
+    return this.runtime.logger;
+  }
+
+  /** Joins `group` with this consumer's channel; it is left automatically at the end. */
+  async groupAdd(group: string): Promise<void> {
+    await this.channelLayer.groupAdd(group, this.channelName);
+    const joined = listOf(this.joined);
+    if (!joined.includes(group)) this.joined = joined.length === 0 ? group : joined.concat(group);
+  }
+
+  async groupDiscard(group: string): Promise<void> {
+    const rest = listOf(this.joined).filter((joined) => joined !== group);
+    this.joined = rest.length === 1 ? rest[0] : rest;
+    await this.channelLayer.groupDiscard(group, this.channelName);
+  }
+
+  /** Sends `message` to every member of `group` in every process (this consumer included, if a member). */
+  groupSend(group: string, message: LayerMessage): Promise<void> {
+    return this.channelLayer.groupSend(group, message);
+  }
+
+  /**
+   * Calls the handler that `message.type` names; throws `UnknownMessageType` when there is none,
+   * including for a message without `type` (valid on the layer, but it names no handler).
+   */
+  dispatch(message: LayerMessage): unknown {
+    const name = this.resolveHandler(message.type);
+    return (this as unknown as Record<string, Handler>)[name](message);
+  }
+
+  /**
+   * Whether a handler's `error` is worth a log line: not an unknown type this class already logged
+   * within the minute (a hostile type sent to every member would otherwise be one line per member).
+   */
+  protected shouldLog(error: unknown): boolean {
+    return shouldLog(error);
+  }
+
+  /** Joins the class's static groups. */
+  protected async joinStaticGroups(): Promise<void> {
+    const groups = (this.constructor as typeof Consumer).groups;
+    await Promise.all(groups.map((group) => this.groupAdd(group)));
+  }
+
+  /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
+  protected async leaveGroups(): Promise<void> {
+    const groups = listOf(this.joined);
+    this.joined = NO_GROUPS;
+    const results = await Promise.allSettled(
+      groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
+    );
+    for (const result of results) {
+      if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
+    }
+  }
+
+  private resolveHandler(type: unknown): string {
+    let cache = handlersByClass.get(this.constructor);
+    if (!cache) handlersByClass.set(this.constructor, (cache = new Map()));
+    let name = typeof type === 'string' ? cache.get(type) : null;
+    if (name === undefined) {
+      name = this.findHandler(type as string);
+      if (cache.size < 1000 && (type as string).length <= CACHED_TYPE_LENGTH) cache.set(type as string, name);
+    }
+    if (name === null || name === undefined) throw this.unknownType(type);
+    return name;
+  }
+
+  private unknownType(type: unknown): UnknownMessageType {
+    const error = new UnknownMessageType(type, this.constructor.name, whyNoHandler(type));
+    let log = unknownTypeLogs.get(this.constructor);
+    if (!log) unknownTypeLogs.set(this.constructor, (log = new UnknownTypeLog()));
+    log.admit(error, type);
+    return error;
+  }
+
+  private findHandler(type: string): string | null {
+    const name = handlerName(type);
+    if (name === null || frameworkNames.has(name) || LIFECYCLE.test(name)) return null;
+    return typeof (this as unknown as Record<string, unknown>)[name] === 'function' ? name : null;
+  }
+}
+
+/** The remedy for a type with no handler. */
+function whyNoHandler(type: unknown): string {
+  // Any map is a layer message (Channels' spec); only dispatch needs a type.
+  if (type === undefined) return 'message has no type';
+  if (typeof type !== 'string') return 'type must be a string';
+  // The reason never quotes more of a type than the message does.
+  if (type.length > CACHED_TYPE_LENGTH) return 'no handler has a name that long';
+  const name = handlerName(type);
+  if (name === null) return 'type must be words joined by "." or "_"';
+  if (frameworkNames.has(name) || LIFECYCLE.test(name)) return `${name} is a lifecycle or framework method, never a handler; use another type`;
+  return `define a method ${name}(message)`;
+}
+
+markFrameworkClass(Consumer);

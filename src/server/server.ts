@@ -1,0 +1,469 @@
+// The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
+import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { type Application, type Connection, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
+import { FrameCache } from './protocol';
+import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
+import { type ChannelLayer, LayerUnavailable } from '../layers/layer';
+import { InMemoryChannelLayer } from '../layers/memory';
+import { DroppedFrames } from './dropped-frames';
+import { type Logger, createLogger } from '../logger';
+import { PendingConnections } from './pending-connections';
+import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
+import { SocketTransport, type TransportHost, TransportSocket } from './transport';
+
+/**
+ * App-specific HTTP routes (pages, token issuing...). Return true when the request was handled;
+ * false lets the server answer 404.
+ */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, runtime: Runtime) => boolean | Promise<boolean>;
+
+export interface ServerOptions {
+  /** The application (router, middleware stack or consumer app) that serves WebSocket connections. */
+  app: Application;
+  /** Default: a new `InMemoryChannelLayer`, closed by `close()`. A layer passed in is left open. */
+  channelLayer?: ChannelLayer;
+  /** Default: pino at LOG_LEVEL. */
+  logger?: Logger;
+  /** Pages and other HTTP routes; `/healthz` and `/readyz` are built in. */
+  http?: HttpHandler;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 8000; 0 picks a free port (see `address()`). */
+  port?: number;
+  /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. Default 1 MiB. */
+  maxPayload?: number;
+  /** Open sockets (and handshakes in progress) per process; past it handshakes get HTTP 503. Default 10,000. */
+  maxConnections?: number;
+  /** Interval of the ping/pong heartbeat, in ms; a peer silent for two intervals is terminated. Default 30,000; 0 disables. */
+  heartbeatInterval?: number;
+  /**
+   * Time a client has to complete a message once it has started sending it (all fragments of a fragmented
+   * one), in ms; past it, close 1008. Checked every `messageTimeout`, so a message is closed after one to
+   * two times this. Keeps a client from holding a half-sent message (up to `maxPayload`) for as long as it
+   * answers pings. A message sent in one frame over a slow link counts too: raise it for large uploads on
+   * slow links. Default 30,000; 0 disables.
+   */
+  messageTimeout?: number;
+  /** How long `close()` waits for sockets to close and disconnect handlers to end, in ms. Default 10,000. */
+  drainTimeout?: number;
+  /**
+   * Bytes a socket may have queued unsent (its reader is slow) before the server acts. Default 4 MiB.
+   * Keeps one stalled client from growing the process without bound.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * What to do at `maxBufferedBytes`: 'close' (default) sends 1013 and drops the socket one second
+   * later if the close frame cannot get through (a stalled reader); 'drop' skips the frame.
+   */
+  slowReaderPolicy?: 'close' | 'drop';
+  /** Per-connection limits on client frames and bytes (token buckets); past them, close 1008. `false` disables. */
+  rateLimit?: Partial<RateLimit> | false;
+  /** Open sockets and handshakes per client address; past it, HTTP 429. Default unlimited (proxies share addresses). */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Connections still "pending": they have not finished their request headers, or their WebSocket
+   * handshake is still being decided (middleware, `connect()`). Past it, while the oldest pending
+   * connection has waited over a second (`headersTimeout` / 2 when shorter), a new TCP connection is
+   * closed at once, unanswered, and the drops are logged (at most every 10 s). A burst of connections
+   * accepted together is let in up to four times this. Bounds floods of clients that open connections
+   * and send nothing or trickle their headers. Default 1,000.
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Connections from one address that have not finished their request headers; past it, under the
+   * same rule, a new one from that address is closed at once. Default 100.
+   */
+  maxPendingHandshakesPerAddress?: number;
+  /**
+   * How long a connection may take to send its request headers, in ms (Node's own default is 60 s);
+   * past it, HTTP 408 and closed. Also bounds connections that send nothing. Default 10,000.
+   */
+  headersTimeout?: number;
+  /** How long a whole HTTP request (headers and body) may take, in ms; never less than `headersTimeout`. Default 30,000. */
+  requestTimeout?: number;
+  /**
+   * Largest frame sent to a client, in bytes. A bigger one is not sent: it is dropped and logged (at
+   * most once per 10 s, with the count dropped), and the socket stays open. Default 4 MiB, or
+   * `maxPayload` when that is larger: room for a client's largest frame echoed or wrapped in JSON, and
+   * no more than one slow socket may queue (`maxBufferedBytes`).
+   */
+  maxOutboundFrame?: number;
+}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8000,
+  maxPayload: 1024 * 1024,
+  maxConnections: 10_000,
+  heartbeatInterval: 30_000,
+  messageTimeout: 30_000,
+  drainTimeout: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  slowReaderPolicy: 'close' as 'close' | 'drop',
+  maxConnectionsPerAddress: Infinity,
+  maxPendingHandshakes: 1000,
+  maxPendingHandshakesPerAddress: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+};
+
+/** How long a socket closed for a message not completed in time may take to finish closing. */
+const MESSAGE_TIMEOUT_GRACE_MS = 1000;
+
+export class Server {
+  readonly channelLayer: ChannelLayer;
+  readonly logger: Logger;
+  /** Frames not sent (over `maxOutboundFrame`, or to a slow reader under 'drop'), counted by reason. */
+  readonly droppedFrames: DroppedFrames;
+  private readonly options: typeof DEFAULTS;
+  private readonly app: Application;
+  private readonly httpHandler: HttpHandler | undefined;
+  private readonly ownsLayer: boolean;
+  private readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly live = new Set<SocketTransport>();
+  private readonly host: TransportHost;
+  private allEnded: (() => void) | null = null;
+  private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
+
+  private readonly rateLimit: RateLimit | null;
+  private readonly perAddress = new Map<string, number>();
+  private handshakes = 0;
+  /** Connections that have not finished their request headers. */
+  private readonly pending: PendingConnections;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private messageCheck: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ServerOptions) {
+    const { app, channelLayer, logger, http, rateLimit, ...limits } = options;
+    this.options = { ...DEFAULTS, ...stripUndefined(limits) };
+    this.rateLimit = rateLimit === false ? null : { ...RATE_LIMIT_DEFAULTS, ...stripUndefined(rateLimit ?? {}) };
+    this.app = app;
+    this.httpHandler = http;
+    this.ownsLayer = channelLayer === undefined;
+    this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
+    this.logger = logger ?? createLogger();
+    this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
+    const { headersTimeout, maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
+    this.pending = new PendingConnections(
+      { maxPendingHandshakes, maxPendingHandshakesPerAddress, stallAfter: Math.min(1000, headersTimeout / 2) },
+      this.logger,
+    );
+    this.http = createServer(
+      {
+        headersTimeout,
+        requestTimeout: Math.max(this.options.requestTimeout, headersTimeout),
+        // Node checks those timeouts only this often (by default every 30 s, which would double them).
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, headersTimeout / 4)),
+      },
+      (req, res) => void this.handleHttp(req, res),
+    );
+    this.http.on('connection', (socket: Socket) => this.pending.admit(socket, this.handshakes));
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
+    this.http.on('clientError', answerClientError);
+    const server = this;
+    const maxOutboundFrame = options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload);
+    this.droppedFrames = new DroppedFrames(this.logger, {
+      oversize: { maxOutboundFrame },
+      slowReader: { maxBufferedBytes: this.options.maxBufferedBytes },
+    });
+    this.host = {
+      frames: new FrameCache(),
+      maxBufferedBytes: this.options.maxBufferedBytes,
+      slowReaderPolicy: this.options.slowReaderPolicy,
+      rateLimit: this.rateLimit,
+      maxOutboundFrame,
+      dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
+      upgrade(req, socket, head, subprotocol, headers) {
+        if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
+        let accepted: TransportSocket | null = null;
+        // ws emits 'headers' just before writing the 101; the listener lives only for this upgrade.
+        const addHeaders =
+          headers &&
+          ((lines: string[], request: IncomingMessage) => {
+            if (request === req) for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+          });
+        if (addHeaders) server.wss.on('headers', addHeaders);
+        try {
+          // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
+          server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
+        } finally {
+          if (addHeaders) server.wss.off('headers', addHeaders);
+        }
+        // ws handles the socket's errors from here on.
+        socket.removeListener('error', destroySocket);
+        return accepted;
+      },
+      opened: (transport) => this.track(transport),
+      ended: (transport, code) => this.ended(transport, code),
+      socketError: (transport, error) => this.logger.debug({ err: error, path: transport.scope.path }, 'socket error'),
+      flooded: (transport) =>
+        this.logger.warn({ path: transport.scope.path, client: transport.scope.client.address }, 'rate limit exceeded; closing with 1008'),
+    };
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      WebSocket: TransportSocket,
+      maxPayload: this.options.maxPayload,
+      handleProtocols: (_offered, req) => this.chosenProtocol.get(req) ?? false,
+    });
+  }
+
+  /** One object for every connection: consumers keep a pointer to it. */
+  readonly runtime: Runtime;
+
+  get connectionCount(): number {
+    return this.live.size;
+  }
+
+  /**
+   * TCP connections the server holds open: WebSockets, handshakes and HTTP requests in progress, idle
+   * keep-alive connections, refused sockets not yet destroyed. Each holds a file descriptor.
+   */
+  socketCount(): Promise<number> {
+    return new Promise((resolve, reject) => this.http.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.options.heartbeatInterval > 0) {
+      this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatInterval);
+    }
+    if (this.options.messageTimeout > 0) {
+      this.messageCheck = setInterval(() => this.checkMessages(), this.options.messageTimeout);
+    }
+    const address = this.address();
+    this.logger.info({ host: address.address, port: address.port }, 'listening');
+    return address;
+  }
+
+  address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  /**
+   * Drains: refuses new handshakes (503), closes every socket with 1001, waits for disconnect
+   * handlers (up to `drainTimeout`, then terminates), stops the HTTP server and closes the layer
+   * it created.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.messageCheck) clearInterval(this.messageCheck);
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeIdleConnections();
+    const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
+    if (this.live.size === 0) this.allEnded?.();
+    for (const transport of this.live) transport.close(CloseCode.goingAway, 'server shutdown');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      ended.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.options.drainTimeout))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.logger.warn({ sockets: this.live.size }, 'drain timeout: terminating remaining sockets');
+      for (const transport of this.live) transport.ws!.terminate();
+    }
+    this.http.closeAllConnections();
+    await httpClosed;
+    // A layer passed in is shared (other servers, Django, queued messages on the same Redis): a server
+    // never flushes it, and leaves closing it to its owner.
+    if (this.ownsLayer) await this.channelLayer.close();
+    this.logger.info('closed');
+  }
+
+  private releaseAddress(address: string): void {
+    const count = (this.perAddress.get(address) ?? 1) - 1;
+    if (count <= 0) this.perAddress.delete(address);
+    else this.perAddress.set(address, count);
+  }
+
+  private beat(): void {
+    for (const transport of this.live) {
+      if (!transport.alive) {
+        transport.ws!.terminate();
+        continue;
+      }
+      transport.alive = false;
+      transport.ws!.ping();
+    }
+  }
+
+  /**
+   * Per socket: a message in progress at the last check (bytes read past the last complete frame) with
+   * none completed since has taken over `messageTimeout`: close it with 1008, a policy of this server
+   * (1009 would say the message is too big, which it need not be). Public API only: the socket's
+   * byte count against the frames ws reported, no look into ws's parser.
+   */
+  private checkMessages(): void {
+    for (const transport of this.live) {
+      const ws = transport.ws!;
+      if (ws.readyState !== ws.OPEN) continue;
+      const mark = transport.readMark;
+      if (ws.isPaused) {
+        // The server stopped reading (its consumer is behind): a message it has not read is not late.
+        if (mark < 0) transport.readMark = -mark;
+        continue;
+      }
+      const read = transport.bytesRead();
+      if (mark >= 0) {
+        // In progress now: flag it; a message completing before the next check clears the flag.
+        if (read > mark) transport.readMark = -mark;
+        continue;
+      }
+      if (read <= -mark) {
+        // What was in progress was a control frame, complete since.
+        transport.readMark = -mark;
+        continue;
+      }
+      this.logger.info(
+        { path: transport.scope.path, client: transport.scope.client.address, pendingBytes: read + mark, timeoutMs: this.options.messageTimeout },
+        'message not completed in time; closing with 1008',
+      );
+      transport.close(CloseCode.policy, 'message not completed in time');
+      // A client that stalls mid-message will not send its close frame either.
+      setTimeout(terminateSocket, MESSAGE_TIMEOUT_GRACE_MS, ws).unref();
+    }
+  }
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.pending.done(req.socket);
+    try {
+      const url = req.url ?? '/';
+      if (url === '/healthz' || url === '/readyz') {
+        const layer = this.channelLayer.health();
+        const ready = layer.state === 'up' && !this.closing;
+        // /healthz stays 200 while local delivery works; /readyz says whether to send traffic here.
+        const status = url === '/healthz' ? (this.closing ? 503 : 200) : ready ? 200 : 503;
+        respond(res, status, JSON.stringify({ status: ready ? 'ok' : 'degraded', connections: this.live.size, layer }), 'application/json');
+        return;
+      }
+      if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;
+      respond(res, 404, 'Not Found\n');
+    } catch (error) {
+      this.logger.error({ err: error, method: req.method, path: loggablePath(req.url) }, 'HTTP handler failed');
+      if (!res.headersSent) respond(res, 500, 'Internal Server Error\n');
+      else res.destroy();
+    }
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // From here the `handshakes` count holds its place among the pending, until accepted or refused.
+    this.pending.done(socket);
+    // A client that resets mid-handshake must not become an unhandled 'error'.
+    socket.on('error', destroySocket);
+    if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
+    if (!isValidUpgrade(req)) return rejectHandshake(socket, 400, 'invalid WebSocket handshake');
+    if (this.live.size + this.handshakes >= this.options.maxConnections) {
+      this.logger.warn({ max: this.options.maxConnections }, 'connection refused: server full');
+      return rejectHandshake(socket, 503, 'server is full');
+    }
+    const address = req.socket.remoteAddress ?? '';
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.options.maxConnectionsPerAddress) {
+      this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
+      return rejectHandshake(socket, 429, 'too many connections from this address');
+    }
+    if (this.options.maxConnectionsPerAddress !== Infinity) {
+      this.perAddress.set(address, fromAddress + 1);
+      // The address's count is released when the socket ends, whether or not the handshake succeeded.
+      socket.once('close', () => this.releaseAddress(address));
+    }
+    this.handshakes++;
+    // Whole milliseconds since the process started: a small integer, not a boxed number per connection.
+    const started = Math.round(performance.now());
+    let scope: Scope | undefined;
+    try {
+      scope = buildScope(req);
+      const connection = await this.app(scope, this.runtime);
+      await this.run(connection, req, socket, head, started);
+    } catch (error) {
+      if (error instanceof HandshakeRejected) {
+        this.logger.info({ path: loggablePath(scope?.path ?? req.url), status: error.status, reason: error.message }, 'handshake rejected');
+        rejectHandshake(socket, error.status, error.message);
+      } else if (error instanceof LayerUnavailable) {
+        // The layer is down (a groupAdd while Redis is unreachable): the client should retry later. Its
+        // detail (which Redis, why) is for the log, not for the client.
+        this.logger.warn({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake refused: channel layer unavailable');
+        rejectHandshake(socket, 503, 'channel layer unavailable, try again later');
+      } else {
+        this.logger.error({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake failed');
+        rejectHandshake(socket, 500, 'internal error');
+      }
+    } finally {
+      this.handshakes--;
+    }
+  }
+
+  private async run(connection: Connection, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
+    const transport = new SocketTransport(this.host, connection, started, req, socket, head);
+    await connection.open(transport);
+    if (!transport.ws) {
+      const why = transport.refused?.reason;
+      throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
+    }
+  }
+
+  /** Wires an accepted socket to its connection, before any of its events can arrive. */
+  private track(transport: SocketTransport): void {
+    transport.ws!.transport = transport;
+    // The handshake's bytes are behind us: from here on, what is read is frames.
+    transport.readMark = transport.bytesRead();
+    this.live.add(transport);
+    const scope = transport.scope;
+    this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
+  }
+
+  /** The socket closed and the consumer's disconnect handlers ran. */
+  private ended(transport: SocketTransport, code: number): void {
+    this.live.delete(transport);
+    const scope = transport.scope;
+    const durationMs = Math.round(performance.now()) - transport.started;
+    this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
+    if (this.live.size === 0) this.allEnded?.();
+  }
+}
+
+/** A request the HTTP parser refused (bad HTTP, headers too large, too slow): answer, then close. */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
+  else rejectHandshake(socket, 400, 'bad request');
+}
+
+function terminateSocket(ws: TransportSocket): void {
+  ws.terminate();
+}
+
+/** Shared by every handshake socket, rather than a closure each. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function respond(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,75 @@
+import type { Socket } from 'node:net';
+import { Outbox } from '../../src/server/outbox';
+
+/** Records what reaches the socket: each uncorked batch is one write (one syscall in Node). */
+class FakeSocket {
+  writes: string[][] = [];
+  destroyed = false;
+  writable = true;
+  private corked: string[] | null = null;
+  cork(): void {
+    this.corked = [];
+  }
+  uncork(): void {
+    this.writes.push(this.corked!);
+    this.corked = null;
+  }
+  write(chunk: Buffer): boolean {
+    if (this.corked) this.corked.push(chunk.toString());
+    else this.writes.push([chunk.toString()]);
+    return true;
+  }
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('Outbox', () => {
+  test('frames queued in one turn reach the socket as one write, in order', async () => {
+    const socket = new FakeSocket();
+    const outbox = new Outbox(socket as unknown as Socket);
+    for (const frame of ['a', 'b', 'c']) outbox.push(Buffer.from(frame));
+    expect(socket.writes).toEqual([]);
+    expect(outbox.pendingBytes).toBe(3);
+    await nextTurn();
+    expect(socket.writes).toEqual([['abc']]); // small frames: copied into one buffer
+    expect(outbox.pendingBytes).toBe(0);
+    outbox.push(Buffer.from('d'));
+    await nextTurn();
+    expect(socket.writes).toEqual([['abc'], ['d']]);
+  });
+
+  test('flush() writes at once (before a close frame), and a destroyed socket gets nothing', async () => {
+    const socket = new FakeSocket();
+    const outbox = new Outbox(socket as unknown as Socket);
+    outbox.push(Buffer.from('x'));
+    outbox.flush();
+    expect(socket.writes).toEqual([['x']]);
+    await nextTurn(); // the turn's scheduled flush finds nothing left to write
+    expect(socket.writes).toEqual([['x']]);
+    outbox.push(Buffer.from('z'));
+    await nextTurn();
+    expect(socket.writes).toEqual([['x'], ['z']]);
+    socket.destroyed = true;
+    outbox.push(Buffer.from('y'));
+    await nextTurn();
+    expect(socket.writes).toEqual([['x'], ['z']]);
+  });
+
+  test('every socket\'s frames of a turn go out in that turn\'s one flush', async () => {
+    const sockets = [new FakeSocket(), new FakeSocket()];
+    const outboxes = sockets.map((socket) => new Outbox(socket as unknown as Socket));
+    for (let i = 0; i < 3; i++) for (const outbox of outboxes) outbox.push(Buffer.from(String(i)));
+    await nextTurn();
+    expect(sockets.map((socket) => socket.writes)).toEqual([[['012']], [['012']]]);
+  });
+
+  test('past 64 KiB queued, frames go as one corked writev without copying', async () => {
+    const socket = new FakeSocket();
+    const outbox = new Outbox(socket as unknown as Socket);
+    const big = 'x'.repeat(40 * 1024);
+    outbox.push(Buffer.from(big));
+    outbox.push(Buffer.from(big));
+    await nextTurn();
+    expect(socket.writes).toEqual([[big, big]]);
+  });
+});
