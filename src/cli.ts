@@ -4,7 +4,8 @@ import type { Application } from './application';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
-import { type HttpHandler, Server } from './server/server';
+import type { HttpHandler } from './server/options';
+import { Server } from './server/server';
 import type { ChannelNameRouter } from './consumer/worker';
 import { Worker } from './consumer/worker';
 

@@ -37,7 +37,8 @@ export { type AuthOptions, type UserResolver, authMiddleware } from './routing/m
 export { type OriginValidatorOptions, originValidator } from './routing/middleware/origin';
 export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from './routing/router';
 export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './application';
-export { type HttpHandler, Server, type ServerOptions } from './server/server';
+export type { HttpHandler, ServerOptions } from './server/options';
+export { Server } from './server/server';
 export { serveFile } from './server/static';
 export { signToken, verifyToken } from './routing/middleware/tokens';
 export { type ConsumerClass, JsonWebsocketConsumer, WebsocketConsumer } from './consumer/websocket';
