@@ -28,12 +28,6 @@ enum Phase {
   failed,
 }
 
-/** Options a consumer class may set as static fields. */
-export interface ConsumerLimits {
-  /** Layer events a consumer may hold unhandled before the layer sees it as full. Default 1000. */
-  mailboxCapacity: number;
-}
-
 /**
  * Override `connect()` (default: accept), `receive(data)` and `disconnect(code)`. Layer messages are
  * dispatched by type to methods: `{ type: 'chat.message' }` calls `chatMessage(message)`. Frames and
