@@ -51,8 +51,8 @@ export abstract class Consumer {
   /** The process's layer and logger, shared: one pointer per consumer rather than two. */
   private readonly runtime: Runtime;
   /**
-   * Groups joined. Most consumers are in one: that is kept as the name alone (an array would cost
-   * every connection about 56 bytes); several as an exact-size array, replaced rather than pushed to.
+   * Groups joined. Most consumers are in one: that is kept as the name alone, with no array (see
+   * "Where the bytes go" in bench/README.md); several as an exact-size array, replaced rather than pushed to.
    */
   private joined: string | readonly string[] = NO_GROUPS;
 
