@@ -189,7 +189,7 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   /** Only while open: a closing socket keeps reading, so that the client's close reply is read. */
-  pause(): void {
+  private pause(): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.pause();
   }
 
@@ -225,7 +225,8 @@ export class SocketTransport extends Outbox implements Transport {
     // client's close reply, and discarded.
     if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
     if (!this.allow(data.length)) return this.flood();
-    this.connection.frame(isBinary ? data : data.toString());
+    // The connection is behind: stop reading until it calls resume().
+    if (this.connection.frame(isBinary ? data : data.toString()) === false) this.pause();
   }
 
   /**
