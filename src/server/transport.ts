@@ -1,4 +1,5 @@
-// One connection's socket as its consumer sees it: completes the handshake, sends coalesced frames, closes.
+// One connection's socket from upgrade to end: completes the upgrade, sends coalesced frames, applies the
+// rate limit and flow control to what it reads, runs its heartbeat and message-timeout steps, closes.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -56,11 +57,6 @@ interface Handshake {
 const UPGRADING = Symbol('channelkit.upgrading');
 type UpgradingRequest = IncomingMessage & { [UPGRADING]?: SocketTransport };
 
-/** ws's upgrade callback: shared by every upgrade, rather than a closure each. */
-function upgraded(ws: WebSocket, req: UpgradingRequest): void {
-  req[UPGRADING]?.opened(ws as TransportSocket);
-}
-
 function terminateSocket(ws: WebSocket): void {
   ws.terminate();
 }
@@ -110,6 +106,11 @@ export class SocketTransport extends Outbox implements Transport {
     return upgrader;
   }
 
+  /** ws's upgrade callback: shared by every upgrade, rather than a closure each. */
+  private static upgraded(this: void, ws: WebSocket, req: UpgradingRequest): void {
+    req[UPGRADING]?.opened(ws as TransportSocket);
+  }
+
   /** ws's handleProtocols: the subprotocol the consumer chose, or none (never ws's default, the first offered). */
   private static chosenProtocol(this: void, _offered: Set<string>, req: UpgradingRequest): string | false {
     return req[UPGRADING]?.handshake?.subprotocol ?? false;
@@ -139,7 +140,7 @@ export class SocketTransport extends Outbox implements Transport {
     const req = handshake.req as UpgradingRequest;
     req[UPGRADING] = this;
     try {
-      this.host.upgrader.handleUpgrade(req, handshake.socket, handshake.head, upgraded);
+      this.host.upgrader.handleUpgrade(req, handshake.socket, handshake.head, SocketTransport.upgraded);
     } finally {
       // The request is released with the handshake; cleared anyway, as ws may have aborted the upgrade.
       req[UPGRADING] = undefined;
@@ -148,7 +149,7 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   /** ws completed the upgrade: wired before the socket can emit anything but 'open'. */
-  opened(ws: TransportSocket): void {
+  private opened(ws: TransportSocket): void {
     // ws handles the socket's errors from here on.
     this.handshake!.socket.removeListener('error', destroyOnError);
     this.ws = ws;
