@@ -35,8 +35,10 @@ export interface Transport {
   send(data: string | Buffer): void;
   /** Before `accept()`: rejects the handshake with HTTP 403. After: a close frame with `code`. */
   close(code?: number, reason?: string): void;
-  /** Stop reading the client's frames (its TCP window fills): the consumer is behind. Optional. */
-  pause?(): void;
+  /**
+   * The connection has caught up after `frame()` returned false: read the client's frames again.
+   * Optional: a transport without it does not pause (the communicator).
+   */
   resume?(): void;
 }
 
@@ -46,8 +48,12 @@ export interface Connection {
   readonly scope: Scope;
   /** Runs the consumer's connect step; it calls `transport.accept()` or `close()`. */
   open(transport: Transport): Promise<void>;
-  /** A frame from the client: string for text, Buffer for binary. */
-  frame(data: string | Buffer): void;
+  /**
+   * A frame from the client: string for text, Buffer for binary. Returns false while the connection is
+   * behind (as a stream's `write()` does): the transport stops reading the client's frames (its TCP
+   * window fills) until `transport.resume()`.
+   */
+  frame(data: string | Buffer): boolean | void;
   /** The socket ended with `code`; resolves when disconnect handlers ran and groups were left. */
   closed(code: number): Promise<void>;
 }

@@ -152,14 +152,13 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.mailbox.release();
   }
 
-  frame(data: string | Buffer): void {
-    if (this.failed) return;
+  frame(data: string | Buffer): boolean {
+    if (this.failed) return true;
     this.pendingFrames++;
     this.mailbox.push(data);
-    if (!this.readPaused && this.pendingFrames >= this.frameBacklog() && this.transport?.pause) {
-      this.readPaused = true;
-      this.transport.pause();
-    }
+    // Behind only with a transport that can be told to read again.
+    if (!this.readPaused && this.pendingFrames >= this.frameBacklog() && this.transport?.resume) this.readPaused = true;
+    return !this.readPaused;
   }
 
   closed(code: number): Promise<void> {

@@ -153,3 +153,11 @@ export function rejectHandshake(socket: Duplex, status: number, message: string)
 function destroyRefused(socket: Duplex): void {
   socket.destroy();
 }
+
+/**
+ * A handshake socket's 'error' listener until ws takes the socket over: a client that resets
+ * mid-handshake must not become an unhandled 'error'. Shared by every socket, rather than a closure each.
+ */
+export function destroyOnError(this: Duplex): void {
+  this.destroy();
+}

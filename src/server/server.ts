@@ -2,10 +2,9 @@
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
 import { type Application, type Connection, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
 import { FrameCache } from './protocol';
-import { buildScope, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
+import { buildScope, destroyOnError, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from '../layers/layer';
 import { InMemoryChannelLayer } from '../layers/memory';
 import { DroppedFrames } from './dropped-frames';
@@ -13,10 +12,7 @@ import { type Logger, createLogger } from '../logger';
 import { PendingConnections } from './pending-connections';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import { type HttpHandler, SERVER_DEFAULTS, type ServerOptions } from './options';
-import { SocketTransport, type TransportHost, TransportSocket } from './transport';
-
-/** How long a socket closed for a message not completed in time may take to finish closing. */
-const MESSAGE_TIMEOUT_GRACE_MS = 1000;
+import { SocketTransport, type TransportHost } from './transport';
 
 export class Server {
   readonly channelLayer: ChannelLayer;
@@ -28,11 +24,9 @@ export class Server {
   private readonly httpHandler: HttpHandler | undefined;
   private readonly ownsLayer: boolean;
   private readonly http: HttpServer;
-  private readonly wss: WebSocketServer;
   private readonly live = new Set<SocketTransport>();
   private readonly host: TransportHost;
   private allEnded: (() => void) | null = null;
-  private readonly chosenProtocol = new WeakMap<IncomingMessage, string>();
 
   private readonly rateLimit: RateLimit | null;
   private readonly perAddress = new Map<string, number>();
@@ -70,7 +64,6 @@ export class Server {
     this.http.on('connection', (socket: Socket) => this.pending.admit(socket, this.handshakes));
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
     this.http.on('clientError', answerClientError);
-    const server = this;
     const maxOutboundFrame = options.maxOutboundFrame ?? Math.max(4 * 1024 * 1024, this.options.maxPayload);
     this.droppedFrames = new DroppedFrames(this.logger, {
       oversize: { maxOutboundFrame },
@@ -83,40 +76,18 @@ export class Server {
       rateLimit: this.rateLimit,
       maxOutboundFrame,
       dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
-      upgrade(req, socket, head, subprotocol, headers) {
-        if (subprotocol !== undefined) server.chosenProtocol.set(req, subprotocol);
-        let accepted: TransportSocket | null = null;
-        // ws emits 'headers' just before writing the 101; the listener lives only for this upgrade.
-        const addHeaders =
-          headers &&
-          ((lines: string[], request: IncomingMessage) => {
-            if (request === req) for (const [name, value] of headers) lines.push(`${name}: ${value}`);
-          });
-        if (addHeaders) server.wss.on('headers', addHeaders);
-        try {
-          // With no verifyClient, ws completes the upgrade synchronously: `accepted` is set on return.
-          server.wss.handleUpgrade(req, socket, head, (ws) => (accepted = ws as TransportSocket));
-        } finally {
-          if (addHeaders) server.wss.off('headers', addHeaders);
-        }
-        // ws handles the socket's errors from here on.
-        socket.removeListener('error', destroySocket);
-        return accepted;
-      },
+      upgrader: SocketTransport.createUpgrader(this.options.maxPayload),
       opened: (transport) => this.track(transport),
       ended: (transport, code) => this.ended(transport, code),
       socketError: (transport, error) => this.logger.debug({ err: error, path: transport.scope.path }, 'socket error'),
       flooded: (transport) =>
         this.logger.warn({ path: transport.scope.path, client: transport.scope.client.address }, 'rate limit exceeded; closing with 1008'),
+      messageLate: (transport, pendingBytes) =>
+        this.logger.info(
+          { path: transport.scope.path, client: transport.scope.client.address, pendingBytes, timeoutMs: this.options.messageTimeout },
+          'message not completed in time; closing with 1008',
+        ),
     };
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      perMessageDeflate: false,
-      WebSocket: TransportSocket,
-      maxPayload: this.options.maxPayload,
-      handleProtocols: (_offered, req) => this.chosenProtocol.get(req) ?? false,
-    });
   }
 
   /** One object for every connection: consumers keep a pointer to it. */
@@ -183,7 +154,7 @@ export class Server {
     clearTimeout(timer);
     if (timedOut) {
       this.logger.warn({ sockets: this.live.size }, 'drain timeout: terminating remaining sockets');
-      for (const transport of this.live) transport.ws!.terminate();
+      for (const transport of this.live) transport.terminate();
     }
     this.http.closeAllConnections();
     await httpClosed;
@@ -200,51 +171,12 @@ export class Server {
   }
 
   private beat(): void {
-    for (const transport of this.live) {
-      if (!transport.alive) {
-        transport.ws!.terminate();
-        continue;
-      }
-      transport.alive = false;
-      transport.ws!.ping();
-    }
+    for (const transport of this.live) transport.beat();
   }
 
-  /**
-   * Per socket: a message in progress at the last check (bytes read past the last complete frame) with
-   * none completed since has taken over `messageTimeout`: close it with 1008, a policy of this server
-   * (1009 would say the message is too big, which it need not be). Public API only: the socket's
-   * byte count against the frames ws reported, no look into ws's parser.
-   */
+  /** Each socket checks its message in progress against `messageTimeout` (the check's period). */
   private checkMessages(): void {
-    for (const transport of this.live) {
-      const ws = transport.ws!;
-      if (ws.readyState !== ws.OPEN) continue;
-      const mark = transport.readMark;
-      if (ws.isPaused) {
-        // The server stopped reading (its consumer is behind): a message it has not read is not late.
-        if (mark < 0) transport.readMark = -mark;
-        continue;
-      }
-      const read = transport.bytesRead();
-      if (mark >= 0) {
-        // In progress now: flag it; a message completing before the next check clears the flag.
-        if (read > mark) transport.readMark = -mark;
-        continue;
-      }
-      if (read <= -mark) {
-        // What was in progress was a control frame, complete since.
-        transport.readMark = -mark;
-        continue;
-      }
-      this.logger.info(
-        { path: transport.scope.path, client: transport.scope.client.address, pendingBytes: read + mark, timeoutMs: this.options.messageTimeout },
-        'message not completed in time; closing with 1008',
-      );
-      transport.close(CloseCode.policy, 'message not completed in time');
-      // A client that stalls mid-message will not send its close frame either.
-      setTimeout(terminateSocket, MESSAGE_TIMEOUT_GRACE_MS, ws).unref();
-    }
+    for (const transport of this.live) transport.checkMessage();
   }
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -272,7 +204,7 @@ export class Server {
     // From here the `handshakes` count holds its place among the pending, until accepted or refused.
     this.pending.done(socket);
     // A client that resets mid-handshake must not become an unhandled 'error'.
-    socket.on('error', destroySocket);
+    socket.on('error', destroyOnError);
     if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
     if (!isValidUpgrade(req)) return rejectHandshake(socket, 400, 'invalid WebSocket handshake');
     if (this.live.size + this.handshakes >= this.options.maxConnections) {
@@ -319,17 +251,14 @@ export class Server {
   private async run(connection: Connection, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
     const transport = new SocketTransport(this.host, connection, started, req, socket, head);
     await connection.open(transport);
-    if (!transport.ws) {
+    if (!transport.accepted) {
       const why = transport.refused?.reason;
       throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
     }
   }
 
-  /** Wires an accepted socket to its connection, before any of its events can arrive. */
+  /** An accepted socket: tracked until it ends. */
   private track(transport: SocketTransport): void {
-    transport.ws!.transport = transport;
-    // The handshake's bytes are behind us: from here on, what is read is frames.
-    transport.readMark = transport.bytesRead();
     this.live.add(transport);
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
@@ -353,15 +282,6 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   }
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') rejectHandshake(socket, 408, 'request headers not received in time');
   else rejectHandshake(socket, 400, 'bad request');
-}
-
-function terminateSocket(ws: TransportSocket): void {
-  ws.terminate();
-}
-
-/** Shared by every handshake socket, rather than a closure each. */
-function destroySocket(this: Duplex): void {
-  this.destroy();
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

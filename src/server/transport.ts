@@ -1,13 +1,15 @@
-// One connection's socket as its consumer sees it: completes the handshake, sends coalesced frames, closes.
+// One connection's socket from upgrade to end: completes the upgrade, sends coalesced frames, applies the
+// rate limit and flow control to what it reads, runs its heartbeat and message-timeout steps, closes.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { type Connection, type ResponseHeaders, type Transport, type Scope, CloseCode } from '../application';
 import type { DropReason } from './dropped-frames';
 import { type FrameCache, payloadLength } from './protocol';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
+import { destroyOnError } from './handshake';
 
 /** What every transport of one server shares; one object, so a connection holds one pointer to it. */
 export interface TransportHost {
@@ -19,28 +21,45 @@ export interface TransportHost {
   readonly maxOutboundFrame: number;
   /** A frame was not sent: over `maxOutboundFrame` (`bytes` at least its payload size), or to a slow reader. */
   dropped(transport: SocketTransport, reason: DropReason, bytes: number): void;
-  /** Completes the upgrade (ws's handleUpgrade), with `headers` added to the 101 response, and returns the socket. */
-  upgrade(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
-    subprotocol: string | undefined,
-    headers: ResponseHeaders | undefined,
-  ): TransportSocket | null;
+  /** Completes upgrades for the transports (made by `createUpgrader`); they call it themselves. */
+  readonly upgrader: WebSocketServer;
   /** The socket is accepted: start tracking it. */
   opened(transport: SocketTransport): void;
   /** A client went past its rate limit. */
   flooded(transport: SocketTransport): void;
+  /** A message in progress has not completed in time (`pendingBytes` read of it): the transport closes it. */
+  messageLate(transport: SocketTransport, pendingBytes: number): void;
   /** The socket closed and the connection's disconnect handlers ran. */
   ended(transport: SocketTransport, code: number): void;
   socketError(transport: SocketTransport, error: Error): void;
 }
 
 /**
- * How long a socket closed for reading too slowly, or for flooding, may take to finish closing before
- * it is dropped: neither can be trusted to read the close frame or answer it.
+ * How long a socket closed for reading too slowly, for flooding, or for stalling mid-message, may take
+ * to finish closing before it is dropped: none can be trusted to read the close frame or answer it.
  */
 const CLOSE_GRACE_MS = 1000;
+
+/** The handshake a transport holds until it accepts or refuses; released then. */
+interface Handshake {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  /** Set by accept(): what the 101 response carries. */
+  subprotocol: string | undefined;
+  headers: ResponseHeaders | undefined;
+}
+
+/**
+ * The transport completing an upgrade, on the request it upgrades: ws's hooks (handleProtocols, the
+ * 'headers' event, the upgrade callback) are given only the request, and find the transport there.
+ */
+const UPGRADING = Symbol('channelkit.upgrading');
+type UpgradingRequest = IncomingMessage & { [UPGRADING]?: SocketTransport };
+
+function terminateSocket(ws: WebSocket): void {
+  ws.terminate();
+}
 
 /**
  * Kept small on purpose: one instance per connection, methods on the prototype and no closures, so
@@ -48,14 +67,14 @@ const CLOSE_GRACE_MS = 1000;
  * connection). The handshake request is released as soon as it is answered.
  */
 export class SocketTransport extends Outbox implements Transport {
-  ws: TransportSocket | null = null;
+  private ws: TransportSocket | null = null;
   refused: { code: number; reason: string } | null = null;
   /** Cleared by each heartbeat, set by each pong. */
   alive = true;
   /** Made on the first frame: an idle connection needs none, and a new bucket starts full anyway. */
-  limiter: ConnectionRateLimiter | null = null;
+  private limiter: ConnectionRateLimiter | null = null;
   private flooded = false;
-  private handshake: { req: IncomingMessage; socket: Duplex; head: Buffer } | null;
+  private handshake: Handshake | null;
 
   constructor(
     private readonly host: TransportHost,
@@ -66,7 +85,46 @@ export class SocketTransport extends Outbox implements Transport {
     head: Buffer,
   ) {
     super();
-    this.handshake = { req, socket, head };
+    this.handshake = { req, socket, head, subprotocol: undefined, headers: undefined };
+  }
+
+  /**
+   * The `ws` server every transport of one server upgrades through. No `verifyClient`: the handshake has
+   * been decided before accept(), and without it ws completes (or aborts) the upgrade before
+   * handleUpgrade() returns, so accept() has its socket, or knows it has none, when it returns.
+   */
+  static createUpgrader(maxPayload: number): WebSocketServer {
+    const upgrader = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      WebSocket: TransportSocket,
+      maxPayload,
+      handleProtocols: SocketTransport.chosenProtocol,
+    });
+    upgrader.on('headers', SocketTransport.addResponseHeaders);
+    return upgrader;
+  }
+
+  /** ws's upgrade callback: shared by every upgrade, rather than a closure each. */
+  private static upgraded(this: void, ws: WebSocket, req: UpgradingRequest): void {
+    req[UPGRADING]?.opened(ws as TransportSocket);
+  }
+
+  /** ws's handleProtocols: the subprotocol the consumer chose, or none (never ws's default, the first offered). */
+  private static chosenProtocol(this: void, _offered: Set<string>, req: UpgradingRequest): string | false {
+    return req[UPGRADING]?.handshake?.subprotocol ?? false;
+  }
+
+  /** ws emits 'headers' just before writing the 101: the consumer's extra headers go in. */
+  private static addResponseHeaders(this: void, lines: string[], req: UpgradingRequest): void {
+    const headers = req[UPGRADING]?.handshake?.headers;
+    if (headers) for (const [name, value] of headers) lines.push(`${name}: ${value}`);
+  }
+
+  /** Whether accept() completed the upgrade: the socket is this transport's from here to its end. */
+  get accepted(): boolean {
+    return this.ws !== null;
   }
 
   /** The connection's scope (kept there, not twice per connection). */
@@ -75,13 +133,30 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   accept(subprotocol?: string, headers?: ResponseHeaders): void {
-    if (this.ws || this.refused || !this.handshake) return;
-    const { req, socket, head } = this.handshake;
-    this.handshake = null;
-    const ws = this.host.upgrade(req, socket, head, subprotocol, headers);
-    if (!ws) return;
+    const handshake = this.handshake;
+    if (this.ws || this.refused || !handshake) return;
+    handshake.subprotocol = subprotocol;
+    handshake.headers = headers;
+    const req = handshake.req as UpgradingRequest;
+    req[UPGRADING] = this;
+    try {
+      this.host.upgrader.handleUpgrade(req, handshake.socket, handshake.head, SocketTransport.upgraded);
+    } finally {
+      // The request is released with the handshake; cleared anyway, as ws may have aborted the upgrade.
+      req[UPGRADING] = undefined;
+      this.handshake = null;
+    }
+  }
+
+  /** ws completed the upgrade: wired before the socket can emit anything but 'open'. */
+  private opened(ws: TransportSocket): void {
+    // ws handles the socket's errors from here on.
+    this.handshake!.socket.removeListener('error', destroyOnError);
     this.ws = ws;
-    this.attach((ws as unknown as { _socket: Socket })._socket);
+    ws.transport = this;
+    this.attach(this.rawSocket);
+    // The handshake's bytes are behind us: from here on, what is read is frames.
+    this.readMark = this.rawSocket.bytesRead;
     this.host.opened(this);
   }
 
@@ -115,7 +190,7 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   /** Only while open: a closing socket keeps reading, so that the client's close reply is read. */
-  pause(): void {
+  private pause(): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.pause();
   }
 
@@ -123,13 +198,36 @@ export class SocketTransport extends Outbox implements Transport {
     this.ws?.resume();
   }
 
+  /** Drops the socket without a closing handshake (the drain's deadline has passed). */
+  terminate(): void {
+    this.ws?.terminate();
+  }
+
+  /**
+   * One heartbeat: a socket that has not answered the last ping since the previous beat is dropped
+   * (false); any other is pinged (true).
+   */
+  beat(): boolean {
+    const ws = this.ws!;
+    if (!this.alive) {
+      ws.terminate();
+      return false;
+    }
+    this.alive = false;
+    ws.ping();
+    return true;
+  }
+
   /** A frame from the client, after the rate limit. */
   receive(data: Buffer, isBinary: boolean): void {
+    // A data message completed: everything read is accounted for, and the in-progress flag clears.
+    this.readMark = this.rawSocket.bytesRead;
     // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
     // client's close reply, and discarded.
     if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
     if (!this.allow(data.length)) return this.flood();
-    this.connection.frame(isBinary ? data : data.toString());
+    // The connection is behind: stop reading until it calls resume().
+    if (this.connection.frame(isBinary ? data : data.toString()) === false) this.pause();
   }
 
   /**
@@ -137,6 +235,9 @@ export class SocketTransport extends Outbox implements Transport {
    * costs a turn of parsing (and a pong written for a ping): they count against the rate limit too.
    */
   control(data: Buffer): void {
+    // 2 header bytes, 4 mask bytes and its payload (at most 125) are accounted for.
+    const size = 6 + data.length;
+    this.readMark += this.readMark < 0 ? -size : size;
     if (!this.flooded && !this.allow(data.length)) this.flood();
   }
 
@@ -151,7 +252,7 @@ export class SocketTransport extends Outbox implements Transport {
     this.flooded = true;
     this.host.flooded(this);
     ws.close(CloseCode.policy, 'rate limit exceeded');
-    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    setTimeout(terminateSocket, CLOSE_GRACE_MS, ws).unref();
   }
 
   socketClosed(code: number): void {
@@ -167,11 +268,11 @@ export class SocketTransport extends Outbox implements Transport {
   private closeSlowReader(ws: WebSocket): void {
     this.discard();
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
-    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    setTimeout(terminateSocket, CLOSE_GRACE_MS, ws).unref();
   }
 
-  // ---- Added by the server side (issue 8, 1b.8): the time limit on an unfinished message, checked by
-  // Server.checkMessages(). One number per connection; no allocation per frame.
+  // ---- The time limit on an unfinished message (`messageTimeout`): the server calls checkMessage() on
+  // every live transport once per period. One number per connection; no allocation per frame.
 
   /**
    * Bytes of the socket's stream taken by complete frames, as far as is known: a data message sets it
@@ -179,22 +280,46 @@ export class SocketTransport extends Outbox implements Transport {
    * never makes a complete stream look unfinished); a client control frame adds its exact size.
    * Negative while the server has found a message in progress and none has completed since.
    */
-  readMark = 0;
+  private readMark = 0;
 
-  /** A data message completed: everything read is accounted for, and the in-progress flag clears. */
-  messageRead(): void {
-    this.readMark = this.bytesRead();
+  /**
+   * One check: a message in progress at the last check (bytes read past the last complete frame) with
+   * none completed since has taken over the period: close it with 1008, a policy of this server (1009
+   * would say the message is too big, which it need not be). The socket's byte count against the frames
+   * ws reported, no look into ws's parser.
+   */
+  checkMessage(): void {
+    const ws = this.ws!;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const mark = this.readMark;
+    if (ws.isPaused) {
+      // The server stopped reading (its consumer is behind): a message it has not read is not late.
+      if (mark < 0) this.readMark = -mark;
+      return;
+    }
+    const read = this.rawSocket.bytesRead;
+    if (mark >= 0) {
+      // In progress now: flag it; a message completing before the next check clears the flag.
+      if (read > mark) this.readMark = -mark;
+      return;
+    }
+    if (read <= -mark) {
+      // What was in progress was a control frame, complete since.
+      this.readMark = -mark;
+      return;
+    }
+    this.host.messageLate(this, read + mark);
+    ws.close(CloseCode.policy, 'message not completed in time');
+    // A client that stalls mid-message will not send its close frame either.
+    setTimeout(terminateSocket, CLOSE_GRACE_MS, ws).unref();
   }
 
-  /** A ping or pong from the client: 2 header bytes, 4 mask bytes and its payload (at most 125). */
-  controlRead(payload: Buffer): void {
-    const size = 6 + payload.length;
-    this.readMark += this.readMark < 0 ? -size : size;
-  }
-
-  /** Bytes read from the client's socket so far. */
-  bytesRead(): number {
-    return (this.ws as unknown as { _socket: Socket })._socket.bytesRead;
+  /**
+   * The TCP socket under ws's: its byte count (for checkMessage) and its writes (the outbox). ws has
+   * no public accessor for it; this is the one place that reads ws's private `_socket`.
+   */
+  private get rawSocket(): Socket {
+    return (this.ws as unknown as { _socket: Socket })._socket;
   }
 }
 
@@ -225,17 +350,14 @@ export class TransportSocket extends WebSocket {
     if (transport === null) return super.emit(event, ...args);
     switch (event) {
       case 'message':
-        transport.messageRead();
         transport.receive(args[0] as Buffer, args[1] as boolean);
         return true;
       case 'pong':
         transport.alive = true;
-        transport.controlRead(args[0] as Buffer);
         transport.control(args[0] as Buffer);
         return true;
       case 'ping':
         // ws has answered it already (autoPong); nothing listens for 'ping'.
-        transport.controlRead(args[0] as Buffer);
         transport.control(args[0] as Buffer);
         return true;
       case 'error':
