@@ -37,7 +37,7 @@ export function isValidUpgrade(req: IncomingMessage): boolean {
 
 /**
  * Headers that only serve the handshake: the server has acted on them, `scope.subprotocols` holds the
- * offered protocols, and keeping them would cost every idle connection a few hundred bytes.
+ * offered protocols, and every idle connection would keep them (bench/README.md, "Where the bytes go").
  */
 const HANDSHAKE_HEADERS = new Set([
   'connection',

@@ -325,8 +325,9 @@ export class SocketTransport extends Outbox implements Transport {
 
 /**
  * The `ws` socket of a transport (the server's `WebSocket` class). Its events go straight to the
- * transport rather than through listeners: an emitter's listener table costs every connection
- * about a hundred bytes, and a listener would need the transport stored on the socket anyway.
+ * transport rather than through listeners: an emitter's listener table would be one more object per
+ * connection (bench/README.md, "Where the bytes go"), and a listener would need the transport stored
+ * on the socket anyway.
  */
 export class TransportSocket extends WebSocket {
   /** Set as soon as the upgrade completes, before the socket can emit anything but 'open'. */
