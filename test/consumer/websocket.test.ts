@@ -165,6 +165,21 @@ describe('JsonWebsocketConsumer', () => {
   });
 });
 
+/** The in-memory layer, recording what consumers ask of it: memberships as groupAdd and groupDiscard left them. */
+class MembershipLayer extends InMemoryChannelLayer {
+  readonly members = new Map<string, Set<string>>();
+  override async groupAdd(group: string, channel: string): Promise<void> {
+    await super.groupAdd(group, channel);
+    if (!this.members.has(group)) this.members.set(group, new Set());
+    this.members.get(group)!.add(channel);
+  }
+  override async groupDiscard(group: string, channel: string): Promise<void> {
+    await super.groupDiscard(group, channel);
+    this.members.get(group)?.delete(channel);
+    if (this.members.get(group)?.size === 0) this.members.delete(group);
+  }
+}
+
 /** Joins and leaves groups on request: 'join:g', 'leave:g'; relays `note` events. */
 class Member extends WebsocketConsumer {
   static override groups = ['static'];
@@ -181,7 +196,7 @@ class Member extends WebsocketConsumer {
 
 describe('group membership of a consumer', () => {
   test('groups joined one, two and three at a time, left one by one, and the rest at disconnect', async () => {
-    const layer = new InMemoryChannelLayer();
+    const layer = new MembershipLayer();
     const communicator = new WebsocketCommunicator(URLRouter([path('ws/member/', Member)]), '/ws/member/', { channelLayer: layer });
     await communicator.connect();
     const notes = async (): Promise<string[]> => {
@@ -210,8 +225,7 @@ describe('group membership of a consumer', () => {
     await layer.groupAdd('beta', probe);
     await layer.groupSend('beta', { type: 'note', group: 'beta' });
     expect(await layer.receive(probe)).toEqual({ type: 'note', group: 'beta' });
-    const members = (layer as unknown as { local: { groups: Map<string, Map<string, number>> } }).local.groups;
-    expect([...members.entries()].map(([group, channels]) => [group, channels.size])).toEqual([['beta', 1]]);
+    expect([...layer.members].map(([group, channels]) => [group, channels.size])).toEqual([['beta', 1]]);
     await layer.close();
   });
 });
@@ -231,14 +245,13 @@ class FailsAfterAccept extends WebsocketConsumer {
 describe('connect() that throws', () => {
   test('after accept(): connected, then close 1011; disconnect runs and its groups are left', async () => {
     FailsAfterAccept.disconnects = [];
-    const layer = new InMemoryChannelLayer();
+    const layer = new MembershipLayer();
     const communicator = new WebsocketCommunicator(URLRouter([path('ws/f/', FailsAfterAccept)]), '/ws/f/', { channelLayer: layer });
     expect(await communicator.connect()).toMatchObject({ connected: true });
     expect(await communicator.receiveClose()).toBe(1011);
     await communicator.disconnect();
     expect(FailsAfterAccept.disconnects).toEqual([1011]);
-    const members = (layer as unknown as { local: { groups: Map<string, Map<string, number>> } }).local.groups;
-    expect(members.get('failing')?.size ?? 0).toBe(0);
+    expect(layer.members.has('failing')).toBe(false);
     await layer.close();
   });
 
