@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { application, http } from '../../routing';
-import { RedisChannelLayer, RedisPubSubChannelLayer, Server } from '../../src';
+import { type ChannelLayer, type Logger, RedisChannelLayer, RedisPubSubChannelLayer, Server } from '../../src';
 import { Inbox, openClient } from '../support/sockets';
 import { RedisServer, describeRedis } from '../support/redis';
 import { until } from '../support/wait';
@@ -17,6 +17,41 @@ function capturingLogger() {
     },
   });
   return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+/**
+ * Two servers of the demo app (routing.ts), each with its own layer from `layerFor`, on one private
+ * Redis with DEBUG enabled (the stall tests use DEBUG SLEEP; the setting survives a restart). Opened
+ * before the describe's tests and closed after them; `join(i, room)` opens a chat client on server i.
+ */
+function demoServersOnRedis(layerFor: (url: string) => ChannelLayer, logger: Logger) {
+  const inboxes: Inbox[] = [];
+  const fx = {
+    redis: undefined as unknown as RedisServer,
+    servers: [] as Server[],
+    base: (i: number) => `http://127.0.0.1:${fx.servers[i].address().port}`,
+    join: async (i: number, room: string) => {
+      const inbox = new Inbox(await openClient(`${fx.base(i).replace('http', 'ws')}/ws/chat/${room}/`));
+      inboxes.push(inbox);
+      return inbox;
+    },
+  };
+  beforeAll(async () => {
+    fx.redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
+    fx.servers = [0, 1].map(
+      () => new Server({ app: application, http, port: 0, heartbeatInterval: 0, logger, channelLayer: layerFor(fx.redis.url) }),
+    );
+    await Promise.all(fx.servers.map((server) => server.listen()));
+  });
+  afterAll(async () => {
+    for (const inbox of inboxes) inbox.ws.terminate();
+    for (const server of fx.servers) {
+      await server.close();
+      await server.channelLayer.close();
+    }
+    await fx.redis.close();
+  });
+  return fx;
 }
 
 /**
@@ -46,51 +81,17 @@ async function expectStallSurvived(redis: RedisServer, sender: Inbox, remote: In
 }
 
 describeRedis('a server on the Redis pub/sub layer through Redis faults', () => {
-  let redis: RedisServer;
-  let servers: Server[];
-  let captured: ReturnType<typeof capturingLogger>;
-  const inboxes: Inbox[] = [];
-
-  beforeAll(async () => {
-    // Redis 7 refuses DEBUG unless enabled; the stall test needs DEBUG SLEEP.
-    redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
-    captured = capturingLogger();
-    servers = [0, 1].map(
-      () =>
-        new Server({
-          app: application,
-          http,
-          port: 0,
-          heartbeatInterval: 0,
-          logger: captured.logger,
-          channelLayer: new RedisPubSubChannelLayer({ url: redis.url, logger: captured.logger }),
-        }),
-    );
-    await Promise.all(servers.map((server) => server.listen()));
-  });
-
-  afterAll(async () => {
-    for (const inbox of inboxes) inbox.ws.terminate();
-    for (const server of servers) {
-      await server.close();
-      await server.channelLayer.close();
-    }
-    await redis.close();
-  });
-
-  const base = (i: number) => `http://127.0.0.1:${servers[i].address().port}`;
-  const join = async (i: number) => {
-    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/faults/`));
-    inboxes.push(inbox);
-    return inbox;
-  };
+  const captured = capturingLogger();
+  const fx = demoServersOnRedis((url) => new RedisPubSubChannelLayer({ url, logger: captured.logger }), captured.logger);
+  const base = fx.base;
+  const join = (i: number) => fx.join(i, 'faults');
 
   test('Redis down: healthz 200 degraded, readyz 503, local delivery works, sender told, one log line per change; back: all again', async () => {
     const [a, b, remote] = [await join(0), await join(0), await join(1)];
     a.ws.send(JSON.stringify({ message: 'before' }));
     for (const inbox of [a, b, remote]) expect(await inbox.nextJson()).toEqual({ message: 'before', time: expect.any(Number) });
 
-    await redis.stop();
+    await fx.redis.stop();
     await until(async () => (await fetch(`${base(0)}/readyz`)).status === 503);
     const health = await fetch(`${base(0)}/healthz`);
     expect(health.status).toBe(200);
@@ -110,7 +111,7 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
     expect(lost.length).toBeLessThanOrEqual(4); // each server's publisher and subscriber links
     expect(captured.lines.filter((line) => line.level >= 50)).toEqual([]);
 
-    await redis.start();
+    await fx.redis.start();
     await until(async () => (await fetch(`${base(0)}/readyz`)).status === 200 && (await fetch(`${base(1)}/readyz`)).status === 200);
     // Resubscription completes a moment after the links are ready: retry until the remote member hears.
     await until(async () => {
@@ -127,42 +128,17 @@ describeRedis('a server on the Redis pub/sub layer through Redis faults', () => 
   }, 40_000);
 
   test('Redis stalled (DEBUG SLEEP 2): nothing crashes and delivery resumes', async () => {
-    await expectStallSurvived(redis, await join(0), await join(1), base(1));
+    await expectStallSurvived(fx.redis, await join(0), await join(1), base(1));
   }, 30_000);
 });
 
 describeRedis('servers on the Redis list layer through Redis faults', () => {
-  let redis: RedisServer;
-  let servers: Server[];
-  const inboxes: Inbox[] = [];
-
-  beforeAll(async () => {
-    // DEBUG SLEEP for the stall test; kept across the restart test's restart.
-    redis = await RedisServer.start({ args: ['--enable-debug-command', 'yes'] });
-    servers = [0, 1].map(
-      () => new Server({ app: application, http, port: 0, heartbeatInterval: 0, logger: pino({ level: 'silent' }), channelLayer: new RedisChannelLayer({ url: redis.url }) }),
-    );
-    await Promise.all(servers.map((server) => server.listen()));
-  });
-
-  afterAll(async () => {
-    for (const inbox of inboxes) inbox.ws.terminate();
-    for (const server of servers) {
-      await server.close();
-      await server.channelLayer.close();
-    }
-    await redis.close();
-  });
-
-  const base = (i: number) => `http://127.0.0.1:${servers[i].address().port}`;
-  const join = async (i: number, room = 'restart') => {
-    const inbox = new Inbox(await openClient(`${base(i).replace('http', 'ws')}/ws/chat/${room}/`));
-    inboxes.push(inbox);
-    return inbox;
-  };
+  const fx = demoServersOnRedis((url) => new RedisChannelLayer({ url }), pino({ level: 'silent' }));
+  const base = fx.base;
+  const join = (i: number, room = 'restart') => fx.join(i, room);
 
   test('Redis stalled (DEBUG SLEEP 2): nothing crashes and delivery resumes', async () => {
-    await expectStallSurvived(redis, await join(0, 'stall'), await join(1, 'stall'), base(1));
+    await expectStallSurvived(fx.redis, await join(0, 'stall'), await join(1, 'stall'), base(1));
   }, 30_000);
 
   test('clients still connected hear each other again; a chat joined while down is accepted, told of undelivered sends, and a member after', async () => {
@@ -170,7 +146,7 @@ describeRedis('servers on the Redis list layer through Redis faults', () => {
     a.ws.send(JSON.stringify({ message: 'before' }));
     for (const inbox of [a, remote]) expect(await inbox.nextJson(5000)).toMatchObject({ message: 'before' });
 
-    await redis.stop(); // SIGKILL: Redis comes back with no groups at all
+    await fx.redis.stop(); // SIGKILL: Redis comes back with no groups at all
     await until(async () => (await fetch(`${base(0)}/readyz`)).status === 503, 10_000, 'readyz 503');
     const newcomer = await join(0); // accepted (not HTTP 500): its membership waits for Redis
     newcomer.ws.send(JSON.stringify({ message: 'while down' }));
@@ -179,9 +155,9 @@ describeRedis('servers on the Redis list layer through Redis faults', () => {
     expect(toNewcomer).toContainEqual({ error: expect.stringMatching(/not delivered to other servers/) });
     expect(await a.nextJson(5000)).toMatchObject({ message: 'while down' }); // same process: still served
 
-    await redis.start();
+    await fx.redis.start();
     await until(async () => (await fetch(`${base(0)}/readyz`)).status === 200 && (await fetch(`${base(1)}/readyz`)).status === 200, 15_000, 'readyz 200');
-    await until(() => redis.cli('ZCARD', 'asgi:group:chat_restart').trim() === '3', 5000, 'memberships back in Redis');
+    await until(() => fx.redis.cli('ZCARD', 'asgi:group:chat_restart').trim() === '3', 5000, 'memberships back in Redis');
     remote.ws.send(JSON.stringify({ message: 'after' }));
     for (const inbox of [a, newcomer, remote]) expect(await inbox.nextJson(5000)).toMatchObject({ message: 'after' });
   }, 40_000);
