@@ -31,6 +31,7 @@ export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';
 export { channelLayerFromEnv } from './layers/from-env';
+export { Fernet, InvalidToken, Sealer } from './layers/fernet';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';
 export { type AuthOptions, type UserResolver, authMiddleware } from './routing/middleware/auth';

@@ -1,5 +1,5 @@
 // Send and group-send from a process that runs no server (a backend job, a script, the CLI).
-import { MsgpackCodec } from './layers/codec';
+import { type Codec, layerCodec } from './layers/codec';
 import {
   type ChannelLayer,
   LayerUnavailable,
@@ -8,7 +8,7 @@ import {
   validateGroupName,
   validateMessage,
 } from './layers/layer';
-import { layerChoiceFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
+import { layerChoiceFromEnv, layerKeysFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
 import { createRedisClient, type RedisClient, redactUrl } from './layers/redis/link';
 import { consistentHash } from './layers/redis/consistent-hash';
 
@@ -24,6 +24,11 @@ export interface PublisherOptions {
   prefix?: string;
   /** Milliseconds to wait for Redis before failing with LayerUnavailable. Default 3000. */
   connectTimeout?: number;
+  /**
+   * channels_redis's `symmetric_encryption_keys` (the first encrypts): the servers' keys. Default
+   * CHANNEL_LAYER_KEYS (comma-separated); `[]` means none.
+   */
+  symmetricEncryptionKeys?: string[];
 }
 
 /**
@@ -49,25 +54,25 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
   const urls = options.urls ?? redisUrls(options.url ?? process.env.REDIS_URL ?? '', options.url === undefined ? 'REDIS_URL' : 'url');
   if (cluster) return layerPublisher(await clusterLayer(cluster, options));
   if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
+  const symmetricEncryptionKeys = options.symmetricEncryptionKeys ?? layerKeysFromEnv(process.env);
   if (options.layer === 'list') {
     const { RedisChannelLayer } = await import('./layers/redis/list');
-    return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout }));
+    return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout, symmetricEncryptionKeys }));
   }
-  return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000);
+  return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000, layerCodec(symmetricEncryptionKeys));
 }
 
 class PubSubPublisher implements Publisher {
-  private readonly codec = new MsgpackCodec();
-
   private constructor(
     private readonly clients: Client[],
     private readonly prefix: string,
+    private readonly codec: Codec,
   ) {}
 
-  static async connect(urls: string[], prefix: string, timeoutMs: number): Promise<PubSubPublisher> {
+  static async connect(urls: string[], prefix: string, timeoutMs: number, codec: Codec): Promise<PubSubPublisher> {
     const clients = urls.map((url) => createRedisClient(url, { connectTimeout: timeoutMs }));
     for (const client of clients) client.on('error', () => undefined);
-    const publisher = new PubSubPublisher(clients, prefix);
+    const publisher = new PubSubPublisher(clients, prefix, codec);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -122,7 +127,7 @@ function layerPublisher(layer: ChannelLayer): Publisher {
 async function clusterLayer(seeds: string | string[], options: PublisherOptions): Promise<ChannelLayer> {
   const { RedisShardedPubSubChannelLayer } = await import('./layers/redis/cluster-pubsub');
   const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
-  return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix });
+  return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix, symmetricEncryptionKeys: options.symmetricEncryptionKeys ?? layerKeysFromEnv(process.env) });
 }
 
 /** `channelkit publish (--group G | --channel C) [--layer list] '<json>'`; errors become exit code 1 via the CLI. */
@@ -160,6 +165,7 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
     layer: choice.kind === 'list' ? 'list' : 'pubsub',
     urls: choice.kind === 'cluster' ? undefined : choice.urls,
     clusterUrl: choice.kind === 'cluster' ? choice.urls : undefined,
+    symmetricEncryptionKeys: layerKeysFromEnv(env) ?? [],
   });
   let receivers: number | undefined;
   try {

@@ -63,24 +63,42 @@ export function layerChoiceFromEnv(env: NodeJS.ProcessEnv): LayerChoice {
   return { kind: 'memory' };
 }
 
+/**
+ * `CHANNEL_LAYER_KEYS=new,old`: channels_redis's `symmetric_encryption_keys` for every Redis layer and
+ * the publisher (the first key encrypts, all decrypt); undefined when unset or empty. Keys are split on
+ * commas and trimmed, so a key cannot hold a comma or start or end with a space.
+ */
+export function layerKeysFromEnv(env: NodeJS.ProcessEnv): string[] | undefined {
+  const value = env.CHANNEL_LAYER_KEYS;
+  if (value === undefined || value.trim() === '') return undefined;
+  const keys = value.split(',').map((key) => key.trim());
+  if (keys.some((key) => key === '')) {
+    throw new Error(`CHANNEL_LAYER_KEYS: an empty key in a list of ${keys.length}; expected comma-separated keys, the encrypting one first (e.g. new-secret,old-secret)`);
+  }
+  return keys;
+}
+
 /** The layer `layerChoiceFromEnv` names. Redis modules load only when asked for. */
 export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Promise<ChannelLayer> {
   const choice = layerChoiceFromEnv(env);
   const layerLogger = logger.child({ component: 'layer' });
+  const symmetricEncryptionKeys = layerKeysFromEnv(env);
+  // The count, never the keys.
+  if (symmetricEncryptionKeys && choice.kind !== 'memory') logger.info({ keys: symmetricEncryptionKeys.length }, 'channel layer: messages encrypted (CHANNEL_LAYER_KEYS)');
   if (choice.kind === 'cluster') {
     const { RedisShardedPubSubChannelLayer } = await import('./redis/cluster-pubsub');
     logger.info({ seeds: choice.urls.length }, 'channel layer: Redis Cluster sharded pub/sub');
-    return new RedisShardedPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
+    return new RedisShardedPubSubChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
   }
   if (choice.kind === 'list') {
     const { RedisChannelLayer } = await import('./redis/list');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis lists (channels_redis core format)');
-    return new RedisChannelLayer({ urls: choice.urls, logger: layerLogger });
+    return new RedisChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
   }
   if (choice.kind === 'pubsub') {
     const { RedisPubSubChannelLayer } = await import('./redis/pubsub');
     logger.info({ hosts: choice.urls.length }, 'channel layer: Redis pub/sub (channels_redis pubsub format)');
-    return new RedisPubSubChannelLayer({ urls: choice.urls, logger: layerLogger });
+    return new RedisPubSubChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
   }
   logger.info('channel layer: in-memory (set REDIS_URL to span processes)');
   return new InMemoryChannelLayer();

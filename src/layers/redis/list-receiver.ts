@@ -1,8 +1,10 @@
 // The list layer's receive side: the loops that drain this process's keys, and receive() of shared channels.
+import type { Sealer } from '../fernet';
 import { LayerClosed, type LayerLogger, type LayerMessage } from '../layer';
 import type { LocalChannels } from '../local';
 import { consistentHash } from './consistent-hash';
 import type { FullChannelSkips } from './link';
+import { RefusedMessages } from './refused';
 import type { BlockingConnection, ListHost } from './list-host';
 import { channelKey, type Envelope, EnvelopeReader } from './wire';
 
@@ -16,6 +18,8 @@ export interface ListReceiverSettings {
   /** Milliseconds `start` waits for the loops' connections. */
   connectTimeout: number;
   logger: LayerLogger | undefined;
+  /** Opens members sealed with `symmetricEncryptionKeys`; undefined reads plain msgpack. */
+  sealer?: Sealer;
 }
 
 /**
@@ -24,7 +28,9 @@ export interface ListReceiverSettings {
  * local channels; a shared channel (a worker's, no '!') is popped by whichever `receive()` asks.
  */
 export class ListReceiver {
-  private readonly reader = new EnvelopeReader();
+  private readonly reader: EnvelopeReader;
+  /** Members dropped because they were not channels_redis messages or no key opened them. */
+  readonly refused: RefusedMessages;
   /** Non-local names ("specific.<client>!") whose receive loops run. */
   private readonly pumps = new Map<string, Promise<void>>();
   private readonly pauses = new Set<() => void>();
@@ -35,7 +41,11 @@ export class ListReceiver {
     private readonly settings: ListReceiverSettings,
     private readonly local: LocalChannels,
     private readonly skips: FullChannelSkips,
-  ) {}
+  ) {
+    // channels_redis: `decrypt(message, self.expiry + 10)`.
+    this.reader = new EnvelopeReader(settings.sealer, settings.expiry + 10);
+    this.refused = new RefusedMessages('redis', settings.logger);
+  }
 
   /**
    * Starts, once per non-local name, the loops that drain this process's key on every host.
@@ -131,7 +141,7 @@ export class ListReceiver {
     try {
       return this.reader.read(member);
     } catch (error) {
-      this.settings.logger?.warn({ err: error }, 'redis channel layer: dropped a message that is not a channels_redis message');
+      this.refused.refused('a queued message', error);
       return null;
     }
   }

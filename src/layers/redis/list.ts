@@ -7,6 +7,7 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
+import { Sealer } from '../fernet';
 import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
@@ -39,6 +40,12 @@ export interface RedisChannelLayerOptions extends LayerOptions {
   connectTimeout?: number;
   /** Where connection loss, reconnects and undecodable messages are reported. Default: silent. */
   logger?: LayerLogger;
+  /**
+   * channels_redis's `symmetric_encryption_keys`: every queued message is a Fernet token under the
+   * first key, any key opens (tokens older than expiry + 10 s are refused, as channels_redis does).
+   * Give Django the same list. Default: none (plain msgpack).
+   */
+  symmetricEncryptionKeys?: string[];
 }
 
 /**
@@ -58,7 +65,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private readonly logger: LayerLogger | undefined;
   /** channels_redis's `client_prefix`: names this process's channels, and their shared key. */
   private readonly clientPrefix = randomUUID().replace(/-/g, '');
-  private readonly writer = new EnvelopeWriter();
+  private readonly writer: EnvelopeWriter;
+  /** Reads back this process's own bodies (never sealed: they do not leave the process). */
   private readonly reader = new EnvelopeReader();
   private readonly skips: FullChannelSkips;
   /** The loops that drain this process's keys, and `receive` of shared channels. */
@@ -81,6 +89,9 @@ export class RedisChannelLayer implements ChannelLayer {
     this.memberships = new OwnMemberships(settings.groupExpiry);
     const connectTimeout = options.connectTimeout ?? 5000;
     this.logger = options.logger;
+    const keys = options.symmetricEncryptionKeys;
+    const sealer = keys && keys.length > 0 ? new Sealer(keys) : undefined;
+    this.writer = new EnvelopeWriter(sealer);
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
     const monitor = new LinkMonitor('redis', options.logger);
@@ -90,7 +101,7 @@ export class RedisChannelLayer implements ChannelLayer {
     });
     this.receiver = new ListReceiver(
       this.hosts,
-      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout, logger: this.logger },
+      { prefix: this.prefix, expiry: this.expiry, blockTimeout: options.blockTimeout ?? 5, connectTimeout, logger: this.logger, sealer },
       this.local,
       this.skips,
     );
@@ -263,6 +274,11 @@ export class RedisChannelLayer implements ChannelLayer {
   /** Messages from other processes that a full channel of this process (or a full key) skipped. */
   get skippedFull(): number {
     return this.skips.count;
+  }
+
+  /** Messages popped from Redis and dropped: not channels_redis messages, or no key opened them (logged rate-limited). */
+  get refusedMessages(): number {
+    return this.receiver.refused.count;
   }
 
   private hostFor(name: string): ListHost {

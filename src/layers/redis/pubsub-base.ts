@@ -1,6 +1,6 @@
 // What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
 import { randomBytes } from 'node:crypto';
-import { type Codec, MsgpackCodec } from '../codec';
+import { type Codec, layerCodec } from '../codec';
 import {
   type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
   ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
@@ -8,6 +8,7 @@ import {
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
+import { RefusedMessages } from './refused';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -15,6 +16,12 @@ export interface PubSubLayerOptions extends LayerOptions {
   prefix?: string;
   /** Receives one line per link state change (down, back up). Default: silent. */
   logger?: LayerLogger;
+  /**
+   * channels_redis's `symmetric_encryption_keys`: every message is a Fernet token under the first key;
+   * any key opens. Default: none (plain msgpack). channels_redis reads these on its pub/sub layer from
+   * 4.2 on (4.0 and 4.1 encrypt only on the core layer).
+   */
+  symmetricEncryptionKeys?: string[];
 }
 
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
@@ -30,7 +37,7 @@ export type RawListener = (message: Buffer, channel: Buffer) => void;
 export abstract class PubSubLayerBase implements ChannelLayer {
   private channelCount = 0;
   protected readonly local: LocalChannels;
-  protected readonly codec: Codec = new MsgpackCodec();
+  protected readonly codec: Codec;
   /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
   readonly processId = randomBytes(8).toString('hex');
   protected readonly prefix: string;
@@ -47,7 +54,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
   private readonly namedSubs = new Map<string, Promise<void>>();
   private startupDone = false;
-  private badMessages = 0;
+  private readonly refused: RefusedMessages;
   private readonly skips: FullChannelSkips;
   protected closed = false;
 
@@ -56,7 +63,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger, ...limits } = options;
+    const { prefix = 'asgi', logger, symmetricEncryptionKeys, ...limits } = options;
+    this.codec = layerCodec(symmetricEncryptionKeys);
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
@@ -64,6 +72,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.ownMarker = `.${this.processId}!`;
     this.monitor = new LinkMonitor(backend, logger);
     this.skips = new FullChannelSkips(backend, logger);
+    this.refused = new RefusedMessages(backend, logger);
   }
 
   // --- what a transport provides -------------------------------------------------------------
@@ -252,13 +261,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     try {
       return this.codec.decode(bytes);
     } catch (error) {
-      // Logged at 1, 2, 4, 8... so a misbehaving publisher cannot flood the log.
-      const count = ++this.badMessages;
-      if ((count & (count - 1)) === 0) {
-        this.logger?.warn({ backend: this.monitor.backend, channel: from, count, error: (error as Error).message }, 'dropped undecodable layer message');
-      }
+      this.refused.refused(from, error);
       return null;
     }
+  }
+
+  /** Messages from Redis dropped because they could not be decoded or no key opened them (logged rate-limited). */
+  get refusedMessages(): number {
+    return this.refused.count;
   }
 
   // --- helpers --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // channels_redis 4's list-layer wire format: keys, the message envelope and the Lua scripts.
 import { randomBytes } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import type { Sealer } from '../fernet';
 import { InvalidMessage, type LayerMessage, validateMessage } from '../layer';
 
 /**
@@ -23,13 +24,16 @@ export function groupKey(prefix: string, group: string): string {
 }
 
 /**
- * Builds members as channels_redis's `serialize`: 12 unique bytes + msgpack(message). Ours are 8
- * random bytes per process plus a 32-bit counter: unique without a random draw per message.
+ * Builds members as channels_redis's `serialize`: 12 unique bytes + msgpack(message), or + a Fernet
+ * token of those msgpack bytes with `symmetric_encryption_keys` (the `sealer`). Ours are 8 random
+ * bytes per process plus a 32-bit counter: unique without a random draw per message.
  */
 export class EnvelopeWriter {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
   private readonly processBytes = randomBytes(8);
   private counter = 0;
+
+  constructor(private readonly sealer?: Sealer) {}
 
   /** msgpack of the message alone; throws InvalidMessage when it cannot be encoded. */
   body(message: LayerMessage): Uint8Array {
@@ -43,6 +47,7 @@ export class EnvelopeWriter {
 
   /** The member for a shared (non-process-local) channel: the body as is, as channels_redis sends it. */
   plain(body: Uint8Array): Buffer {
+    if (this.sealer) return this.sealed(body);
     const out = Buffer.allocUnsafe(UNIQUE_PREFIX_BYTES + body.length);
     this.unique(out);
     out.set(body, UNIQUE_PREFIX_BYTES);
@@ -65,6 +70,16 @@ export class EnvelopeWriter {
     at += header.length;
     out.set(body.subarray(headerLength), at);
     out.set(tail, at + body.length - headerLength);
+    // Sealed after the splice: channels_redis encrypts the message with `__asgi_channel__` in it.
+    return this.sealer ? this.sealed(out.subarray(UNIQUE_PREFIX_BYTES)) : out;
+  }
+
+  /** Unique prefix + token: each key's member is sealed on its own (fresh IV), as channels_redis does. */
+  private sealed(payload: Uint8Array): Buffer {
+    const token = this.sealer!.seal(payload);
+    const out = Buffer.allocUnsafe(UNIQUE_PREFIX_BYTES + token.length);
+    this.unique(out);
+    token.copy(out, UNIQUE_PREFIX_BYTES);
     return out;
   }
 
@@ -84,6 +99,15 @@ export interface Envelope {
 export class EnvelopeReader {
   private readonly decoder = new Decoder();
 
+  /**
+   * `sealer` opens members sealed with `symmetric_encryption_keys`; `ttl` (seconds) refuses older
+   * tokens, as channels_redis's `decrypt(message, expiry + 10)`.
+   */
+  constructor(
+    private readonly sealer?: Sealer,
+    private readonly ttl?: number,
+  ) {}
+
   /** A body from `EnvelopeWriter.body` back to a fresh message (a send within this process). */
   body(bytes: Uint8Array): LayerMessage {
     return this.decoder.decode(bytes) as LayerMessage;
@@ -91,7 +115,8 @@ export class EnvelopeReader {
 
   /** Throws on bytes that are not a channels_redis member (the caller logs and drops them). */
   read(member: Uint8Array): Envelope {
-    const value = this.decoder.decode(member.subarray(UNIQUE_PREFIX_BYTES)) as Record<string, unknown>;
+    const payload = member.subarray(UNIQUE_PREFIX_BYTES);
+    const value = this.decoder.decode(this.sealer ? this.sealer.open(payload, this.ttl) : payload) as Record<string, unknown>;
     validateMessage(value);
     const channels = value[CHANNEL_FIELD];
     if (channels === undefined) return { message: value, channels: null };
