@@ -33,8 +33,10 @@ export class DjangoProcess {
   private stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(backend: DjangoBackend, urls: string[], args: string[]) {
-    this.child = spawn(PYTHON, [SCRIPT, backend, urls.join(','), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `keys`: the layer's `symmetric_encryption_keys` (the first encrypts); none by default. */
+  constructor(backend: DjangoBackend, urls: string[], args: string[], keys: string[] = []) {
+    const env = { ...process.env, CHANNEL_LAYER_KEYS: keys.join(',') };
+    this.child = spawn(PYTHON, [SCRIPT, backend, urls.join(','), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
     createInterface({ input: this.child.stdout! }).on('line', (text) => {
       const line = JSON.parse(text) as DjangoLine;

@@ -6,11 +6,13 @@ usage: django_layer.py <core|pubsub> <redis-url>[,<redis-url>...] <command> [arg
   join <group> [count]           new_channel + group_add, print READY, print `count` received messages
   own [count]                    new_channel, print READY, print `count` received messages
   receive <channel> [count]      print READY, print `count` messages received on a named channel
+With CHANNEL_LAYER_KEYS=k1,k2 in the environment the layer gets `symmetric_encryption_keys: [k1, k2]`.
 Every line on stdout is JSON: {"ready": channel} first, then one {"message": ...} per message,
 then {"done": true}; {"timeout": channel} and exit status 2 when a message does not come.
 """
 import asyncio
 import json
+import os
 import sys
 
 from django.conf import settings
@@ -39,9 +41,11 @@ async def receive_and_print(layer, channel, count):
 
 
 async def main(backend, hosts, command, args):
-    settings.configure(
-        CHANNEL_LAYERS={"default": {"BACKEND": BACKENDS[backend], "CONFIG": {"hosts": hosts}}}
-    )
+    config = {"hosts": hosts}
+    keys = os.environ.get("CHANNEL_LAYER_KEYS")
+    if keys:
+        config["symmetric_encryption_keys"] = keys.split(",")
+    settings.configure(CHANNEL_LAYERS={"default": {"BACKEND": BACKENDS[backend], "CONFIG": config}})
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
