@@ -1,0 +1,172 @@
+// symmetricEncryptionKeys / CHANNEL_LAYER_KEYS on the pub/sub layer, the publisher, the CLI and from-env.
+import { execFileSync } from 'node:child_process';
+import { decode, encode } from '@msgpack/msgpack';
+import { createClient } from 'redis';
+import { Sealer } from '../../../src/layers/fernet';
+import { channelLayerFromEnv, layerKeysFromEnv } from '../../../src/layers/from-env';
+import type { ChannelLayer, LayerMessage } from '../../../src/layers/layer';
+import { RedisChannelLayer } from '../../../src/layers/redis/list';
+import { RedisPubSubChannelLayer } from '../../../src/layers/redis/pubsub';
+import { createPublisher } from '../../../src/publisher';
+import { memoryLogger } from '../../support/logs';
+import { runCli } from '../../support/processes';
+import { RedisServer, describeRedis } from '../../support/redis';
+import { until } from '../../support/wait';
+
+const KEY = 'pubsub secret';
+const SECRET_TEXT = 'attack at dawn';
+const NO_REDIS = { REDIS_URL: '', REDIS_CLUSTER_URL: '', CHANNEL_LAYER: '', CHANNEL_LAYER_KEYS: '' };
+
+describe('CHANNEL_LAYER_KEYS', () => {
+  test('is a comma-separated list, the encrypting key first; unset or empty means no encryption', () => {
+    expect(layerKeysFromEnv({ CHANNEL_LAYER_KEYS: 'new, old' })).toEqual(['new', 'old']);
+    expect(layerKeysFromEnv({ CHANNEL_LAYER_KEYS: 'only' })).toEqual(['only']);
+    expect(layerKeysFromEnv({})).toBeUndefined();
+    expect(layerKeysFromEnv({ CHANNEL_LAYER_KEYS: ' ' })).toBeUndefined();
+  });
+
+  test('an empty entry stops startup naming the variable and the expected form, never a key', () => {
+    expect(() => layerKeysFromEnv({ CHANNEL_LAYER_KEYS: 'secret-one,,secret-two' })).toThrow(/^CHANNEL_LAYER_KEYS: an empty key .* expected comma-separated keys/);
+    let message = '';
+    try {
+      layerKeysFromEnv({ CHANNEL_LAYER_KEYS: 'secret-one,' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^CHANNEL_LAYER_KEYS: /);
+    expect(message).not.toContain('secret-one');
+  });
+});
+
+/** Resolves with the next payload PUBLISHed on `redisChannel`, read by a plain Redis client. */
+async function nextPublished(url: string, redisChannel: string, publish: () => Promise<unknown>): Promise<Buffer> {
+  const sub = createClient({ url });
+  sub.on('error', () => {});
+  await sub.connect();
+  try {
+    let seen!: (message: Buffer) => void;
+    const first = new Promise<Buffer>((resolve) => (seen = resolve));
+    // SUBSCRIBE resolves once Redis confirmed it: the publish below cannot come first.
+    await sub.subscribe(redisChannel, (message: Buffer) => seen(message), true);
+    await publish();
+    return await first;
+  } finally {
+    await sub.close();
+  }
+}
+
+function expectToken(payload: Buffer): void {
+  expect(payload.toString('latin1')).toMatch(/^gAAAAA[A-Za-z0-9_-]+=*$/);
+  expect(payload.includes(SECRET_TEXT)).toBe(false);
+  expect(() => decode(payload)).toThrow();
+}
+
+describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer format)', () => {
+  let server: RedisServer;
+  const layers: ChannelLayer[] = [];
+  const make = <T extends ChannelLayer>(layer: T): T => {
+    layers.push(layer);
+    return layer;
+  };
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+  afterEach(async () => {
+    await Promise.all(layers.splice(0).map((layer) => layer.close()));
+  });
+
+  test('group sends and sends cross processes sealed: the Redis channel carries a token Python opens with MultiFernet + msgpack', async () => {
+    const sender = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    const receiver = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: ['other', KEY] }));
+    const channel = await receiver.newChannel();
+    await receiver.groupAdd('room', channel);
+    const message: LayerMessage = { type: 'chat.message', message: SECRET_TEXT, n: 1 };
+    const payload = await nextPublished(server.url, 'asgi__group__room', () => sender.groupSend('room', message));
+    expectToken(payload);
+    expect(await receiver.receive(channel)).toEqual(message);
+
+    // What channels_redis's serializer does on its pub/sub layer: MultiFernet(...).decrypt, then msgpack.unpackb.
+    const opened = execFileSync('/usr/bin/python3', [
+      '-c',
+      [
+        'import base64, hashlib, json, sys, msgpack',
+        'from cryptography.fernet import Fernet, MultiFernet',
+        'f = lambda k: Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest()))',
+        `print(json.dumps(msgpack.unpackb(MultiFernet([f("x"), f(${JSON.stringify(KEY)})]).decrypt(sys.stdin.buffer.read()))))`,
+      ].join('\n'),
+    ], { input: payload });
+    expect(JSON.parse(opened.toString())).toEqual(message);
+
+    const direct = await nextPublished(server.url, channel, () => sender.send(channel, { type: 'direct', message: SECRET_TEXT }));
+    expectToken(direct);
+    expect(await receiver.receive(channel)).toEqual({ type: 'direct', message: SECRET_TEXT });
+  });
+
+  test('a message under an unknown key, or in plaintext, is dropped, counted and logged at 1, 2, 4...; the next one arrives', async () => {
+    const log = memoryLogger();
+    const layer = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY], logger: log.logger }));
+    const channel = await layer.newChannel();
+    await layer.groupAdd('room', channel);
+    const raw = createClient({ url: server.url });
+    raw.on('error', () => {});
+    await raw.connect();
+    try {
+      const stranger = new Sealer(['not our key']);
+      for (let n = 0; n < 4; n++) await raw.publish('asgi__group__room', stranger.seal(encode({ type: 'x', n })));
+      await raw.publish('asgi__group__room', Buffer.from(encode({ type: 'plain', message: SECRET_TEXT })));
+      await raw.publish('asgi__group__room', new Sealer([KEY]).seal(encode({ type: 'ok' })));
+    } finally {
+      await raw.close();
+    }
+    expect(await layer.receive(channel)).toEqual({ type: 'ok' });
+    expect(layer.refusedMessages).toBe(5);
+    const warnings = log.lines().filter((line) => line.msg === 'dropped encrypted layer message that no key opens');
+    expect(warnings.map((line) => [line.count, line.reason])).toEqual([[1, 'signature'], [2, 'signature'], [4, 'signature']]);
+    expect(log.text()).not.toContain(KEY);
+    expect(layer.health().state).toBe('up');
+  });
+
+  test('createPublisher with symmetricEncryptionKeys reaches encrypted pub/sub and list layers; a layer without the key refuses it', async () => {
+    const pubsub = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    const keyless = make(new RedisPubSubChannelLayer({ url: server.url }));
+    const list = make(new RedisChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    const [a, b, c] = [await pubsub.newChannel(), await keyless.newChannel(), await list.newChannel()];
+    await pubsub.groupAdd('news', a);
+    await keyless.groupAdd('news', b);
+    await list.groupAdd('news', c);
+
+    const publisher = await createPublisher({ urls: [server.url], symmetricEncryptionKeys: [KEY] });
+    const listPublisher = await createPublisher({ urls: [server.url], layer: 'list', symmetricEncryptionKeys: [KEY] });
+    try {
+      await publisher.groupSend('news', { type: 'news', message: SECRET_TEXT });
+      await listPublisher.groupSend('news', { type: 'news', message: 'queued' });
+    } finally {
+      await publisher.close();
+      await listPublisher.close();
+    }
+    expect(await pubsub.receive(a)).toEqual({ type: 'news', message: SECRET_TEXT });
+    expect(await list.receive(c)).toEqual({ type: 'news', message: 'queued' });
+    await until(() => (keyless as RedisPubSubChannelLayer).refusedMessages === 1, 5000, 'the keyless layer to refuse the token');
+  });
+
+  test('channelkit publish and channelLayerFromEnv take CHANNEL_LAYER_KEYS, and log the count of keys, not the keys', async () => {
+    const log = memoryLogger();
+    const env = { ...NO_REDIS, REDIS_URL: server.url, CHANNEL_LAYER_KEYS: `${KEY},old key` };
+    const layer = make(await channelLayerFromEnv(env, log.logger));
+    const channel = await layer.newChannel();
+    await layer.groupAdd('notifications', channel);
+    expect(log.text()).toContain('"keys":2');
+    expect(log.text()).not.toContain(KEY);
+
+    const payload = await nextPublished(server.url, 'asgi__group__notifications', async () => {
+      const sent = await runCli(['publish', '--group', 'notifications', JSON.stringify({ type: 'notification.message', title: SECRET_TEXT })], env);
+      expect(sent.code).toBe(0);
+    });
+    expectToken(payload);
+    expect(await layer.receive(channel)).toEqual({ type: 'notification.message', title: SECRET_TEXT });
+  }, 30_000);
+});
