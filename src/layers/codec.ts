@@ -1,6 +1,6 @@
 // Message bodies on the wire: msgpack, as channels_redis 4 writes them, so Django processes read ours.
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { Sealer } from './fernet';
+import { InvalidToken, Sealer } from './fernet';
 import { InvalidMessage, type LayerMessage, validateMessage } from './layer';
 
 /** Turns layer messages into bytes and back. A layer encodes once per send, decodes once per process. */
@@ -34,11 +34,24 @@ export class MsgpackCodec implements Codec {
 }
 
 /**
+ * The field of a sealed record: a msgpack map `{ __sealed__: <token>, ...clear fields }` for payloads
+ * that Redis itself extends (history's Lua appends `epoch` and `offset`, and Lua cannot encrypt).
+ * Only metadata stays clear; the message, text included, is the token.
+ */
+export const SEALED_FIELD = '__sealed__';
+
+/** A Fernet token's first byte: base64url of version 0x80 starts with 'g'; no msgpack map does. */
+const TOKEN_START = 0x67;
+
+/**
  * channels_redis's serializer with `symmetric_encryption_keys`: each body is a Fernet token of the
- * msgpack bytes (the first key seals, every key opens). A token no key opens throws InvalidToken,
- * which the layers log (rate-limited), count and drop like any undecodable message.
+ * msgpack bytes (the first key seals, every key opens). `decode` also opens sealed records (see
+ * SEALED_FIELD), whose clear fields it puts on the opened message. Anything else, plaintext
+ * msgpack included, throws (InvalidToken), which the layers log (rate-limited), count and drop.
  */
 export class SealedCodec implements Codec {
+  private readonly recordDecoder = new Decoder();
+
   /** `ttl`: seconds a token stays valid (channels_redis: none on pub/sub, expiry + 10 on its core layer). */
   constructor(
     readonly sealer: Sealer,
@@ -51,10 +64,29 @@ export class SealedCodec implements Codec {
   }
 
   decode(bytes: Uint8Array): LayerMessage {
-    return this.inner.decode(this.sealer.open(bytes, this.ttl));
+    if (bytes[0] === TOKEN_START) return this.inner.decode(this.sealer.open(bytes, this.ttl));
+    return this.openRecord(bytes);
+  }
+
+  /** `{ __sealed__: token, ...clear }` to `{ ...open(token), ...clear }`. */
+  private openRecord(bytes: Uint8Array): LayerMessage {
+    let record: unknown;
+    try {
+      record = this.recordDecoder.decode(bytes);
+    } catch {
+      throw new InvalidToken('format', 'not a Fernet token');
+    }
+    const token = (record as Record<string, unknown> | null)?.[SEALED_FIELD];
+    if (typeof token !== 'string' && !(token instanceof Uint8Array)) {
+      throw new InvalidToken('format', 'a plaintext message where keys are set');
+    }
+    const message = this.inner.decode(this.sealer.open(token, this.ttl));
+    for (const [field, value] of Object.entries(record as Record<string, unknown>)) {
+      if (field !== SEALED_FIELD) message[field] = value;
+    }
+    return message;
   }
 }
-
 /** The codec for a layer's options: msgpack, sealed when keys are given (an empty list means none). */
 export function layerCodec(keys: ReadonlyArray<string> | undefined): Codec {
   return keys && keys.length > 0 ? new SealedCodec(new Sealer(keys)) : new MsgpackCodec();

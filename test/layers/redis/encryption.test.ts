@@ -1,8 +1,9 @@
 // symmetricEncryptionKeys / CHANNEL_LAYER_KEYS on the pub/sub layer, the publisher, the CLI and from-env.
 import { execFileSync } from 'node:child_process';
 import { decode, encode } from '@msgpack/msgpack';
-import { createClient } from 'redis';
-import { Sealer } from '../../../src/layers/fernet';
+import { createClient, RESP_TYPES } from 'redis';
+import { SEALED_FIELD, SealedCodec } from '../../../src/layers/codec';
+import { InvalidToken, Sealer } from '../../../src/layers/fernet';
 import { channelLayerFromEnv, layerKeysFromEnv } from '../../../src/layers/from-env';
 import type { ChannelLayer, LayerMessage } from '../../../src/layers/layer';
 import { RedisChannelLayer } from '../../../src/layers/redis/list';
@@ -35,6 +36,31 @@ describe('CHANNEL_LAYER_KEYS', () => {
     }
     expect(message).toMatch(/^CHANNEL_LAYER_KEYS: /);
     expect(message).not.toContain('secret-one');
+  });
+});
+
+describe('SealedCodec', () => {
+  const codec = new SealedCodec(new Sealer([KEY, 'old']));
+
+  test('encodes a Fernet token of the msgpack and decodes it back', () => {
+    const bytes = codec.encode({ type: 'chat.message', message: SECRET_TEXT });
+    expect(Buffer.from(bytes).includes(SECRET_TEXT)).toBe(false);
+    expect(codec.decode(bytes)).toEqual({ type: 'chat.message', message: SECRET_TEXT });
+  });
+
+  test('opens a sealed record and puts its clear fields on the message', () => {
+    const token = new Sealer(['old']).seal(encode({ type: 'chat.message', message: SECRET_TEXT }));
+    const record = encode({ [SEALED_FIELD]: token.toString('latin1'), epoch: 'e1', offset: 7 });
+    expect(codec.decode(record)).toEqual({ type: 'chat.message', message: SECRET_TEXT, epoch: 'e1', offset: 7 });
+  });
+
+  test.each([
+    ['plaintext msgpack', encode({ type: 'chat.message', message: SECRET_TEXT })],
+    ['a record without a token', encode({ epoch: 'e1', offset: 7 })],
+    ['a record under an unknown key', encode({ [SEALED_FIELD]: new Sealer(['nope']).sealString('x') })],
+    ['garbage', Buffer.from([0xc1, 0x00])],
+  ])('refuses %s with InvalidToken', (_name, bytes) => {
+    expect(() => codec.decode(bytes)).toThrow(InvalidToken);
   });
 });
 
@@ -128,6 +154,29 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
     expect(warnings.map((line) => [line.count, line.reason])).toEqual([[1, 'signature'], [2, 'signature'], [4, 'signature']]);
     expect(log.text()).not.toContain(KEY);
     expect(layer.health().state).toBe('up');
+  });
+
+  test('a sealed record built by Lua (the way history appends epoch and offset) reaches members with those fields', async () => {
+    const layer = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    const channel = await layer.newChannel();
+    await layer.groupAdd('history_room', channel);
+    const raw = createClient({ url: server.url });
+    raw.on('error', () => {});
+    await raw.connect();
+    try {
+      // What an encrypting record script does: the token from Node (ARGV[1]), the clear fields from Redis.
+      const token = new Sealer([KEY]).seal(encode({ type: 'chat.message', message: SECRET_TEXT }));
+      const script = `local payload = cmsgpack.pack({ ${SEALED_FIELD} = ARGV[1], epoch = ARGV[2], offset = redis.call('INCR', KEYS[1]) })
+        redis.call('XADD', KEYS[2], '*', 'd', payload)
+        return redis.call('PUBLISH', ARGV[3], payload)`;
+      await raw.eval(script, { keys: ['asgi__test_offset', 'asgi__test_stream'], arguments: [token, 'epoch-1', 'asgi__group__history_room'] });
+      const entries = await raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange('asgi__test_stream', '-', '+');
+      expect(entries).toHaveLength(1);
+      expect(entries![0].message.d.includes(SECRET_TEXT)).toBe(false);
+    } finally {
+      await raw.close();
+    }
+    expect(await layer.receive(channel)).toEqual({ type: 'chat.message', message: SECRET_TEXT, epoch: 'epoch-1', offset: 1 });
   });
 
   test('createPublisher with symmetricEncryptionKeys reaches encrypted pub/sub and list layers; a layer without the key refuses it', async () => {
