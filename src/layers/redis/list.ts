@@ -66,6 +66,8 @@ export class RedisChannelLayer implements ChannelLayer {
   /** channels_redis's `client_prefix`: names this process's channels, and their shared key. */
   private readonly clientPrefix = randomUUID().replace(/-/g, '');
   private readonly writer: EnvelopeWriter;
+  /** Set with `symmetricEncryptionKeys`: anything else this layer keeps in Redis is sealed with it too. */
+  private readonly sealer: Sealer | undefined;
   /** Reads back this process's own bodies (never sealed: they do not leave the process). */
   private readonly reader = new EnvelopeReader();
   private readonly skips: FullChannelSkips;
@@ -91,6 +93,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.logger = options.logger;
     const keys = options.symmetricEncryptionKeys;
     const sealer = keys && keys.length > 0 ? new Sealer(keys) : undefined;
+    this.sealer = sealer;
     this.writer = new EnvelopeWriter(sealer);
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);

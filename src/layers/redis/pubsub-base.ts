@@ -1,6 +1,7 @@
 // What the Redis pub/sub layers share: the ChannelLayer API over LocalChannels, refcounted subscriptions, link health.
 import { randomBytes } from 'node:crypto';
-import { type Codec, layerCodec } from '../codec';
+import { type Codec, MsgpackCodec, SealedCodec } from '../codec';
+import { Sealer } from '../fernet';
 import {
   type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
   ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
@@ -38,6 +39,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private channelCount = 0;
   protected readonly local: LocalChannels;
   protected readonly codec: Codec;
+  /**
+   * Set with `symmetricEncryptionKeys`: whatever else this layer keeps in Redis (history, presence
+   * names) goes through it too (see SealedCodec and Sealer.sealString).
+   */
+  protected readonly sealer: Sealer | undefined;
   /** Random per layer instance: every `newChannel()` name carries it, so one subscription covers them all. */
   readonly processId = randomBytes(8).toString('hex');
   protected readonly prefix: string;
@@ -64,7 +70,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   constructor(backend: string, options: PubSubLayerOptions) {
     const { prefix = 'asgi', logger, symmetricEncryptionKeys, ...limits } = options;
-    this.codec = layerCodec(symmetricEncryptionKeys);
+    this.sealer = symmetricEncryptionKeys && symmetricEncryptionKeys.length > 0 ? new Sealer(symmetricEncryptionKeys) : undefined;
+    this.codec = this.sealer ? new SealedCodec(this.sealer) : new MsgpackCodec();
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
