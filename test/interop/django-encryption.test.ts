@@ -4,6 +4,8 @@ import { decode } from '@msgpack/msgpack';
 import { createClient, RESP_TYPES } from 'redis';
 import { RedisChannelLayer } from '../../src/layers/redis/list';
 import { memoryLogger } from '../support/logs';
+import { ServerProcess } from '../support/processes';
+import { Inbox, openClient } from '../support/sockets';
 import { describeRedis, RedisServer } from '../support/redis';
 import { until } from '../support/wait';
 import { DjangoProcess, djangoUnavailable } from './django-process';
@@ -79,6 +81,30 @@ describeDjango('Django interop with symmetric_encryption_keys: list layer (chann
     expect(await member.message()).toEqual({ type: 'chat.message', message: 'héllo ✓', n: 3 });
     await member.succeeded();
   });
+
+  test('channelkit serve with CHANNEL_LAYER_KEYS and Django with the same keys share a chat room both ways', async () => {
+    const serve = new ServerProcess({ REDIS_URL: server.url, REDIS_CLUSTER_URL: '', CHANNEL_LAYER: 'list', CHANNEL_LAYER_KEYS: `${KEY},old key` });
+    let client: Inbox | undefined;
+    try {
+      const port = await serve.ready;
+      expect(serve.output).toContain('"keys":2');
+      expect(serve.output).not.toContain(KEY);
+      const member = django([KEY], 'join', 'chat_vault', '2');
+      await member.ready();
+      client = new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/vault/`));
+      client.ws.send(JSON.stringify({ message: SECRET_TEXT }));
+      // The client's own echo says the server's member is in the group; Django's member got it too.
+      expect(await client.nextJson(5000)).toMatchObject({ message: SECRET_TEXT });
+      expect(await member.message()).toMatchObject({ type: 'chat.message', message: SECRET_TEXT });
+      await django([KEY], 'group_send', 'chat_vault', JSON.stringify({ type: 'chat.message', message: 'from django' })).succeeded();
+      expect(await client.nextJson(5000)).toMatchObject({ message: 'from django' });
+      expect(await member.message()).toEqual({ type: 'chat.message', message: 'from django' });
+      await member.succeeded();
+    } finally {
+      client?.ws.close();
+      expect(await serve.stop()).toBe(0);
+    }
+  }, 30_000);
 
   test('what either side queues in Redis is a Fernet token, not msgpack', async () => {
     const ours = layer([KEY]);
