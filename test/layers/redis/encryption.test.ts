@@ -1,17 +1,19 @@
 // symmetricEncryptionKeys / CHANNEL_LAYER_KEYS on the pub/sub layer, the publisher, the CLI and from-env.
 import { execFileSync } from 'node:child_process';
 import { decode, encode } from '@msgpack/msgpack';
-import { createClient, RESP_TYPES } from 'redis';
+import { createClient, createCluster, RESP_TYPES } from 'redis';
 import { SEALED_FIELD, SealedCodec } from '../../../src/layers/codec';
 import { InvalidToken, Sealer } from '../../../src/layers/fernet';
 import { channelLayerFromEnv, layerKeysFromEnv } from '../../../src/layers/from-env';
 import type { ChannelLayer, LayerMessage } from '../../../src/layers/layer';
+import { RedisShardedPubSubChannelLayer } from '../../../src/layers/redis/cluster-pubsub';
 import { RedisChannelLayer } from '../../../src/layers/redis/list';
 import { RedisPubSubChannelLayer } from '../../../src/layers/redis/pubsub';
 import { createPublisher } from '../../../src/publisher';
 import { memoryLogger } from '../../support/logs';
 import { runCli } from '../../support/processes';
 import { RedisServer, describeRedis } from '../../support/redis';
+import { RedisCluster } from '../../support/redis-cluster';
 import { until } from '../../support/wait';
 
 const KEY = 'pubsub secret';
@@ -218,4 +220,40 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
     expectToken(payload);
     expect(await layer.receive(channel)).toEqual({ type: 'notification.message', title: SECRET_TEXT });
   }, 30_000);
+});
+
+describeRedis('encrypted Redis Cluster sharded pub/sub layer', () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+  });
+  afterAll(async () => {
+    await cluster.close();
+  });
+
+  test('group sends and sends to another process are tokens on the shard channels, opened by the other process', async () => {
+    const [a, b] = [
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls, symmetricEncryptionKeys: [KEY] }),
+      new RedisShardedPubSubChannelLayer({ urls: cluster.urls, symmetricEncryptionKeys: ['old', KEY] }),
+    ];
+    const raw = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+    raw.on('error', () => {});
+    await raw.connect();
+    try {
+      const remote = await b.newChannel();
+      await b.groupAdd('G', remote);
+      const seen: Buffer[] = [];
+      await raw.sSubscribe('asgi__group__G', (message: Buffer) => void seen.push(message), true);
+      await raw.sSubscribe(`asgi__process__${b.processId}`, (message: Buffer) => void seen.push(message), true);
+      await a.groupSend('G', { type: 'chat.message', message: SECRET_TEXT });
+      expect(await b.receive(remote)).toEqual({ type: 'chat.message', message: SECRET_TEXT });
+      await a.send(remote, { type: 'direct', message: SECRET_TEXT });
+      expect(await b.receive(remote)).toEqual({ type: 'direct', message: SECRET_TEXT });
+      await until(() => seen.length === 2, 5000, 'both payloads seen raw');
+      for (const payload of seen) expectToken(payload);
+    } finally {
+      await raw.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });
