@@ -3,7 +3,7 @@
 // BENCH_WORKERS (default 2) sets N. Without REDIS_URL the workers share groups through the primary (WorkersRelay).
 import cluster, { type Worker } from 'node:cluster';
 import { type LayerMessage, Server, URLRouter, WebsocketConsumer, createLogger, path } from '../../src';
-import { isRelayMessage, type WorkerMessage } from '../../src/cluster/messages';
+import { isRelayMessage, type WorkerBatch } from '../../src/cluster/messages';
 import { WorkersRelay } from '../../src/cluster/relay';
 import { workerChannelLayer } from '../../src/cluster/worker';
 import type { ServerCommand, ServerReply } from '../protocol';
@@ -72,7 +72,7 @@ async function runPrimary(): Promise<void> {
     ready.push(
       new Promise((resolve) => {
         worker.on('message', (message: unknown) => {
-          if (isRelayMessage(message)) return relay.handle(worker.id, message as WorkerMessage);
+          if (isRelayMessage(message)) return relay.handle(worker.id, message as WorkerBatch);
           const reply = message as ServerReply;
           if (reply.type === 'ready') return resolve(reply.port);
           const waiting = replies.get(worker.id)!.shift();

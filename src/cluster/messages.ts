@@ -1,6 +1,8 @@
 // The IPC messages between a worker's WorkersChannelLayer and the primary's WorkersRelay (node:cluster).
 
 /*
+ * What crosses the pipe is a batch: the messages one side produced in one synchronous run (a publisher's
+ * loop of group sends is one IPC write, not one per send). Order is kept within and across batches.
  * Bodies are msgpack bytes, encoded once by the sending worker and decoded once by each receiving
  * worker; the primary never decodes them. The cluster runs with `serialization: 'advanced'`, so a
  * Uint8Array crosses the pipe as bytes (JSON would turn it into an array of numbers).
@@ -31,6 +33,18 @@ export type PrimaryMessage =
   | { ck: 'ack'; seq: number }
   | { ck: 'group'; group: string; body: Uint8Array }
   | { ck: 'send'; channel: string; body: Uint8Array };
+
+/** One IPC message from a worker: its messages of one synchronous run, in order. */
+export interface WorkerBatch {
+  ck: 'batch';
+  messages: WorkerMessage[];
+}
+
+/** One IPC message from the primary to a worker. */
+export interface PrimaryBatch {
+  ck: 'batch';
+  messages: PrimaryMessage[];
+}
 
 /** True for a message of this protocol (a worker's IPC also carries Node's own cluster messages). */
 export function isRelayMessage(message: unknown): boolean {

@@ -1,7 +1,7 @@
 // The primary of `channelkit serve --workers N`: forks the workers, relays their layer, restarts crashes, drains on SIGTERM.
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../logger';
-import { type WorkerMessage, isRelayMessage } from './messages';
+import { type WorkerBatch, isRelayMessage } from './messages';
 import { WorkersRelay } from './relay';
 
 export interface PrimaryOptions {
@@ -77,7 +77,7 @@ export class Primary {
       },
     });
     worker.on('message', (message: unknown) => {
-      if (isRelayMessage(message)) this.relay.handle(worker.id, message as WorkerMessage);
+      if (isRelayMessage(message)) this.relay.handle(worker.id, message as WorkerBatch);
     });
     worker.once('listening', (address) => {
       slot.listened = true;

@@ -1,9 +1,9 @@
 // The primary's half of the workers layer: routes group sends and channel sends between worker processes.
-import type { PrimaryMessage, WorkerMessage } from './messages';
+import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from './messages';
 
 /** Where the relay writes to one worker: a cluster `Worker` (its `send`), or an in-process fake in tests. */
 export interface RelayPort {
-  send(message: PrimaryMessage): void;
+  send(batch: PrimaryBatch): void;
 }
 
 /**
@@ -11,12 +11,13 @@ export interface RelayPort {
  * and last leave; never per member), and per named channel which workers read it. A group send costs
  * one IPC message in (from the sender) and one out per other worker with members, whatever the
  * number of members: the bytes are the sender's, forwarded as they came, decoded once per worker.
+ * Batches make that "at most": what one worker sent in one run goes out as one batch per worker.
  *
  * ```ts
  * const relay = new WorkersRelay();
  * const worker = cluster.fork();
  * relay.attach(worker.id, worker);
- * worker.on('message', (message) => { if (isRelayMessage(message)) relay.handle(worker.id, message); });
+ * worker.on('message', (batch) => { if (isRelayMessage(batch)) relay.handle(worker.id, batch); });
  * worker.on('exit', () => relay.detach(worker.id));
  * ```
  */
@@ -28,6 +29,8 @@ export class WorkersRelay {
   private readonly claims = new Map<string, Set<number>>();
   /** worker -> its groups and claims, to forget them when it goes. */
   private readonly held = new Map<number, { groups: Set<string>; claims: Set<string> }>();
+  /** What one incoming batch makes for each worker, written once at its end. */
+  private readonly out = new Map<number, PrimaryMessage[]>();
 
   attach(worker: number, port: RelayPort): void {
     this.ports.set(worker, port);
@@ -46,7 +49,14 @@ export class WorkersRelay {
     return this.ports.size;
   }
 
-  handle(from: number, message: WorkerMessage): void {
+  /** One batch from worker `from`: routes each message, then writes one batch to each worker concerned. */
+  handle(from: number, batch: WorkerBatch): void {
+    for (const message of batch.messages) this.route(from, message);
+    for (const [worker, messages] of this.out) this.ports.get(worker)?.send({ ck: 'batch', messages });
+    this.out.clear();
+  }
+
+  private route(from: number, message: WorkerMessage): void {
     const held = this.held.get(from);
     if (held === undefined) return; // a message from a worker already detached
     switch (message.ck) {
@@ -101,7 +111,10 @@ export class WorkersRelay {
   }
 
   private write(worker: number, message: PrimaryMessage): void {
-    this.ports.get(worker)?.send(message);
+    if (!this.ports.has(worker)) return;
+    const messages = this.out.get(worker);
+    if (messages === undefined) this.out.set(worker, [message]);
+    else messages.push(message);
   }
 }
 

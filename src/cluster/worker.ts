@@ -4,7 +4,7 @@ import type { ChannelLayer } from '../layers/layer';
 import { channelLayerFromEnv, layerChoiceFromEnv } from '../layers/from-env';
 import { type RelayEndpoint, WorkersChannelLayer } from '../layers/workers';
 import type { Logger } from '../logger';
-import { type PrimaryMessage, isRelayMessage } from './messages';
+import { type PrimaryBatch, isRelayMessage } from './messages';
 
 /** This process's IPC channel to the primary, as the workers layer wants it. */
 export function processEndpoint(): RelayEndpoint {
@@ -12,13 +12,13 @@ export function processEndpoint(): RelayEndpoint {
     get connected() {
       return process.connected === true;
     },
-    send(message) {
+    send(batch) {
       // A write after the primary is gone would raise 'error' on process; the layer checks `connected` first.
-      process.send?.(message, undefined, {}, swallow);
+      process.send?.(batch, undefined, {}, swallow);
     },
     subscribe(handler) {
       const onMessage = (message: unknown) => {
-        if (isRelayMessage(message)) handler(message as PrimaryMessage);
+        if (isRelayMessage(message)) handler(message as PrimaryBatch);
       };
       process.on('message', onMessage);
       return () => process.off('message', onMessage);

@@ -1,6 +1,6 @@
 // The channel layer of `channelkit serve --workers N` without Redis: groups span the workers through the primary.
 import { randomBytes } from 'node:crypto';
-import type { PrimaryMessage, WorkerMessage } from '../cluster/messages';
+import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from '../cluster/messages';
 import { type Codec, MsgpackCodec } from './codec';
 import {
   ChannelFull,
@@ -25,9 +25,9 @@ import { LocalChannels } from './local';
 export interface RelayEndpoint {
   /** False once the channel to the primary is gone: sends then fail with LayerUnavailable. */
   readonly connected: boolean;
-  send(message: WorkerMessage): void;
-  /** Calls `handler` with each relay message from the primary; returns the function that stops it. */
-  subscribe(handler: (message: PrimaryMessage) => void): () => void;
+  send(batch: WorkerBatch): void;
+  /** Calls `handler` with each relay batch from the primary; returns the function that stops it. */
+  subscribe(handler: (batch: PrimaryBatch) => void): () => void;
 }
 
 export interface WorkersLayerOptions extends LayerOptions {
@@ -44,7 +44,8 @@ const OWNER = /\.w(\d+)-[0-9a-f]+!$/;
  * Local delivery is LocalChannels, as in the in-memory layer; the primary only moves bytes between
  * workers (the Phoenix.PubSub adapter shape). A group send is encoded once here, delivered to local
  * members, and handed to the primary in one IPC message, which forwards it in one message to each
- * other worker that has members; each decodes it once for all its members. A send to another
+ * other worker that has members; each decodes it once for all its members. What the layer sends in
+ * one synchronous run (a loop of group sends) leaves as one batch, so those are upper bounds. A send to another
  * worker's channel goes through the primary to that worker; the sender cannot hear that it was full
  * there, so that worker counts it in `skippedFull`, as on Redis.
  *
@@ -66,6 +67,8 @@ export class WorkersChannelLayer implements ChannelLayer {
   private readonly joining = new Map<string, Promise<void>>();
   private readonly acks = new Map<number, () => void>();
   private readonly unsubscribe: () => void;
+  /** Messages for the primary from the current synchronous run, written as one batch at its end. */
+  private outbox: WorkerMessage[] = [];
   private seq = 0;
   private channels = 0;
   private skipped = 0;
@@ -76,7 +79,9 @@ export class WorkersChannelLayer implements ChannelLayer {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...layerOptions });
     this.endpoint = endpoint;
     this.id = `w${workerId}-${randomBytes(4).toString('hex')}`;
-    this.unsubscribe = endpoint.subscribe((message) => this.onMessage(message));
+    this.unsubscribe = endpoint.subscribe((batch) => {
+      for (const message of batch.messages) this.onMessage(message);
+    });
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -136,14 +141,17 @@ export class WorkersChannelLayer implements ChannelLayer {
   async flush(): Promise<void> {
     this.local.flush();
     this.claimed.clear();
-    if (this.endpoint.connected && !this.closed) this.endpoint.send({ ck: 'flush' });
+    if (this.endpoint.connected && !this.closed) this.post({ ck: 'flush' });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
-    if (this.endpoint.connected) this.endpoint.send({ ck: 'bye' });
+    if (this.endpoint.connected) {
+      this.outbox.push({ ck: 'bye' });
+      this.flushOutbox();
+    }
     for (const resolve of this.acks.values()) resolve();
     this.acks.clear();
     this.local.close();
@@ -210,18 +218,31 @@ export class WorkersChannelLayer implements ChannelLayer {
   }
 
   private leave(group: string): void {
-    if (!this.closed && this.endpoint.connected) this.endpoint.send({ ck: 'leave', group });
+    if (!this.closed && this.endpoint.connected) this.post({ ck: 'leave', group });
   }
 
   /** Named channels are read where they are claimed; process-local ones are always read by their owner. */
   private claim(channel: string): void {
     if (isProcessLocal(channel) || this.claimed.has(channel)) return;
     this.claimed.add(channel);
-    if (this.endpoint.connected) this.endpoint.send({ ck: 'claim', channel });
+    if (this.endpoint.connected) this.post({ ck: 'claim', channel });
   }
 
   private relay(message: WorkerMessage): void {
     if (!this.endpoint.connected) throw new LayerUnavailable('the IPC channel to the primary is closed (the primary exited)');
-    this.endpoint.send(message);
+    this.post(message);
   }
+
+  private post(message: WorkerMessage): void {
+    if (this.outbox.push(message) === 1) queueMicrotask(this.flushOutbox);
+  }
+
+  /** Bound once: one function for every batch, no closure per message. */
+  private readonly flushOutbox = (): void => {
+    if (this.outbox.length === 0) return;
+    const messages = this.outbox;
+    this.outbox = [];
+    // Lost with the channel if the primary is gone: at most once, and the worker exits with it.
+    if (this.endpoint.connected) this.endpoint.send({ ck: 'batch', messages });
+  };
 }

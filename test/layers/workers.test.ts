@@ -47,24 +47,47 @@ describe('WorkersChannelLayer: what a send costs over IPC', () => {
     const onB = await members(b, 'room', 10);
     // Each worker told the primary once (its first member), not ten times.
     expect(cluster.toPrimary.filter((m) => m.ck === 'join')).toHaveLength(2);
-    cluster.toPrimary.length = 0;
-    cluster.toWorkers.length = 0;
+    cluster.resetCounts();
 
     await c.groupSend('room', { type: 'chat.message', message: 'hi' });
     await settle();
     expect(cluster.toPrimary.map((m) => m.ck)).toEqual(['group']);
+    expect(cluster.ipcToPrimary).toBe(1);
     expect(cluster.toWorkers.map(({ worker, message }) => [worker, message.ck]).sort()).toEqual([
       [1, 'group'],
       [2, 'group'],
     ]);
+    expect([...cluster.ipcToWorker.entries()].sort()).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
     for (const inbox of [...onA, ...onB]) expect(inbox).toEqual([{ type: 'chat.message', message: 'hi' }]);
 
     // From a worker with members: its own are served in-process, the other worker gets one message.
-    cluster.toWorkers.length = 0;
+    cluster.resetCounts();
     await a.groupSend('room', { type: 'chat.message', message: 'again' });
     await settle();
     expect(cluster.toWorkers.map(({ worker }) => worker)).toEqual([2]);
     for (const inbox of [...onA, ...onB]) expect(inbox).toHaveLength(2);
+  });
+
+  test('group sends made in one synchronous run travel as one IPC message each way, in order', async () => {
+    const [a, b, c] = layers;
+    const [onA] = await members(a, 'room', 1);
+    const [onB] = await members(b, 'room', 1);
+    cluster.resetCounts();
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < 100; n++) sends.push(c.groupSend('room', { type: 'n', n }));
+    await Promise.all(sends);
+    await settle();
+    expect(cluster.ipcToPrimary).toBe(1);
+    expect([...cluster.ipcToWorker.entries()].sort()).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    const expected = Array.from({ length: 100 }, (_, n) => ({ type: 'n', n }));
+    expect(onA).toEqual(expected);
+    expect(onB).toEqual(expected);
   });
 
   test('the last member leaving tells the primary, which then sends that worker nothing', async () => {
@@ -73,7 +96,7 @@ describe('WorkersChannelLayer: what a send costs over IPC', () => {
     await b.groupAdd('room', channel);
     await b.groupDiscard('room', channel);
     await settle();
-    cluster.toWorkers.length = 0;
+    cluster.resetCounts();
     await a.groupSend('room', { type: 'x' });
     await settle();
     expect(cluster.toWorkers).toEqual([]);

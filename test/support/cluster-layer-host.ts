@@ -1,7 +1,7 @@
 // A real node:cluster with the workers layer: worker 1 sends to a channel of worker 2 and group-sends; worker 2 reports.
 // Run by test/cluster/relay.test.ts; prints one JSON line `{"received": [...]}` and exits 0.
 import cluster from 'node:cluster';
-import { type WorkerMessage, isRelayMessage } from '../../src/cluster/messages';
+import { type WorkerBatch, isRelayMessage } from '../../src/cluster/messages';
 import { WorkersRelay } from '../../src/cluster/relay';
 import { processEndpoint } from '../../src/cluster/worker';
 import type { LayerMessage } from '../../src/layers/layer';
@@ -18,7 +18,7 @@ function primary(): void {
   for (const worker of [sender, receiver]) {
     relay.attach(worker.id, { send: (message) => worker.isConnected() && worker.send(message) });
     worker.on('message', (message: unknown) => {
-      if (isRelayMessage(message)) return relay.handle(worker.id, message as WorkerMessage);
+      if (isRelayMessage(message)) return relay.handle(worker.id, message as WorkerBatch);
       const control = message as Control;
       if ('ready' in control) sender.send({ start: control.ready });
       if ('received' in control) {
