@@ -102,8 +102,8 @@ export class Primary {
       void this.stop('worker failed to start', 1);
       return;
     }
-    slot.crashes = Date.now() - slot.startedAt >= this.options.stableAfter ? 1 : slot.crashes + 1;
-    const delay = Math.min(this.options.maxRestartDelay, this.options.restartDelay * 2 ** (slot.crashes - 1));
+    const { crashes, delay } = restartBackoff(slot.crashes, Date.now() - slot.startedAt, this.options);
+    slot.crashes = crashes;
     this.logger.error({ ...fields, crashesInARow: slot.crashes, restartInMs: delay }, 'worker died; restarting it');
     slot.timer = setTimeout(() => this.fork(slot), delay);
   }
@@ -136,6 +136,20 @@ export class Primary {
     this.logger.info({ exitCodes }, 'closed');
     this.logger.flush(() => process.exit(ok ? 0 : 1));
   }
+}
+
+/**
+ * When to restart a worker that died after `livedMs`, its slot having crashed `crashesBefore` times in a
+ * row: `restartDelay`, doubled per crash in a row, at most `maxRestartDelay`; a worker that lived
+ * `stableAfter` starts the count over.
+ */
+export function restartBackoff(
+  crashesBefore: number,
+  livedMs: number,
+  options: Pick<Required<PrimaryOptions>, 'restartDelay' | 'maxRestartDelay' | 'stableAfter'>,
+): { crashes: number; delay: number } {
+  const crashes = livedMs >= options.stableAfter ? 1 : crashesBefore + 1;
+  return { crashes, delay: Math.min(options.maxRestartDelay, options.restartDelay * 2 ** (crashes - 1)) };
 }
 
 function swallow(): void {
