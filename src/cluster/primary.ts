@@ -20,7 +20,6 @@ export interface PrimaryOptions {
 
 /** One worker position: the process in it now, and its crashes in a row (for the backoff). */
 interface Slot {
-  index: number;
   worker: Worker | null;
   startedAt: number;
   crashes: number;
@@ -49,7 +48,7 @@ export class Primary {
   constructor(options: PrimaryOptions) {
     this.options = { restartDelay: 100, maxRestartDelay: 10_000, stableAfter: 30_000, shutdownTimeout: 30_000, ...options };
     this.logger = options.logger;
-    this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: null, startedAt: 0, crashes: 0, listened: false }));
+    this.slots = Array.from({ length: options.workers }, () => ({ worker: null, startedAt: 0, crashes: 0, listened: false }));
   }
 
   /** Forks every worker and handles SIGTERM/SIGINT (drain all, then exit 0). */
@@ -67,7 +66,7 @@ export class Primary {
 
   private fork(slot: Slot): void {
     slot.timer = undefined;
-    const worker = cluster.fork({ CHANNELKIT_WORKER_SLOT: String(slot.index) });
+    const worker = cluster.fork();
     slot.worker = worker;
     slot.startedAt = Date.now();
     this.relay.attach(worker.id, {
