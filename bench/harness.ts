@@ -29,6 +29,7 @@ export async function startServer(
 export function pathFor(system: SystemName, group: string): string {
   switch (system) {
     case 'channelkit':
+    case 'channelkit-workers':
       return `/ws/bench/${group}/`;
     case 'socketio':
       return `/socket.io/?EIO=4&transport=websocket&room=${group}`;

@@ -9,9 +9,12 @@ export const quick = flag('quick') !== undefined;
 export const profile = flag('profile') !== undefined;
 
 export const SYSTEMS = ['channelkit', 'naive', 'socketio', 'ceiling'] as const;
-export type SystemName = (typeof SYSTEMS)[number];
+/** Systems that run only when `--only` names them: channelkit-workers is `serve --workers` (BENCH_WORKERS, default 2), for S2 and S4. */
+export const EXTRA_SYSTEMS = ['channelkit-workers'] as const;
+export type SystemName = (typeof SYSTEMS)[number] | (typeof EXTRA_SYSTEMS)[number];
 export const LABEL: Record<SystemName, string> = {
   channelkit: 'channelkit',
+  'channelkit-workers': `channelkit, ${process.env.BENCH_WORKERS ?? 2} workers`,
   naive: 'naive raw ws',
   socketio: 'Socket.IO 4',
   ceiling: 'ceiling probe',

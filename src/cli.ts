@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
+import cluster from 'node:cluster';
 import type { Application } from './application';
+import { takeWorkersFlag } from './cluster/options';
+import { Primary } from './cluster/primary';
+import { workerChannelLayer } from './cluster/worker';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
@@ -26,7 +30,8 @@ channel layer, the same rule for all three commands (every process of a deployme
 
 environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
 comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub),
-CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys), LOG_LEVEL (info)`;
+CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys), LOG_LEVEL (info),
+WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
 function portFromEnv(value: string | undefined): number | undefined {
@@ -36,9 +41,15 @@ function portFromEnv(value: string | undefined): number | undefined {
   return port;
 }
 
-async function serve(args: string[]): Promise<void> {
+async function serve(argv: string[]): Promise<void> {
+  const { workers, rest: args } = takeWorkersFlag(argv, process.env);
   const port = portFromEnv(process.env.PORT);
   const choice = layerChoiceFromEnv(process.env);
+  if (cluster.isPrimary && workers > 1) {
+    // Everything checked above stops here, once, rather than in N workers; the workers load the app.
+    new Primary({ workers, logger: createLogger() }).start();
+    return;
+  }
   const { file, module } = loadRoutingModule(args[0]);
   if (typeof module.application !== 'function') {
     throw new Error(
@@ -51,7 +62,7 @@ async function serve(args: string[]): Promise<void> {
   const logger = createLogger();
   // One client must never bring the process down: log what escaped instead of crashing.
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
-  const channelLayer = await channelLayerFromEnv(process.env, logger);
+  const channelLayer = cluster.isWorker ? await workerChannelLayer(process.env, logger) : await channelLayerFromEnv(process.env, logger);
   const server = new Server({
     app: module.application as Application,
     http: module.http as HttpHandler | undefined,

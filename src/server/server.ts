@@ -1,4 +1,5 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
+import cluster from 'node:cluster';
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -188,7 +189,7 @@ export class Server {
         const ready = layer.state === 'up' && !this.closing;
         // /healthz stays 200 while local delivery works; /readyz says whether to send traffic here.
         const status = url === '/healthz' ? (this.closing ? 503 : 200) : ready ? 200 : 503;
-        respond(res, status, JSON.stringify({ status: ready ? 'ok' : 'degraded', connections: this.live.size, layer }), 'application/json');
+        respond(res, status, JSON.stringify({ status: ready ? 'ok' : 'degraded', connections: this.live.size, layer, pid: process.pid, worker: cluster.worker?.id }), 'application/json');
         return;
       }
       if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;

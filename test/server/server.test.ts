@@ -135,7 +135,7 @@ describe('Server over real sockets', () => {
     const port = server.address().port;
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok', layer: { state: 'up', backend: 'memory' } });
+    expect(await health.json()).toMatchObject({ status: 'ok', layer: { state: 'up', backend: 'memory' }, pid: process.pid });
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/nothing-here`)).status).toBe(404);
   });

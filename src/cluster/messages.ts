@@ -1,0 +1,52 @@
+// The IPC messages between a worker's WorkersChannelLayer and the primary's WorkersRelay (node:cluster).
+
+/*
+ * What crosses the pipe is a batch: the messages one side produced in one synchronous run (a publisher's
+ * loop of group sends is one IPC write, not one per send). Order is kept within and across batches.
+ * Bodies are msgpack bytes, encoded once by the sending worker and decoded once by each receiving
+ * worker; the primary never decodes them. The cluster runs with `serialization: 'advanced'`, so a
+ * Uint8Array crosses the pipe as bytes (JSON would turn it into an array of numbers).
+ * Every message carries `ck`, which no message of Node's own cluster protocol has.
+ */
+
+/** From a worker to the primary. */
+export type WorkerMessage =
+  /** The group's first member in this worker: route its group sends here. Answered with `ack`. */
+  | { ck: 'join'; group: string; seq: number }
+  /** The group's last member in this worker left (or expired). */
+  | { ck: 'leave'; group: string }
+  /** This worker reads the named (not process-local) channel: route its sends here. */
+  | { ck: 'claim'; channel: string }
+  /** A group send, for every other worker with members. */
+  | { ck: 'group'; group: string; body: Uint8Array }
+  /** A send to a process-local channel of worker `to`. */
+  | { ck: 'send'; to: number; channel: string; body: Uint8Array }
+  /** A send to a named channel, for the workers that claimed it. */
+  | { ck: 'named'; channel: string; body: Uint8Array }
+  /** Forget this worker's groups and claims (its layer was flushed). */
+  | { ck: 'flush' }
+  /** This worker's layer closed: forget it. */
+  | { ck: 'bye' };
+
+/** From the primary to one worker. */
+export type PrimaryMessage =
+  | { ck: 'ack'; seq: number }
+  | { ck: 'group'; group: string; body: Uint8Array }
+  | { ck: 'send'; channel: string; body: Uint8Array };
+
+/** One IPC message from a worker: its messages of one synchronous run, in order. */
+export interface WorkerBatch {
+  ck: 'batch';
+  messages: WorkerMessage[];
+}
+
+/** One IPC message from the primary to a worker. */
+export interface PrimaryBatch {
+  ck: 'batch';
+  messages: PrimaryMessage[];
+}
+
+/** True for a message of this protocol (a worker's IPC also carries Node's own cluster messages). */
+export function isRelayMessage(message: unknown): boolean {
+  return typeof message === 'object' && message !== null && typeof (message as { ck?: unknown }).ck === 'string';
+}

@@ -1,0 +1,132 @@
+// The primary's half of the workers layer: routes group sends and channel sends between worker processes.
+import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from './messages';
+
+/** Where the relay writes to one worker: a cluster `Worker` (its `send`), or an in-process fake in tests. */
+export interface RelayPort {
+  send(batch: PrimaryBatch): void;
+}
+
+/**
+ * Knows, per group, which workers have at least one member (each worker says so on its first join
+ * and last leave; never per member), and per named channel which workers read it. A group send costs
+ * one IPC message in (from the sender) and one out per other worker with members, whatever the
+ * number of members: the bytes are the sender's, forwarded as they came, decoded once per worker.
+ * Batches make that "at most": what one worker sent in one run goes out as one batch per worker.
+ *
+ * ```ts
+ * const relay = new WorkersRelay();
+ * const worker = cluster.fork();
+ * relay.attach(worker.id, worker);
+ * worker.on('message', (batch) => { if (isRelayMessage(batch)) relay.handle(worker.id, batch); });
+ * worker.on('exit', () => relay.detach(worker.id));
+ * ```
+ */
+export class WorkersRelay {
+  private readonly ports = new Map<number, RelayPort>();
+  /** group -> workers with members. */
+  private readonly groups = new Map<string, Set<number>>();
+  /** named channel -> workers that read it. */
+  private readonly claims = new Map<string, Set<number>>();
+  /** worker -> its groups and claims, to forget them when it goes. */
+  private readonly held = new Map<number, { groups: Set<string>; claims: Set<string> }>();
+  /** What one incoming batch makes for each worker, written once at its end. */
+  private readonly out = new Map<number, PrimaryMessage[]>();
+
+  attach(worker: number, port: RelayPort): void {
+    this.ports.set(worker, port);
+    this.held.set(worker, { groups: new Set(), claims: new Set() });
+  }
+
+  /** The worker exited (or its layer closed): its groups and claims go with it. */
+  detach(worker: number): void {
+    this.forget(worker);
+    this.ports.delete(worker);
+    this.held.delete(worker);
+  }
+
+  /** Workers attached now. */
+  get size(): number {
+    return this.ports.size;
+  }
+
+  /** One batch from worker `from`: routes each message, then writes one batch to each worker concerned. */
+  handle(from: number, batch: WorkerBatch): void {
+    for (const message of batch.messages) this.route(from, message);
+    for (const [worker, messages] of this.out) this.ports.get(worker)?.send({ ck: 'batch', messages });
+    this.out.clear();
+  }
+
+  private route(from: number, message: WorkerMessage): void {
+    const held = this.held.get(from);
+    if (held === undefined) return; // a message from a worker already detached
+    switch (message.ck) {
+      case 'group': {
+        const workers = this.groups.get(message.group);
+        if (workers === undefined) return;
+        // One object for every worker: Node serializes it per pipe, nobody re-encodes the body.
+        const out: PrimaryMessage = { ck: 'group', group: message.group, body: message.body };
+        for (const worker of workers) if (worker !== from) this.write(worker, out);
+        return;
+      }
+      case 'send':
+        // A channel of a worker that is gone is dropped: at most once, as a dead process's channel on Redis.
+        this.write(message.to, { ck: 'send', channel: message.channel, body: message.body });
+        return;
+      case 'named': {
+        const workers = this.claims.get(message.channel);
+        if (workers === undefined) return;
+        const out: PrimaryMessage = { ck: 'send', channel: message.channel, body: message.body };
+        for (const worker of workers) if (worker !== from) this.write(worker, out);
+        return;
+      }
+      case 'join':
+        add(this.groups, message.group, from);
+        held.groups.add(message.group);
+        this.write(from, { ck: 'ack', seq: message.seq });
+        return;
+      case 'leave':
+        remove(this.groups, message.group, from);
+        held.groups.delete(message.group);
+        return;
+      case 'claim':
+        add(this.claims, message.channel, from);
+        held.claims.add(message.channel);
+        return;
+      case 'flush':
+        this.forget(from);
+        return;
+      case 'bye':
+        this.detach(from);
+        return;
+    }
+  }
+
+  private forget(worker: number): void {
+    const held = this.held.get(worker);
+    if (held === undefined) return;
+    for (const group of held.groups) remove(this.groups, group, worker);
+    for (const channel of held.claims) remove(this.claims, channel, worker);
+    held.groups.clear();
+    held.claims.clear();
+  }
+
+  private write(worker: number, message: PrimaryMessage): void {
+    if (!this.ports.has(worker)) return;
+    const messages = this.out.get(worker);
+    if (messages === undefined) this.out.set(worker, [message]);
+    else messages.push(message);
+  }
+}
+
+function add(index: Map<string, Set<number>>, key: string, worker: number): void {
+  let workers = index.get(key);
+  if (workers === undefined) index.set(key, (workers = new Set()));
+  workers.add(worker);
+}
+
+function remove(index: Map<string, Set<number>>, key: string, worker: number): void {
+  const workers = index.get(key);
+  if (workers === undefined) return;
+  workers.delete(worker);
+  if (workers.size === 0) index.delete(key);
+}

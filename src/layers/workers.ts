@@ -1,0 +1,248 @@
+// The channel layer of `channelkit serve --workers N` without Redis: groups span the workers through the primary.
+import { randomBytes } from 'node:crypto';
+import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from '../cluster/messages';
+import { type Codec, MsgpackCodec } from './codec';
+import {
+  ChannelFull,
+  type ChannelLayer,
+  LAYER_DEFAULTS,
+  type LayerHealth,
+  type LayerMessage,
+  type LayerOptions,
+  LayerUnavailable,
+  type MessageListener,
+  checkChannel,
+  checkGroupSend,
+  checkMembership,
+  checkSend,
+  isProcessLocal,
+  nonLocalName,
+  validateChannelName,
+} from './layer';
+import { LocalChannels } from './local';
+
+/** This worker's end of the IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
+export interface RelayEndpoint {
+  /** False once the channel to the primary is gone: sends then fail with LayerUnavailable. */
+  readonly connected: boolean;
+  send(batch: WorkerBatch): void;
+  /** Calls `handler` with each relay batch from the primary; returns the function that stops it. */
+  subscribe(handler: (batch: PrimaryBatch) => void): () => void;
+}
+
+export interface WorkersLayerOptions extends LayerOptions {
+  /** The link to the primary's WorkersRelay. Required. */
+  endpoint: RelayEndpoint;
+  /** This worker's id as the primary knows it (`cluster.worker.id`): other workers' sends name it. Required. */
+  workerId: number;
+}
+
+/** `<prefix>.w<worker>-<random>!<n>`: the worker id is read back from the name, so no registry is needed. */
+const OWNER = /\.w(\d+)-[0-9a-f]+!$/;
+
+/**
+ * Local delivery is LocalChannels, as in the in-memory layer; the primary only moves bytes between
+ * workers (the Phoenix.PubSub adapter shape). A group send is encoded once here, delivered to local
+ * members, and handed to the primary in one IPC message, which forwards it in one message to each
+ * other worker that has members; each decodes it once for all its members. What the layer sends in
+ * one synchronous run (a loop of group sends) leaves as one batch, so those are upper bounds. A send to another
+ * worker's channel goes through the primary to that worker; the sender cannot hear that it was full
+ * there, so that worker counts it in `skippedFull`, as on Redis.
+ *
+ * Named channels (without '!') belong to the workers that `receive` or `listen` on them: a send
+ * delivers in this worker when it reads the channel, else goes to every worker that does, else is
+ * dropped (as the Redis pub/sub layer does).
+ *
+ * `groupAdd` resolves once the primary knows this worker has the group, so a group send made after
+ * it from any worker reaches the new member.
+ */
+export class WorkersChannelLayer implements ChannelLayer {
+  private readonly local: LocalChannels;
+  private readonly codec: Codec = new MsgpackCodec();
+  private readonly endpoint: RelayEndpoint;
+  private readonly id: string;
+  /** Named channels this worker reads (claimed at the primary). */
+  private readonly claimed = new Set<string>();
+  /** Joins the primary has not acknowledged yet, by group, and their resolvers by sequence number. */
+  private readonly joining = new Map<string, Promise<void>>();
+  private readonly acks = new Map<number, () => void>();
+  private readonly unsubscribe: () => void;
+  /** Messages for the primary from the current synchronous run, written as one batch at its end. */
+  private outbox: WorkerMessage[] = [];
+  private seq = 0;
+  private channels = 0;
+  private skipped = 0;
+  private closed = false;
+
+  constructor(options: WorkersLayerOptions) {
+    const { endpoint, workerId, ...layerOptions } = options;
+    this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...layerOptions });
+    this.endpoint = endpoint;
+    this.id = `w${workerId}-${randomBytes(4).toString('hex')}`;
+    this.unsubscribe = endpoint.subscribe((batch) => {
+      for (const message of batch.messages) this.onMessage(message);
+    });
+  }
+
+  async send(channel: string, message: LayerMessage): Promise<void> {
+    checkSend(this.closed, channel, message);
+    if (isProcessLocal(channel)) {
+      const owner = this.ownerOf(channel);
+      if (owner === null) return this.deliverHere(channel, message);
+      this.relay({ ck: 'send', to: owner, channel, body: this.codec.encode(message) });
+      return;
+    }
+    if (this.claimed.has(channel)) return this.deliverHere(channel, message);
+    this.relay({ ck: 'named', channel, body: this.codec.encode(message) });
+  }
+
+  receive(channel: string): Promise<LayerMessage> {
+    validateChannelName(channel);
+    if (!this.closed) this.claim(channel);
+    return this.local.receive(channel);
+  }
+
+  async newChannel(prefix = 'specific'): Promise<string> {
+    const name = `${prefix}.${this.id}!${(++this.channels).toString(36)}`;
+    validateChannelName(name);
+    return name;
+  }
+
+  async groupAdd(group: string, channel: string): Promise<void> {
+    checkMembership(this.closed, group, channel);
+    if (this.local.groupAdd(group, channel)) return this.join(group);
+    // Not the first member: still wait for a join on its way, so the promise means the same thing.
+    await this.joining.get(group);
+  }
+
+  async groupDiscard(group: string, channel: string): Promise<void> {
+    // Leaving works after close: consumers leave their groups on the way out.
+    checkMembership(false, group, channel);
+    if (this.local.groupDiscard(group, channel)) this.leave(group);
+  }
+
+  async groupSend(group: string, message: LayerMessage): Promise<void> {
+    checkGroupSend(this.closed, group, message);
+    const body = this.codec.encode(message);
+    if (this.local.hasGroup(group)) this.deliverToGroup(group, body);
+    this.relay({ ck: 'group', group, body });
+  }
+
+  async listen(channel: string, listener: MessageListener): Promise<void> {
+    checkChannel(this.closed, channel);
+    this.local.listen(channel, listener);
+    this.claim(channel);
+  }
+
+  unlisten(channel: string): void {
+    this.local.unlisten(channel);
+  }
+
+  async flush(): Promise<void> {
+    this.local.flush();
+    this.claimed.clear();
+    if (this.endpoint.connected && !this.closed) this.post({ ck: 'flush' });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    if (this.endpoint.connected) {
+      this.outbox.push({ ck: 'bye' });
+      this.flushOutbox();
+    }
+    for (const resolve of this.acks.values()) resolve();
+    this.acks.clear();
+    this.local.close();
+  }
+
+  get skippedFull(): number {
+    return this.skipped;
+  }
+
+  health(): LayerHealth {
+    if (this.closed) return { state: 'closed', backend: 'workers' };
+    if (!this.endpoint.connected) return { state: 'degraded', backend: 'workers', detail: 'the IPC channel to the primary is closed' };
+    return { state: 'up', backend: 'workers' };
+  }
+
+  private onMessage(message: PrimaryMessage): void {
+    if (message.ck === 'ack') {
+      const resolve = this.acks.get(message.seq);
+      this.acks.delete(message.seq);
+      resolve?.();
+    } else if (message.ck === 'group') {
+      if (this.local.hasGroup(message.group)) this.deliverToGroup(message.group, message.body);
+      // No member left here (they expired): tell the primary, so it stops sending this group here.
+      else this.leave(message.group);
+    } else if (!this.local.deliver(message.channel, this.codec.decode(message.body))) this.skipped++;
+  }
+
+  /** One decode for every local member; the members share the decoded object, as in the in-memory layer. */
+  private deliverToGroup(group: string, body: Uint8Array): void {
+    this.skipped += this.local.deliverToGroup(group, this.codec.decode(body));
+    if (!this.local.hasGroup(group)) this.leave(group);
+  }
+
+  private deliverHere(channel: string, message: LayerMessage): void {
+    // Through the codec, as on every other path: no receiver sees the sender's later mutations.
+    if (!this.local.deliver(channel, this.codec.decode(this.codec.encode(message)))) throw new ChannelFull(channel);
+  }
+
+  /** The worker owning a process-local channel: null for this worker (or a name this layer did not make). */
+  private ownerOf(channel: string): number | null {
+    const base = nonLocalName(channel);
+    if (base.endsWith(`.${this.id}!`)) return null;
+    const match = OWNER.exec(base);
+    return match === null ? null : Number(match[1]);
+  }
+
+  private join(group: string): Promise<void> {
+    const seq = ++this.seq;
+    const joined = new Promise<void>((resolve) => this.acks.set(seq, resolve));
+    this.joining.set(group, joined);
+    const done = () => {
+      if (this.joining.get(group) === joined) this.joining.delete(group);
+    };
+    void joined.then(done);
+    try {
+      this.relay({ ck: 'join', group, seq });
+    } catch (error) {
+      this.acks.delete(seq);
+      done();
+      // The membership stays: local group sends still reach it, as on a Redis layer that is down.
+      return Promise.reject(error);
+    }
+    return joined;
+  }
+
+  private leave(group: string): void {
+    if (!this.closed && this.endpoint.connected) this.post({ ck: 'leave', group });
+  }
+
+  /** Named channels are read where they are claimed; process-local ones are always read by their owner. */
+  private claim(channel: string): void {
+    if (isProcessLocal(channel) || this.claimed.has(channel)) return;
+    this.claimed.add(channel);
+    if (this.endpoint.connected) this.post({ ck: 'claim', channel });
+  }
+
+  private relay(message: WorkerMessage): void {
+    if (!this.endpoint.connected) throw new LayerUnavailable('the IPC channel to the primary is closed (the primary exited)');
+    this.post(message);
+  }
+
+  private post(message: WorkerMessage): void {
+    if (this.outbox.push(message) === 1) queueMicrotask(this.flushOutbox);
+  }
+
+  /** Bound once: one function for every batch, no closure per message. */
+  private readonly flushOutbox = (): void => {
+    if (this.outbox.length === 0) return;
+    const messages = this.outbox;
+    this.outbox = [];
+    // Lost with the channel if the primary is gone: at most once, and the worker exits with it.
+    if (this.endpoint.connected) this.endpoint.send({ ck: 'batch', messages });
+  };
+}

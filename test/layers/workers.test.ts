@@ -1,0 +1,149 @@
+import { WorkersChannelLayer } from '../../src/layers/workers';
+import type { LayerMessage } from '../../src/layers/layer';
+import { FakeCluster } from '../support/fake-cluster';
+import { describeLayerConformance } from './conformance';
+
+const settle = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
+describe('WorkersChannelLayer over an in-process relay', () => {
+  const cluster = new FakeCluster();
+  describeLayerConformance('WorkersChannelLayer (two workers, one relay)', {
+    create: async (options) => new WorkersChannelLayer({ ...options, ...cluster.connect() }),
+    shared: true,
+    // A named channel belongs to the workers that read it; a send before anyone reads it is dropped, as on pub/sub.
+    storesUnreadMessages: false,
+    ownChannelsLocal: true,
+  });
+});
+
+describe('WorkersChannelLayer: what a send costs over IPC', () => {
+  let cluster: FakeCluster;
+  let layers: WorkersChannelLayer[] = [];
+  beforeEach(() => {
+    cluster = new FakeCluster();
+    layers = [0, 1, 2].map(() => new WorkersChannelLayer(cluster.connect()));
+  });
+  afterEach(async () => {
+    await Promise.all(layers.map((layer) => layer.close()));
+    await settle();
+  });
+
+  /** `count` listened members of `group` on `layer`; resolves with their inboxes. */
+  async function members(layer: WorkersChannelLayer, group: string, count: number): Promise<LayerMessage[][]> {
+    const inboxes: LayerMessage[][] = [];
+    for (let i = 0; i < count; i++) {
+      const inbox: LayerMessage[] = [];
+      const channel = await layer.newChannel();
+      await layer.listen(channel, { offer: (message) => inbox.push(message) > 0 });
+      await layer.groupAdd(group, channel);
+      inboxes.push(inbox);
+    }
+    return inboxes;
+  }
+
+  test('a group send is one message to the primary and one to each other worker with members, not one per member', async () => {
+    const [a, b, c] = layers;
+    const onA = await members(a, 'room', 10);
+    const onB = await members(b, 'room', 10);
+    // Each worker told the primary once (its first member), not ten times.
+    expect(cluster.toPrimary.filter((m) => m.ck === 'join')).toHaveLength(2);
+    cluster.resetCounts();
+
+    await c.groupSend('room', { type: 'chat.message', message: 'hi' });
+    await settle();
+    expect(cluster.toPrimary.map((m) => m.ck)).toEqual(['group']);
+    expect(cluster.ipcToPrimary).toBe(1);
+    expect(cluster.toWorkers.map(({ worker, message }) => [worker, message.ck]).sort()).toEqual([
+      [1, 'group'],
+      [2, 'group'],
+    ]);
+    expect([...cluster.ipcToWorker.entries()].sort()).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    for (const inbox of [...onA, ...onB]) expect(inbox).toEqual([{ type: 'chat.message', message: 'hi' }]);
+
+    // From a worker with members: its own are served in-process, the other worker gets one message.
+    cluster.resetCounts();
+    await a.groupSend('room', { type: 'chat.message', message: 'again' });
+    await settle();
+    expect(cluster.toWorkers.map(({ worker }) => worker)).toEqual([2]);
+    for (const inbox of [...onA, ...onB]) expect(inbox).toHaveLength(2);
+  });
+
+  test('group sends made in one synchronous run travel as one IPC message each way, in order', async () => {
+    const [a, b, c] = layers;
+    const [onA] = await members(a, 'room', 1);
+    const [onB] = await members(b, 'room', 1);
+    cluster.resetCounts();
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < 100; n++) sends.push(c.groupSend('room', { type: 'n', n }));
+    await Promise.all(sends);
+    await settle();
+    expect(cluster.ipcToPrimary).toBe(1);
+    expect([...cluster.ipcToWorker.entries()].sort()).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    const expected = Array.from({ length: 100 }, (_, n) => ({ type: 'n', n }));
+    expect(onA).toEqual(expected);
+    expect(onB).toEqual(expected);
+  });
+
+  test('the last member leaving tells the primary, which then sends that worker nothing', async () => {
+    const [a, b] = layers;
+    const channel = await b.newChannel();
+    await b.groupAdd('room', channel);
+    await b.groupDiscard('room', channel);
+    await settle();
+    cluster.resetCounts();
+    await a.groupSend('room', { type: 'x' });
+    await settle();
+    expect(cluster.toWorkers).toEqual([]);
+  });
+
+  test('groupAdd resolves only once the primary routes the group here', async () => {
+    const [a, b] = layers;
+    const channel = await b.newChannel();
+    const inbox: LayerMessage[] = [];
+    await b.listen(channel, { offer: (message) => inbox.push(message) > 0 });
+    await b.groupAdd('late', channel);
+    // No settling between: the join was acknowledged before groupAdd resolved.
+    await a.groupSend('late', { type: 'x' });
+    await settle();
+    expect(inbox).toEqual([{ type: 'x' }]);
+  });
+
+  test('a named channel read by one worker gets sends from the others; unread, the send is dropped', async () => {
+    const [a, b] = layers;
+    const received = a.receive('jobs.thumbnails');
+    await settle();
+    await b.send('jobs.thumbnails', { type: 'job', n: 1 });
+    expect(await received).toEqual({ type: 'job', n: 1 });
+    await expect(b.send('jobs.nobody', { type: 'job' })).resolves.toBeUndefined();
+  });
+
+  test('a send to a full channel of another worker is counted there, since the sender cannot be told', async () => {
+    const small = new WorkersChannelLayer({ ...cluster.connect(), capacity: 1 });
+    layers.push(small);
+    const channel = await small.newChannel();
+    await layers[0].send(channel, { type: 'one' });
+    await layers[0].send(channel, { type: 'two' });
+    await settle();
+    expect(small.skippedFull).toBe(1);
+    expect(await small.receive(channel)).toEqual({ type: 'one' });
+  });
+
+  test('without the primary, sends to other workers fail with LAYER_UNAVAILABLE and health says degraded', async () => {
+    const [a, b] = layers;
+    const channel = await b.newChannel();
+    cluster.disconnect(1);
+    await expect(a.send(channel, { type: 'x' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
+    await expect(a.groupSend('room', { type: 'x' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
+    expect(a.health()).toMatchObject({ state: 'degraded', backend: 'workers' });
+    // Local delivery still works.
+    const own = await a.newChannel();
+    await a.send(own, { type: 'local' });
+    expect(await a.receive(own)).toEqual({ type: 'local' });
+  });
+});
