@@ -4,6 +4,7 @@ import type { Application } from './application';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
+import { metricsFromEnv } from './metrics/from-env';
 import type { HttpHandler } from './server/options';
 import { Server } from './server/server';
 import type { ChannelNameRouter } from './consumer/worker';
@@ -25,7 +26,8 @@ channel layer, the same rule for all three commands (every process of a deployme
   on the list layer one worker takes each job and jobs wait up to 60 s for one.
 
 environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
-comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info),
+  METRICS (on | off; default on: GET /metrics on PORT), METRICS_PORT (serve /metrics on this port instead)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
 function portFromEnv(value: string | undefined): number | undefined {
@@ -37,6 +39,7 @@ function portFromEnv(value: string | undefined): number | undefined {
 
 async function serve(args: string[]): Promise<void> {
   const port = portFromEnv(process.env.PORT);
+  const metrics = metricsFromEnv(process.env);
   const choice = layerChoiceFromEnv(process.env);
   const { file, module } = loadRoutingModule(args[0]);
   if (typeof module.application !== 'function') {
@@ -58,6 +61,7 @@ async function serve(args: string[]): Promise<void> {
     logger,
     host: process.env.HOST,
     port,
+    metrics,
   });
   await server.listen();
   void reportUnreachableAtStartup(channelLayer, choice, logger);

@@ -7,6 +7,7 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
+import type { LayerStats } from '../stats';
 import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
@@ -84,6 +85,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
     const monitor = new LinkMonitor('redis', options.logger);
+    this.local.stats.links = monitor;
     this.hosts = urls.map((url) => {
       const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
@@ -98,6 +100,7 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async send(channel: string, message: LayerMessage): Promise<void> {
     checkSend(this.closed, channel, message);
+    this.local.stats.sends++;
     const body = this.writer.body(message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
@@ -110,9 +113,11 @@ export class RedisChannelLayer implements ChannelLayer {
     const host = this.hostFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
+    const started = performance.now();
     const added = await this.command(host, () =>
       host.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
+    this.local.stats.sendLatency.observe(performance.now() - started);
     if (added === 0) throw new ChannelFull(channel);
   }
 
@@ -178,6 +183,8 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    this.local.stats.groupSends++;
+    const started = performance.now();
     const body = this.writer.body(message);
     const groupHost = this.hostFor(group);
     const now = this.score();
@@ -193,7 +200,7 @@ export class RedisChannelLayer implements ChannelLayer {
       this.deliverToOwnMembers(group, body);
       throw new LayerUnavailable(`redis ${groupHost.url} is down (${groupHost.problem}); delivered to this process's members only`);
     }
-    if (members.length === 0) return;
+    if (members.length === 0) return this.local.stats.groupSendLatency.observe(performance.now() - started);
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
     const byKey = new Map<string, string[]>();
     for (const channel of members) {
@@ -220,6 +227,7 @@ export class RedisChannelLayer implements ChannelLayer {
         if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
     );
+    this.local.stats.groupSendLatency.observe(performance.now() - started);
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
@@ -263,6 +271,10 @@ export class RedisChannelLayer implements ChannelLayer {
   /** Messages from other processes that a full channel of this process (or a full key) skipped. */
   get skippedFull(): number {
     return this.skips.count;
+  }
+
+  get stats(): LayerStats {
+    return this.local.stats;
   }
 
   private hostFor(name: string): ListHost {
