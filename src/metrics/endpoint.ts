@@ -15,12 +15,12 @@ export interface MetricsOptions {
   host?: string;
   /**
    * What /metrics answers instead of this process's metrics, in Prometheus' text format: a cluster
-   * primary's sum over its workers (`aggregateMetrics`). Default: this process's (`Server.metricsText()`).
+   * primary's sum over its workers (`aggregateMetrics`). Default: this process's metrics.
    */
   exposition?: () => Promise<string>;
 }
 
-export const METRICS_PATH = '/metrics';
+const METRICS_PATH = '/metrics';
 
 /** What /metrics answers, and the content type it is in. */
 interface Exposition {
@@ -87,12 +87,12 @@ export class MetricsEndpoint {
 }
 
 /** Whether `url` (a request target) is /metrics, with or without a query string. */
-export function isMetricsPath(url: string): boolean {
+function isMetricsPath(url: string): boolean {
   return url === METRICS_PATH || url.startsWith(`${METRICS_PATH}?`);
 }
 
 /** Answers one /metrics request: GET and HEAD only, never cached. */
-export async function answerMetrics(req: IncomingMessage, res: ServerResponse, exposition: Exposition): Promise<void> {
+async function answerMetrics(req: IncomingMessage, res: ServerResponse, exposition: Exposition): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('Method Not Allowed\n');
@@ -108,7 +108,7 @@ export async function answerMetrics(req: IncomingMessage, res: ServerResponse, e
 }
 
 /** /metrics on a port of its own (METRICS_PORT), so that it need not be reachable where clients connect. */
-export class MetricsListener {
+class MetricsListener {
   private readonly http: HttpServer;
 
   constructor(
