@@ -7,7 +7,6 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
-import type { LayerStats } from '../stats';
 import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
@@ -23,6 +22,7 @@ import {
   groupKey,
 } from './wire';
 import { consistentHash } from './consistent-hash';
+import type { LayerStats } from '../stats';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
@@ -260,6 +260,10 @@ export class RedisChannelLayer implements ChannelLayer {
     await Promise.all(this.hosts.map((host) => host.close()));
   }
 
+  get stats(): LayerStats {
+    return this.local.stats;
+  }
+
   health(): LayerHealth {
     if (this.closed) return { state: 'closed', backend: 'redis' };
     const down = this.hosts.filter((host) => !host.up || this.restoring.has(host));
@@ -271,10 +275,6 @@ export class RedisChannelLayer implements ChannelLayer {
   /** Messages from other processes that a full channel of this process (or a full key) skipped. */
   get skippedFull(): number {
     return this.skips.count;
-  }
-
-  get stats(): LayerStats {
-    return this.local.stats;
   }
 
   private hostFor(name: string): ListHost {
