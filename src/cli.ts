@@ -8,6 +8,7 @@ import { workerChannelLayer } from './cluster/worker';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
+import { metricsFromEnv } from './metrics/from-env';
 import type { HttpHandler } from './server/options';
 import { Server } from './server/server';
 import type { ChannelNameRouter } from './consumer/worker';
@@ -31,7 +32,8 @@ channel layer, the same rule for all three commands (every process of a deployme
 environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
 comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub),
 CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys), LOG_LEVEL (info),
-WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary)`;
+WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary),
+METRICS (on | off; default on: GET /metrics on PORT), METRICS_PORT (serve /metrics on this port instead)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
 function portFromEnv(value: string | undefined): number | undefined {
@@ -44,6 +46,7 @@ function portFromEnv(value: string | undefined): number | undefined {
 async function serve(argv: string[]): Promise<void> {
   const { workers, rest: args } = takeWorkersFlag(argv, process.env);
   const port = portFromEnv(process.env.PORT);
+  const metrics = metricsFromEnv(process.env);
   const choice = layerChoiceFromEnv(process.env);
   if (cluster.isPrimary && workers > 1) {
     // Everything checked above stops here, once, rather than in N workers; the workers load the app.
@@ -70,6 +73,7 @@ async function serve(argv: string[]): Promise<void> {
     logger,
     host: process.env.HOST,
     port,
+    metrics,
   });
   await server.listen();
   void reportUnreachableAtStartup(channelLayer, choice, logger);

@@ -27,6 +27,10 @@ export {
   type MessageListener,
 } from './layers/layer';
 export { InMemoryChannelLayer } from './layers/memory';
+export type { LayerStats, LatencyHistogram, LinkStates } from './layers/stats';
+export { type MetricsOptions } from './metrics/endpoint';
+export { aggregateMetrics } from './metrics/aggregate';
+export type { MetricsJson } from './metrics/server-metrics';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';
@@ -40,6 +44,7 @@ export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from
 export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './application';
 export type { HttpHandler, ServerOptions } from './server/options';
 export { Server } from './server/server';
+export type { ServerStats } from './server/stats';
 export { serveFile } from './server/static';
 export { signToken, verifyToken } from './routing/middleware/tokens';
 export { type ConsumerClass, JsonWebsocketConsumer, WebsocketConsumer } from './consumer/websocket';

@@ -1,4 +1,5 @@
 // The channel layer contract every backend implements, and the rules they share (names, errors).
+import type { LayerStats } from './stats';
 
 /**
  * What travels on a layer: any plain object (a map, as in Channels' spec). `type` is needed only to
@@ -57,6 +58,11 @@ export interface ChannelLayer {
    * told: a full member of a group send, or a send from another process. Never a silent drop.
    */
   readonly skippedFull: number;
+  /**
+   * What the layer counts for /metrics (sends, deliveries, mailbox drops, latency, links): plain integers,
+   * read when scraped. Optional, so that a layer written elsewhere need not count; every built-in one does.
+   */
+  readonly stats?: LayerStats;
 }
 
 /**

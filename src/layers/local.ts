@@ -1,5 +1,6 @@
 // Local delivery, shared by every layer: per-channel queues, listeners and group membership in this process.
 import { type CapacityRule, LayerClosed, type LayerMessage, type LayerOptions, type MessageListener, capacityRule } from './layer';
+import { LayerStats } from './stats';
 
 /** The shared empty array; never pushed to (see ChannelState.push and wait). */
 const NONE: never[] = Object.freeze([]) as unknown as never[];
@@ -84,6 +85,8 @@ export class LocalChannels {
   private readonly clockStart = Date.now();
   private closed = false;
   private sinceSweep = 0;
+  /** The layer's counts (`ChannelLayer.stats`): deliveries are counted here, where they happen. */
+  readonly stats = new LayerStats();
 
   /** Queue capacity of a channel: `capacity`, or the first `channelCapacity` rule its name matches. */
   private readonly capacityOf: CapacityRule;
@@ -94,11 +97,20 @@ export class LocalChannels {
 
   /** Hand `message` to the channel's listener, a waiting receiver or its queue; false when full. */
   deliver(channel: string, message: LayerMessage): boolean {
+    const stats = this.stats;
     const listener = this.listeners.get(channel);
-    if (listener !== undefined) return listener.offer(message);
+    if (listener !== undefined) {
+      if (listener.offer(message)) {
+        stats.delivered++;
+        return true;
+      }
+      stats.mailboxDrops++;
+      return false;
+    }
     const state = this.channels.get(channel);
     if (state && state.waiters.length > 0) {
       state.waiters.shift()!.resolve(message);
+      stats.delivered++;
       return true;
     }
     const now = Date.now();
@@ -107,6 +119,7 @@ export class LocalChannels {
     target.dropExpired(now);
     if (target.size >= this.capacityOf(channel)) return false;
     target.push(message, now + this.options.expiry * 1000);
+    stats.delivered++;
     return true;
   }
 

@@ -16,6 +16,7 @@ import {
   validateChannelName,
 } from './layer';
 import { LocalChannels } from './local';
+import type { LayerStats } from './stats';
 
 /**
  * Every message goes through the codec once per send (once per group send, shared by all members),
@@ -36,6 +37,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   async send(channel: string, message: LayerMessage): Promise<void> {
     checkSend(this.closed, channel, message);
+    this.local.stats.sends++;
     if (!this.local.deliver(channel, this.copy(message))) throw new ChannelFull(channel);
   }
 
@@ -64,6 +66,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    this.local.stats.groupSends++;
     if (this.local.hasGroup(group)) this.skipped += this.local.deliverToGroup(group, this.copy(message));
   }
 
@@ -88,6 +91,10 @@ export class InMemoryChannelLayer implements ChannelLayer {
   /** Group sends that skipped a full member (Channels' rule); counted, since the sender is not told. */
   get skippedFull(): number {
     return this.skipped;
+  }
+
+  get stats(): LayerStats {
+    return this.local.stats;
   }
 
   health(): LayerHealth {

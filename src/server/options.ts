@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Application, Runtime } from '../application';
 import type { ChannelLayer } from '../layers/layer';
 import type { Logger } from '../logger';
+import type { MetricsOptions } from '../metrics/endpoint';
 import type { RateLimit } from './rate-limit';
 
 /**
@@ -82,6 +83,12 @@ export interface ServerOptions {
    * no more than one slow socket may queue (`maxBufferedBytes`).
    */
   maxOutboundFrame?: number;
+  /**
+   * `GET /metrics` in Prometheus' text format (this process's default metrics and the server's and its
+   * layer's `channelkit_*` counts). true: on the server's port; false: off (404); `{ port }`: on a port of
+   * its own and not on the server's. The counts are kept either way (plain integers). Default true.
+   */
+  metrics?: boolean | MetricsOptions;
 }
 
 export const SERVER_DEFAULTS = {

@@ -55,6 +55,7 @@ export class Outbox {
     this.pendingBytes = 0;
     const socket = this.socket;
     if (socket === null || socket.destroyed || !socket.writable) return;
+    this.written(frames.length);
     if (frames.length === 1) {
       socket.write(frames[0]);
       return;
@@ -69,6 +70,9 @@ export class Outbox {
     for (const frame of frames) socket.write(frame);
     socket.uncork();
   }
+
+  /** `count` frames are being handed to the socket (one call per flush, not per frame): for counting. */
+  protected written(_count: number): void {}
 
   /** Forgets queued frames (the socket is gone). */
   discard(): void {

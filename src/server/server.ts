@@ -1,4 +1,4 @@
-// The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz and a draining close().
+// The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz, /metrics and a draining close().
 import cluster from 'node:cluster';
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -14,12 +14,18 @@ import { PendingConnections } from './pending-connections';
 import { RATE_LIMIT_DEFAULTS, type RateLimit } from './rate-limit';
 import { type HttpHandler, SERVER_DEFAULTS, type ServerOptions } from './options';
 import { SocketTransport, type TransportHost } from './transport';
+import { ServerStats } from './stats';
+import { MetricsEndpoint } from '../metrics/endpoint';
+import type { MetricsJson } from '../metrics/server-metrics';
 
 export class Server {
   readonly channelLayer: ChannelLayer;
   readonly logger: Logger;
   /** Frames not sent (over `maxOutboundFrame`, or to a slow reader under 'drop'), counted by reason. */
   readonly droppedFrames: DroppedFrames;
+  /** Counts of frames, handshakes and disconnects, read by /metrics. */
+  readonly stats = new ServerStats();
+  private readonly metrics: MetricsEndpoint;
   private readonly options: typeof SERVER_DEFAULTS;
   private readonly app: Application;
   private readonly httpHandler: HttpHandler | undefined;
@@ -39,7 +45,7 @@ export class Server {
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
-    const { app, channelLayer, logger, http, rateLimit, ...limits } = options;
+    const { app, channelLayer, logger, http, rateLimit, metrics, ...limits } = options;
     this.options = { ...SERVER_DEFAULTS, ...stripUndefined(limits) };
     this.rateLimit = rateLimit === false ? null : { ...RATE_LIMIT_DEFAULTS, ...stripUndefined(rateLimit ?? {}) };
     this.app = app;
@@ -48,6 +54,7 @@ export class Server {
     this.channelLayer = channelLayer ?? new InMemoryChannelLayer();
     this.logger = logger ?? createLogger();
     this.runtime = { channelLayer: this.channelLayer, logger: this.logger };
+    this.metrics = new MetricsEndpoint(metrics ?? true, this, this.logger, this.options.host);
     const { headersTimeout, maxPendingHandshakes, maxPendingHandshakesPerAddress } = this.options;
     this.pending = new PendingConnections(
       { maxPendingHandshakes, maxPendingHandshakesPerAddress, stallAfter: Math.min(1000, headersTimeout / 2) },
@@ -76,6 +83,7 @@ export class Server {
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
       maxOutboundFrame,
+      stats: this.stats,
       dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
       upgrader: SocketTransport.createUpgrader(this.options.maxPayload),
       opened: (transport) => this.track(transport),
@@ -120,6 +128,7 @@ export class Server {
     if (this.options.messageTimeout > 0) {
       this.messageCheck = setInterval(() => this.checkMessages(), this.options.messageTimeout);
     }
+    await this.metrics.listen();
     const address = this.address();
     this.logger.info({ host: address.address, port: address.port }, 'listening');
     return address;
@@ -127,6 +136,19 @@ export class Server {
 
   address(): AddressInfo {
     return this.http.address() as AddressInfo;
+  }
+
+  /** Where /metrics listens when it has a port of its own (`metrics: { port }`); null otherwise. */
+  metricsAddress(): AddressInfo | null {
+    return this.metrics.address();
+  }
+
+  /**
+   * This process's metrics as prom-client JSON, whatever /metrics serves: what each cluster worker hands
+   * its primary, which sums them with `aggregateMetrics` (src/metrics/aggregate.ts).
+   */
+  metricsJson(): Promise<MetricsJson> {
+    return this.metrics.json();
   }
 
   /**
@@ -158,7 +180,7 @@ export class Server {
       for (const transport of this.live) transport.terminate();
     }
     this.http.closeAllConnections();
-    await httpClosed;
+    await Promise.all([httpClosed, this.metrics.close()]);
     // A layer passed in is shared (other servers, Django, queued messages on the same Redis): a server
     // never flushes it, and leaves closing it to its owner.
     if (this.ownsLayer) await this.channelLayer.close();
@@ -192,6 +214,7 @@ export class Server {
         respond(res, status, JSON.stringify({ status: ready ? 'ok' : 'degraded', connections: this.live.size, layer, pid: process.pid, worker: cluster.worker?.id }), 'application/json');
         return;
       }
+      if (this.metrics.servesOnServerPort(url)) return await this.metrics.answer(req, res);
       if (this.httpHandler && (await this.httpHandler(req, res, this.runtime))) return;
       respond(res, 404, 'Not Found\n');
     } catch (error) {
@@ -206,17 +229,17 @@ export class Server {
     this.pending.done(socket);
     // A client that resets mid-handshake must not become an unhandled 'error'.
     socket.on('error', destroyOnError);
-    if (this.closing) return rejectHandshake(socket, 503, 'server is shutting down');
-    if (!isValidUpgrade(req)) return rejectHandshake(socket, 400, 'invalid WebSocket handshake');
+    if (this.closing) return this.refuse(socket, 503, 'server is shutting down');
+    if (!isValidUpgrade(req)) return this.refuse(socket, 400, 'invalid WebSocket handshake');
     if (this.live.size + this.handshakes >= this.options.maxConnections) {
       this.logger.warn({ max: this.options.maxConnections }, 'connection refused: server full');
-      return rejectHandshake(socket, 503, 'server is full');
+      return this.refuse(socket, 503, 'server is full');
     }
     const address = req.socket.remoteAddress ?? '';
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= this.options.maxConnectionsPerAddress) {
       this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
-      return rejectHandshake(socket, 429, 'too many connections from this address');
+      return this.refuse(socket, 429, 'too many connections from this address');
     }
     if (this.options.maxConnectionsPerAddress !== Infinity) {
       this.perAddress.set(address, fromAddress + 1);
@@ -234,15 +257,15 @@ export class Server {
     } catch (error) {
       if (error instanceof HandshakeRejected) {
         this.logger.info({ path: loggablePath(scope?.path ?? req.url), status: error.status, reason: error.message }, 'handshake rejected');
-        rejectHandshake(socket, error.status, error.message);
+        this.refuse(socket, error.status, error.message);
       } else if (error instanceof LayerUnavailable) {
         // The layer is down (a groupAdd while Redis is unreachable): the client should retry later. Its
         // detail (which Redis, why) is for the log, not for the client.
         this.logger.warn({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake refused: channel layer unavailable');
-        rejectHandshake(socket, 503, 'channel layer unavailable, try again later');
+        this.refuse(socket, 503, 'channel layer unavailable, try again later');
       } else {
         this.logger.error({ err: error, path: loggablePath(scope?.path ?? req.url) }, 'handshake failed');
-        rejectHandshake(socket, 500, 'internal error');
+        this.refuse(socket, 500, 'internal error');
       }
     } finally {
       this.handshakes--;
@@ -258,9 +281,16 @@ export class Server {
     }
   }
 
+  /** A handshake refused with an HTTP status: counted, answered, closed. */
+  private refuse(socket: Duplex, status: number, message: string): void {
+    this.stats.handshake(status);
+    rejectHandshake(socket, status, message);
+  }
+
   /** An accepted socket: tracked until it ends. */
   private track(transport: SocketTransport): void {
     this.live.add(transport);
+    this.stats.handshake(101);
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
   }
@@ -268,6 +298,7 @@ export class Server {
   /** The socket closed and the consumer's disconnect handlers ran. */
   private ended(transport: SocketTransport, code: number): void {
     this.live.delete(transport);
+    this.stats.disconnect(code);
     const scope = transport.scope;
     const durationMs = Math.round(performance.now()) - transport.started;
     this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');

@@ -10,6 +10,7 @@ import { type FrameCache, payloadLength } from './protocol';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
 import { destroyOnError } from './handshake';
+import type { ServerStats } from './stats';
 
 /** What every transport of one server shares; one object, so a connection holds one pointer to it. */
 export interface TransportHost {
@@ -19,6 +20,8 @@ export interface TransportHost {
   readonly rateLimit: RateLimit | null;
   /** Largest payload sent to a client, in bytes (the server's `maxOutboundFrame`). */
   readonly maxOutboundFrame: number;
+  /** The server's counts (frames in and out, slow-reader closes), bumped here for /metrics. */
+  readonly stats: ServerStats;
   /** A frame was not sent: over `maxOutboundFrame` (`bytes` at least its payload size), or to a slow reader. */
   dropped(transport: SocketTransport, reason: DropReason, bytes: number): void;
   /** Completes upgrades for the transports (made by `createUpgrader`); they call it themselves. */
@@ -222,6 +225,7 @@ export class SocketTransport extends Outbox implements Transport {
   receive(data: Buffer, isBinary: boolean): void {
     // A data message completed: everything read is accounted for, and the in-progress flag clears.
     this.readMark = this.rawSocket.bytesRead;
+    this.host.stats.framesReceived++;
     // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
     // client's close reply, and discarded.
     if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
@@ -264,8 +268,13 @@ export class SocketTransport extends Outbox implements Transport {
     this.host.socketError(this, error);
   }
 
+  protected override written(count: number): void {
+    this.host.stats.framesSent += count;
+  }
+
   /** Sends 1013; a reader that is not reading will not take the close frame either, so drop it soon after. */
   private closeSlowReader(ws: WebSocket): void {
+    this.host.stats.slowReaderCloses++;
     this.discard();
     ws.close(CloseCode.tryAgainLater, 'reader too slow');
     setTimeout(terminateSocket, CLOSE_GRACE_MS, ws).unref();

@@ -1,6 +1,7 @@
 // The links of every Redis layer: one client factory (retry rule, offline queue), one health monitor, URLs fit for logs, skip counts.
 import { createClient, createCluster } from 'redis';
 import type { LayerHealth, LayerLogger } from '../layer';
+import type { LinkStates } from '../stats';
 
 /** For promises whose failure is reported elsewhere (as a link 'error', or to the caller already). */
 export const noop = (): void => {};
@@ -81,9 +82,11 @@ export async function closeClient(client: RedisClient): Promise<void> {
  * Tracks every Redis connection ("link") of a layer and reduces them to one health state. Logs once
  * per change of that state, not once per failed reconnect attempt.
  */
-export class LinkMonitor {
+export class LinkMonitor implements LinkStates {
   /** link -> what is wrong with it ('connecting' until its first 'ready'). */
   private readonly down = new Map<string, string>();
+  /** Every link seen -> its 'ready' events after the first (reconnects); -1 until its first. For /metrics. */
+  private readonly readies = new Map<string, number>();
   private logged: 'connecting' | 'up' | 'down' = 'connecting';
   private everUp = false;
   private downWaiters: Array<() => void> = [];
@@ -99,9 +102,11 @@ export class LinkMonitor {
   /** A new link starts down ("connecting") until its first 'ready'. */
   add(link: string): void {
     this.down.set(link, 'connecting');
+    if (!this.readies.has(link)) this.readies.set(link, -1);
   }
 
   up(link: string): void {
+    this.readies.set(link, (this.readies.get(link) ?? -1) + 1);
     if (!this.down.delete(link) || this.down.size > 0) return;
     if (this.logged !== 'up') this.logger.info({ backend: this.backend }, this.everUp ? 'channel layer reconnected' : 'channel layer connected');
     this.logged = 'up';
@@ -110,6 +115,7 @@ export class LinkMonitor {
 
   failed(link: string, detail: string): void {
     this.down.set(link, detail);
+    if (!this.readies.has(link)) this.readies.set(link, -1);
     if (this.logged !== 'down') {
       // Before the first connection nothing was lost: say that Redis cannot be reached.
       const what = this.logged === 'connecting' ? 'cannot reach Redis' : 'lost Redis';
@@ -141,6 +147,10 @@ export class LinkMonitor {
 
   detail(): string {
     return Array.from(this.down, ([link, problem]) => `${link}: ${problem}`).join('; ');
+  }
+
+  forEachLink(visit: (link: string, up: boolean, reconnects: number) => void): void {
+    for (const [link, readies] of this.readies) visit(link, !this.down.has(link), Math.max(0, readies));
   }
 
   health(): LayerHealth {

@@ -23,6 +23,7 @@ import {
   groupKey,
 } from './wire';
 import { consistentHash } from './consistent-hash';
+import type { LayerStats } from '../stats';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
@@ -98,6 +99,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local = new LocalChannels(settings);
     this.skips = new FullChannelSkips('redis', options.logger);
     const monitor = new LinkMonitor('redis', options.logger);
+    this.local.stats.links = monitor;
     this.hosts = urls.map((url) => {
       const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
@@ -112,6 +114,7 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async send(channel: string, message: LayerMessage): Promise<void> {
     checkSend(this.closed, channel, message);
+    this.local.stats.sends++;
     const body = this.writer.body(message);
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull from the channel's
@@ -124,9 +127,11 @@ export class RedisChannelLayer implements ChannelLayer {
     const host = this.hostFor(nonLocal);
     const member = isProcessLocal(channel) ? this.writer.member(body, channel) : this.writer.plain(body);
     const now = this.score();
+    const started = performance.now();
     const added = await this.command(host, () =>
       host.run(SEND_SCRIPT, [channelKey(this.prefix, nonLocal)], [member, String(now), String(now - this.expiry), String(this.capacityOf(channel)), this.expireSeconds(this.expiry)]),
     );
+    this.local.stats.sendLatency.observe(performance.now() - started);
     if (added === 0) throw new ChannelFull(channel);
   }
 
@@ -192,6 +197,8 @@ export class RedisChannelLayer implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    this.local.stats.groupSends++;
+    const started = performance.now();
     const body = this.writer.body(message);
     const groupHost = this.hostFor(group);
     const now = this.score();
@@ -207,7 +214,7 @@ export class RedisChannelLayer implements ChannelLayer {
       this.deliverToOwnMembers(group, body);
       throw new LayerUnavailable(`redis ${groupHost.url} is down (${groupHost.problem}); delivered to this process's members only`);
     }
-    if (members.length === 0) return;
+    if (members.length === 0) return this.local.stats.groupSendLatency.observe(performance.now() - started);
     // As channels_redis: one member per Redis key, naming every channel of the group stored there.
     const byKey = new Map<string, string[]>();
     for (const channel of members) {
@@ -234,6 +241,7 @@ export class RedisChannelLayer implements ChannelLayer {
         if (typeof over === 'number' && over > 0) this.skips.skipped(`group ${group}`, over);
       }),
     );
+    this.local.stats.groupSendLatency.observe(performance.now() - started);
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
@@ -264,6 +272,10 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local.close();
     this.receiver.close();
     await Promise.all(this.hosts.map((host) => host.close()));
+  }
+
+  get stats(): LayerStats {
+    return this.local.stats;
   }
 
   health(): LayerHealth {

@@ -8,6 +8,7 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
+import type { LayerStats } from '../stats';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
 import { RefusedMessages } from './refused';
 
@@ -79,6 +80,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.groupPrefix = `${prefix}__group__`;
     this.ownMarker = `.${this.processId}!`;
     this.monitor = new LinkMonitor(backend, logger);
+    this.local.stats.links = this.monitor;
     this.skips = new FullChannelSkips(backend, logger);
     this.refused = new RefusedMessages(backend, logger);
   }
@@ -109,6 +111,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   async send(channel: string, message: LayerMessage): Promise<void> {
     checkSend(this.closed, channel, message);
+    this.local.stats.sends++;
     if (this.owns(channel)) {
       // Our own channel: no Redis round trip, and the sender learns ChannelFull as with one process.
       // A copy through plain msgpack: nothing leaves the process, so nothing needs sealing.
@@ -117,11 +120,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     }
     if (!this.startupDone) await this.awaitStartup();
     if (!this.canPublish(channel)) throw new LayerUnavailable(this.monitor.detail() || 'Redis is down');
+    const started = performance.now();
     try {
       await this.publishChannel(channel, message);
     } catch (error) {
       throw this.unavailable(error);
     }
+    this.local.stats.sendLatency.observe(performance.now() - started);
   }
 
   async receive(channel: string): Promise<LayerMessage> {
@@ -155,6 +160,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    this.local.stats.groupSends++;
     const body = this.codec.encode(message);
     const redisChannel = this.groupPrefix + group;
     if (!this.startupDone) await this.awaitStartup();
@@ -164,12 +170,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       if (this.local.hasGroup(group)) this.deliverToGroup(group, this.codec.decode(body));
       throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; delivered to this process's members only`);
     }
+    const started = performance.now();
     try {
       // Local members get it from Redis's echo like everyone else: one path, one order.
       await this.publishGroup(redisChannel, body);
     } catch (error) {
       throw this.unavailable(error);
     }
+    this.local.stats.groupSendLatency.observe(performance.now() - started);
   }
 
   async listen(channel: string, listener: MessageListener): Promise<void> {
@@ -264,6 +272,10 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Messages that a full channel of this process skipped (from another process, or as a group member). */
   get skippedFull(): number {
     return this.skips.count;
+  }
+
+  get stats(): LayerStats {
+    return this.local.stats;
   }
 
   protected decode(bytes: Uint8Array, from: string): LayerMessage | null {
