@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { serveClientScript, serveFile } from '../../src';
 import { chromiumAvailable, launchChromium } from '../support/browser';
 import { FakeChatServer } from '../support/fake-chat-server';
+import { TcpProxy } from '../support/tcp-proxy';
 import { until } from '../support/wait';
 
 const suite = chromiumAvailable('channelkit/client') ? describe : describe.skip;
@@ -44,7 +45,7 @@ suite('channelkit/client in Chromium', () => {
     await server?.close();
   });
 
-  async function open(path: string): Promise<{ page: Page; context: BrowserContext }> {
+  async function open(path: string, port = server.port): Promise<{ page: Page; context: BrowserContext }> {
     const context = await browser.newContext();
     contexts.push(context);
     const page = await context.newPage();
@@ -55,13 +56,13 @@ suite('channelkit/client in Chromium', () => {
       if (message.type() !== 'error' || /WebSocket connection/.test(message.text()) || message.location().url.endsWith('/favicon.ico')) return;
       problems.push(`${message.text()} (${message.location().url})`);
     });
-    await page.goto(`http://127.0.0.1:${server.port}${path}`);
+    await page.goto(`http://127.0.0.1:${port}${path}`);
     (page as Page & { problems?: string[] }).problems = problems;
     return { page, context };
   }
 
-  async function chatAs(name: string, room: string): Promise<{ page: Page; context: BrowserContext }> {
-    const opened = await open(`/chat/${room}/`);
+  async function chatAs(name: string, room: string, port = server.port): Promise<{ page: Page; context: BrowserContext }> {
+    const opened = await open(`/chat/${room}/`, port);
     await opened.page.locator('#name').fill(name);
     await opened.page.locator('#name').press('Enter');
     await opened.page.locator('#state[data-state="connected"]').waitFor({ timeout: 10_000 });
@@ -129,6 +130,24 @@ suite('channelkit/client in Chromium', () => {
     const asked = server.urls.slice(-2).map((url) => new URL(url, 'http://x').searchParams);
     expect(asked[0].get('since')).toBe('2');
     expect([asked[1].get('since'), asked[1].get('last')]).toEqual([null, '50']);
+  });
+
+  test('chat page behind a TCP proxy: a cut network shows reconnecting; once restored the page catches up', async () => {
+    const proxy = await TcpProxy.start({ port: server.port });
+    try {
+      const { page } = await chatAs('hana', 'cut', proxy.port);
+      server.publish('cut', 'before the cut', 'ivan');
+      await until(async () => (await texts(page)).length === 1, 10_000, 'the first message');
+      proxy.cut(); // Chromium's setOffline would leave this socket open; a cut does not
+      await page.locator('#state[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+      server.publish('cut', 'during the cut', 'ivan');
+      proxy.restore();
+      await page.locator('#log li.notice', { hasText: 'Reconnected: 1 missed message' }).waitFor({ timeout: 20_000 });
+      expect(await texts(page)).toEqual(['before the cut', 'during the cut']);
+      await page.locator('#state[data-state="connected"]').waitFor({ timeout: 10_000 });
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('the module on its own: a path resolves against the page, a final close ends it, close() ends it', async () => {
