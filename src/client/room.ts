@@ -153,6 +153,9 @@ export class Room {
     switch (frame.type) {
       case undefined:
         if (!('message' in frame)) break;
+        // Reloading: what still comes on the old socket, the `last` of the next one brings again; taken
+        // now, its offsets would make the reload's older messages look like duplicates.
+        if (this.reload) return;
         if (this.stream.accept(frame)) this.emitter.emit('message', frame as RoomMessage);
         return;
       case 'recovered':
