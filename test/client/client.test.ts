@@ -323,3 +323,24 @@ test('a relative path needs a page to resolve against: outside a browser it is a
   expect(errors).toEqual(['SOCKET_FAILED']);
   await client.close();
 });
+
+test("in a browser, the page's 'online' event retries at once; close() stops listening to it", async () => {
+  const global = globalThis as { addEventListener?: unknown; removeEventListener?: unknown };
+  const listeners = new Set<() => void>();
+  global.addEventListener = (type: string, listener: () => void) => type === 'online' && listeners.add(listener);
+  global.removeEventListener = (type: string, listener: () => void) => type === 'online' && listeners.delete(listener);
+  try {
+    const { client, fake } = setup({ initialDelay: 60_000 });
+    expect(listeners.size).toBe(1);
+    await settle();
+    fake.last().closed(1006);
+    for (const listener of listeners) listener();
+    await settle();
+    expect(fake.sockets).toHaveLength(2);
+    await client.close();
+    expect(listeners.size).toBe(0);
+  } finally {
+    delete global.addEventListener;
+    delete global.removeEventListener;
+  }
+});
