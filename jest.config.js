@@ -9,6 +9,9 @@ module.exports = {
     '^channelkit$': '<rootDir>/src/index.ts',
     '^channelkit/testing$': '<rootDir>/src/testing/index.ts',
     '^channelkit/publisher$': '<rootDir>/src/publisher.ts',
+    '^channelkit/client$': '<rootDir>/src/client/index.ts',
+    // src/client/ is ES modules for browsers, so its imports name './room.js'; here that is room.ts.
+    '^(\\./[\\w-]+)\\.js$': '$1',
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   testTimeout: 30000,

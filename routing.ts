@@ -18,6 +18,7 @@ import {
   createLogger,
   originValidator,
   path,
+  serveClientScript,
   serveFile,
   verifyToken,
 } from './src';
@@ -56,6 +57,7 @@ export function createDemo(options: DemoOptions): { application: Application; ht
     if (await notifications(req, res, runtime)) return true;
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (await serveClientScript(res, url.pathname)) return true; // channelkit/client, for the pages' <script type="module">
     let file: string | null = null;
     if (url.pathname === '/') file = 'index.html';
     else if (/^\/chat\/[\w-]{1,50}\/$/.test(url.pathname)) file = 'chat.html';

@@ -46,6 +46,7 @@ export type { HttpHandler, ServerOptions } from './server/options';
 export { Server } from './server/server';
 export type { ServerStats } from './server/stats';
 export { serveFile } from './server/static';
+export { CLIENT_SCRIPT_PATH, serveClientScript } from './server/client-script';
 export { signToken, verifyToken } from './routing/middleware/tokens';
 export { type ConsumerClass, JsonWebsocketConsumer, WebsocketConsumer } from './consumer/websocket';
 export { ChannelNameRouter, Worker, type WorkerConsumerClass, type WorkerOptions } from './consumer/worker';
