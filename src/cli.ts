@@ -9,6 +9,7 @@ import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreacha
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
 import { metricsFromEnv } from './metrics/from-env';
+import { workerMetrics } from './cluster/metrics';
 import type { HttpHandler } from './server/options';
 import { Server } from './server/server';
 import type { ChannelNameRouter } from './consumer/worker';
@@ -66,20 +67,23 @@ async function serve(argv: string[]): Promise<void> {
   // One client must never bring the process down: log what escaped instead of crashing.
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
   const channelLayer = cluster.isWorker ? await workerChannelLayer(process.env, logger) : await channelLayerFromEnv(process.env, logger);
-  const server = new Server({
+  // Under --workers, /metrics in whichever worker is asked serves the sum over every worker.
+  const clusterMetrics = cluster.isWorker && metrics !== false ? workerMetrics(() => server.metricsJson()) : null;
+  const server: Server = new Server({
     app: module.application as Application,
     http: module.http as HttpHandler | undefined,
     channelLayer,
     logger,
     host: process.env.HOST,
     port,
-    metrics,
+    metrics: clusterMetrics ? { ...(typeof metrics === 'object' ? metrics : {}), exposition: clusterMetrics.exposition } : metrics,
   });
   await server.listen();
   void reportUnreachableAtStartup(channelLayer, choice, logger);
   onSignal(async () => {
     await server.close();
     await channelLayer.close();
+    clusterMetrics?.close();
   }, logger);
 }
 

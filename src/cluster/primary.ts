@@ -2,6 +2,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../logger';
 import { type WorkerBatch, isRelayMessage } from './messages';
+import { PrimaryMetrics } from './metrics';
 import { WorkersRelay } from './relay';
 
 export interface PrimaryOptions {
@@ -38,6 +39,8 @@ interface Slot {
  */
 export class Primary {
   private readonly relay = new WorkersRelay();
+  /** /metrics in any worker answers the sum over all of them, gathered here. */
+  private readonly metrics = new PrimaryMetrics(() => this.slots.flatMap((slot) => (slot.worker ? [slot.worker] : [])));
   private readonly slots: Slot[];
   private readonly options: Required<Omit<PrimaryOptions, 'logger'>>;
   private readonly logger: Logger;
@@ -77,6 +80,7 @@ export class Primary {
     });
     worker.on('message', (message: unknown) => {
       if (isRelayMessage(message)) this.relay.handle(worker.id, message as WorkerBatch);
+      else this.metrics.handle(worker, message);
     });
     worker.once('listening', (address) => {
       slot.listened = true;

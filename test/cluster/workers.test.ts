@@ -11,6 +11,25 @@ interface Health {
   layer: { backend: string; state: string };
 }
 
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One sample's value from a Prometheus exposition, e.g. `channelkit_connections`. */
+function sample(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
 function healthz(port: number): Promise<Health> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
@@ -84,6 +103,16 @@ describe('channelkit serve with WORKERS=2 and no Redis', () => {
     clients.push(...(await openChat(port, 'lobby', 6)));
     await expectChatSpansWorkers(port, clients, 'hi');
   }, 60_000);
+
+  test('/metrics, whichever worker answers, is the sum over both workers', async () => {
+    // The 6 clients are spread over both workers (the test above checked it); each got one frame.
+    for (let i = 0; i < 4; i++) {
+      const text = await get(port, '/metrics');
+      expect(sample(text, 'channelkit_connections')).toBe(6);
+      expect(sample(text, 'channelkit_frames_sent_total')).toBe(6);
+      expect(sample(text, 'channelkit_frames_received_total')).toBe(1);
+    }
+  }, 30_000);
 
   test('kill -9 of one worker: the other keeps serving, the dead one is restarted (a new pid answers) and logged', async () => {
     const before = await workersByPid(port, 2);
