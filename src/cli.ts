@@ -25,7 +25,10 @@ channel layer, the same rule for all three commands (every process of a deployme
   on the list layer one worker takes each job and jobs wait up to 60 s for one.
 
 environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
-comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub), LOG_LEVEL (info)`;
+comma-separated hosts shard; rediss:// for TLS, redis://user:password@host:port for ACL), REDIS_TLS_CA (CA file
+for rediss://), REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_MASTER (name) instead of REDIS_URL, and
+REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD for them; REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list;
+default pubsub), LOG_LEVEL (info)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
 function portFromEnv(value: string | undefined): number | undefined {

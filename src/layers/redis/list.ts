@@ -7,7 +7,8 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
-import { FullChannelSkips, LinkMonitor } from './link';
+import { FullChannelSkips, LinkMonitor, type RedisTarget } from './link';
+import { SentinelMaster, type SentinelOptions } from './sentinel';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
 import { ListReceiver } from './list-receiver';
@@ -39,6 +40,10 @@ export interface RedisChannelLayerOptions extends LayerOptions {
   connectTimeout?: number;
   /** Where connection loss, reconnects and undecodable messages are reported. Default: silent. */
   logger?: LayerLogger;
+  /** A Sentinel-managed master instead of `url`/`urls`: the layer follows its failovers. Default none. */
+  sentinel?: SentinelOptions;
+  /** CA certificates (PEM) for `rediss://` URLs with a private CA. Default: Node's bundled CAs. */
+  tlsCa?: string | Buffer;
 }
 
 /**
@@ -49,6 +54,7 @@ export interface RedisChannelLayerOptions extends LayerOptions {
  */
 export class RedisChannelLayer implements ChannelLayer {
   private readonly hosts: ListHost[];
+  private readonly sentinel: SentinelMaster | null;
   private readonly local: LocalChannels;
   private readonly prefix: string;
   /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
@@ -71,7 +77,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private closed = false;
 
   constructor(options: RedisChannelLayerOptions = {}) {
-    const urls = options.urls ?? [options.url ?? 'redis://127.0.0.1:6379'];
+    this.sentinel = options.sentinel ? new SentinelMaster(options.sentinel, options.logger) : null;
+    const urls: RedisTarget[] = this.sentinel ? [this.sentinel.target] : options.urls ?? [options.url ?? 'redis://127.0.0.1:6379'];
     if (urls.length === 0) throw new Error('RedisChannelLayer: `urls` is empty; give at least one Redis URL');
     const settings = { ...LAYER_DEFAULTS, ...options };
     this.prefix = options.prefix ?? 'asgi';
@@ -85,7 +92,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.skips = new FullChannelSkips('redis', options.logger);
     const monitor = new LinkMonitor('redis', options.logger);
     this.hosts = urls.map((url) => {
-      const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
+      const host: ListHost = new ListHost(url, options.tlsCa, connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
     });
     this.receiver = new ListReceiver(
@@ -250,6 +257,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local.close();
     this.receiver.close();
     await Promise.all(this.hosts.map((host) => host.close()));
+    await this.sentinel?.close();
   }
 
   health(): LayerHealth {

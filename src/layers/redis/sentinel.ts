@@ -1,0 +1,212 @@
+// Redis Sentinel: a private local socket that always leads to the current master, so every link follows a failover by reconnecting.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'redis';
+import type { LayerLogger } from '../layer';
+import { noop, reconnectDelay, type RedisTarget } from './link';
+
+/**
+ * A master managed by Redis Sentinel, as channels_redis's host `{"sentinels": [...], "master_name": ...}`.
+ *
+ * Example: `{ sentinels: ['10.0.0.1:26379', '10.0.0.2:26379', '10.0.0.3:26379'], masterName: 'mymaster' }`.
+ */
+export interface SentinelOptions {
+  /** The Sentinels, 'host:port' each. Any one that answers is enough; list them all. Required. */
+  sentinels: string[];
+  /** The master's name in the Sentinels' configuration (`sentinel monitor <name> ...`). Required. */
+  masterName: string;
+  /** ACL user name on the master (and its replicas). Default none ('default' user). */
+  username?: string;
+  /** Password on the master (`requirepass`, or the ACL user's). Default none. */
+  password?: string;
+  /** Password of the Sentinels themselves (their `requirepass`), as channels_redis's `sentinel_kwargs`. Default none. */
+  sentinelPassword?: string;
+}
+
+/** 'host:port' to its parts; throws naming `source` and the expected form. */
+export function parseSentinelAddress(address: string, source = 'sentinels'): { host: string; port: number } {
+  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(address.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !(port > 0 && port <= 65535)) {
+    throw new Error(`${source}: "${address}" is not a Sentinel address; expected host:port, e.g. 10.0.0.1:26379`);
+  }
+  return { host: match[1], port };
+}
+
+/** A connection to one Sentinel: reconnects forever; commands fail at once while it is down unless `offlineQueue`. */
+function sentinelClient(host: string, port: number, password: string | undefined, offlineQueue = false) {
+  const client = createClient({ socket: { host, port, connectTimeout: 2000, reconnectStrategy: reconnectDelay }, password, disableOfflineQueue: !offlineQueue });
+  client.on('error', noop);
+  return client;
+}
+type SentinelClient = ReturnType<typeof sentinelClient>;
+
+interface Address {
+  host: string;
+  port: number;
+}
+
+/**
+ * Why a local socket rather than node-redis's `createSentinel`: every link of the layers is a plain
+ * node-redis client whose reconnects are already what a failover needs (LinkMonitor marks the link
+ * down, so `/readyz` is 503; on 'ready' the pub/sub layer re-subscribes and the list layer restores
+ * its memberships; the receive loops wait for their blocking connections). A client's address is
+ * fixed when it is made, so the clients connect here instead, and each new connection is piped to the
+ * master the Sentinels name at that moment. On `+switch-master` the pipes to the old master are cut:
+ * the links reconnect, and reach the new one. `createSentinel` would have replaced that machinery with
+ * its own (other events, a pooled client per command, commands that wait out a failover instead of
+ * failing fast, and an initial connect that gives up).
+ *
+ * The socket is a Unix socket in a private (0700) directory, so no other user of the host can reach
+ * Redis through it; TLS from the client would pass through it end to end. The cost: every byte
+ * crosses this process once more.
+ */
+export class SentinelMaster {
+  private readonly dir = mkdtempSync(join(tmpdir(), 'channelkit-sentinel-'));
+  private readonly path = join(this.dir, 'master.sock');
+  private readonly server: Server;
+  private readonly sentinels: Array<{ address: string; commands: SentinelClient; events: SentinelClient }>;
+  /** Open client<->master pipes, with the master each leads to. */
+  private readonly pipes = new Map<Socket, { upstream: Socket; master: string }>();
+  private master: Address | null = null;
+  private problem: string | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly options: SentinelOptions,
+    private readonly logger?: LayerLogger,
+  ) {
+    if (!options.masterName) throw new Error('sentinel: `masterName` is empty; give the name the Sentinels monitor');
+    if (options.sentinels.length === 0) throw new Error('sentinel: `sentinels` is empty; give at least one host:port');
+    const addresses = options.sentinels.map((address) => parseSentinelAddress(address));
+    this.sentinels = addresses.map(({ host, port }) => {
+      const commands = sentinelClient(host, port, options.sentinelPassword);
+      // Keeps its offline queue: it only holds the one SUBSCRIBE, sent once connected.
+      const events = sentinelClient(host, port, options.sentinelPassword, true);
+      commands.connect().catch(noop);
+      // A switch we missed while this connection was down: look again when it is back.
+      events.on('ready', () => void this.check());
+      events.connect().catch(noop);
+      events.subscribe('+switch-master', (message) => this.onSwitch(message)).catch(noop);
+      return { address: `${host}:${port}`, commands, events };
+    });
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on('error', (error) => this.report(`local socket: ${error.message}`));
+    // A path, not a port: bound at once, so links made right after the constructor can connect.
+    this.server.listen({ path: this.path, exclusive: true });
+  }
+
+  /** What a link connects to: this socket, with the master's credentials. */
+  get target(): RedisTarget {
+    return { path: this.path, name: `sentinel master ${this.options.masterName}`, username: this.options.username, password: this.options.password };
+  }
+
+  /** The master the Sentinels last named, 'host:port' (for logs and tests); null before the first answer. */
+  get current(): string | null {
+    return this.master && `${this.master.host}:${this.master.port}`;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [client, { upstream }] of this.pipes) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pipes.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(this.sentinels.flatMap(({ commands, events }) => [commands, events]).map((client) => (client.isReady ? client.close().catch(noop) : client.isOpen ? client.destroy() : undefined)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Asks the Sentinels in turn; the first that names the master wins. Falls back to the last answer. */
+  private async resolve(): Promise<Address | null> {
+    const failures: string[] = [];
+    for (const { address, commands } of this.sentinels) {
+      if (!commands.isReady) {
+        failures.push(`${address}: not connected`);
+        continue;
+      }
+      try {
+        const reply = (await commands.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.options.masterName])) as string[] | null;
+        if (reply && reply.length === 2) {
+          this.setMaster({ host: reply[0], port: Number(reply[1]) });
+          return this.master;
+        }
+        failures.push(`${address}: does not know master ${this.options.masterName}`);
+      } catch (error) {
+        failures.push(`${address}: ${(error as Error).message}`);
+      }
+    }
+    this.report(`no Sentinel named master ${this.options.masterName} (${failures.join('; ')})`);
+    return this.master;
+  }
+
+  private accept(client: Socket): void {
+    client.pause();
+    client.on('error', noop);
+    void this.resolve().then((master) => {
+      if (!master || this.closed || client.destroyed) {
+        client.destroy();
+        return;
+      }
+      const upstream = createConnection({ host: master.host, port: master.port, noDelay: true, keepAlive: true });
+      const entry = { upstream, master: `${master.host}:${master.port}` };
+      this.pipes.set(client, entry);
+      const end = () => {
+        this.pipes.delete(client);
+        client.destroy();
+        upstream.destroy();
+      };
+      upstream.on('error', (error) => {
+        this.report(`master ${entry.master}: ${error.message}`);
+        end();
+      });
+      upstream.on('close', end);
+      client.on('close', end);
+      upstream.once('connect', () => {
+        this.report(null);
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.resume();
+      });
+    });
+  }
+
+  /** `+switch-master` carries "<name> <old-ip> <old-port> <new-ip> <new-port>". */
+  private onSwitch(message: string): void {
+    const [name, , , host, port] = message.split(' ');
+    if (name !== this.options.masterName || !host || !port) return;
+    this.setMaster({ host, port: Number(port) });
+  }
+
+  /** After a reconnect to a Sentinel: a switch may have happened meanwhile. */
+  private async check(): Promise<void> {
+    if (!this.closed) await this.resolve();
+  }
+
+  /** A new master: the pipes to any other are cut, so their links reconnect (and reach the new one). */
+  private setMaster(master: Address): void {
+    const address = `${master.host}:${master.port}`;
+    const before = this.current;
+    this.master = master;
+    if (before === address) return;
+    if (before !== null) this.logger?.warn({ master: this.options.masterName, from: before, to: address }, 'sentinel: the master moved; reconnecting to the new one');
+    for (const [client, entry] of this.pipes) {
+      if (entry.master === address) continue;
+      client.destroy();
+      entry.upstream.destroy();
+    }
+  }
+
+  /** Logs a problem once per change (not per reconnect attempt), and its end. */
+  private report(problem: string | null): void {
+    if (problem === this.problem || this.closed) return;
+    const was = this.problem;
+    this.problem = problem;
+    if (problem) this.logger?.warn({ master: this.options.masterName }, `sentinel: ${problem}`);
+    else if (was) this.logger?.info({ master: this.options.masterName, at: this.current }, 'sentinel: master reachable again');
+  }
+}
