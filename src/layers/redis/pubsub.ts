@@ -76,7 +76,13 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     this.subscribedEverywhere = Promise.all(
       this.hosts.flatMap((host) => [host.patternSubscribed, firstReady(host.publisher), firstReady(host.subscriber)]),
     ).then(noop);
-    this.subscribedEverywhere.catch(noop);
+    // Refused, not lost (a lost link replays it): say so, or this process's channels would be silently deaf.
+    this.subscribedEverywhere.catch((error: Error) =>
+      this.closed ? undefined : this.logger?.error(
+        { backend: 'redis-pubsub', pattern, error: error.message },
+        "channel layer: Redis refused this process's channel subscription; with a Redis ACL user, allow every channel (&* or allchannels): channel names are not under the prefix",
+      ),
+    );
   }
 
   protected startup(): Promise<void> {
