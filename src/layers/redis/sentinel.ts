@@ -71,6 +71,8 @@ export class SentinelMaster {
   /** Open client<->master pipes, with the master each leads to. */
   private readonly pipes = new Map<Socket, { upstream: Socket; master: string }>();
   private master: Address | null = null;
+  /** The master ('host:port') that last refused a connection, until one to it succeeds. */
+  private refused: string | null = null;
   private problem: string | null = null;
   private closed = false;
 
@@ -89,7 +91,7 @@ export class SentinelMaster {
       // A switch we missed while this connection was down: look again when it is back.
       events.on('ready', () => void this.check());
       events.connect().catch(noop);
-      events.subscribe('+switch-master', (message) => this.onSwitch(message)).catch(noop);
+      events.subscribe(['+switch-master', '+promoted-slave'], (message, channel) => this.onEvent(channel, message)).catch(noop);
       return { address: `${host}:${port}`, commands, events };
     });
     this.server = createServer((socket) => this.accept(socket));
@@ -121,39 +123,53 @@ export class SentinelMaster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Asks the Sentinels in turn; the first that names the master wins. Falls back to the last answer. */
+  /**
+   * Asks every connected Sentinel at once. During a failover they may disagree for a moment (the
+   * others learn the new master from the leader): an answer other than the master that just refused
+   * a connection wins. Falls back to the last known master when none answers.
+   */
   private async resolve(): Promise<Address | null> {
     const failures: string[] = [];
-    for (const { address, commands } of this.sentinels) {
-      if (!commands.isReady) {
-        failures.push(`${address}: not connected`);
-        continue;
-      }
-      try {
-        const reply = (await commands.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.options.masterName])) as string[] | null;
-        if (reply && reply.length === 2) {
-          this.setMaster({ host: reply[0], port: Number(reply[1]) });
-          return this.master;
+    const answers = await Promise.all(
+      this.sentinels.map(async ({ address, commands }): Promise<Address | null> => {
+        if (!commands.isReady) {
+          failures.push(`${address}: not connected`);
+          return null;
         }
-        failures.push(`${address}: does not know master ${this.options.masterName}`);
-      } catch (error) {
-        failures.push(`${address}: ${(error as Error).message}`);
-      }
-    }
-    this.report(`no Sentinel named master ${this.options.masterName} (${failures.join('; ')})`);
+        try {
+          const reply = (await commands.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.options.masterName])) as string[] | null;
+          if (reply && reply.length === 2) return { host: reply[0], port: Number(reply[1]) };
+          failures.push(`${address}: does not know master ${this.options.masterName}`);
+        } catch (error) {
+          failures.push(`${address}: ${(error as Error).message}`);
+        }
+        return null;
+      }),
+    );
+    const named = answers.filter((answer): answer is Address => answer !== null);
+    const chosen = named.find(({ host, port }) => `${host}:${port}` !== this.refused) ?? named[0];
+    if (chosen) this.setMaster(chosen);
+    else this.report(`no Sentinel named master ${this.options.masterName} (${failures.join('; ')})`);
     return this.master;
   }
 
+  /**
+   * A known master is used as it is while it accepts connections: asking the Sentinels on every
+   * reconnect could take a lagging one's word over the `+switch-master` just received. Once it
+   * refuses a connection, the Sentinels are asked again.
+   */
   private accept(client: Socket): void {
     client.pause();
     client.on('error', noop);
-    void this.resolve().then((master) => {
+    const known = this.master && this.refused !== this.current ? Promise.resolve(this.master) : this.resolve();
+    void known.then((master) => {
       if (!master || this.closed || client.destroyed) {
         client.destroy();
         return;
       }
       const upstream = createConnection({ host: master.host, port: master.port, noDelay: true, keepAlive: true });
       const entry = { upstream, master: `${master.host}:${master.port}` };
+      let connected = false;
       this.pipes.set(client, entry);
       const end = () => {
         this.pipes.delete(client);
@@ -161,12 +177,15 @@ export class SentinelMaster {
         upstream.destroy();
       };
       upstream.on('error', (error) => {
+        if (!connected) this.refused = entry.master;
         this.report(`master ${entry.master}: ${error.message}`);
         end();
       });
       upstream.on('close', end);
       client.on('close', end);
       upstream.once('connect', () => {
+        connected = true;
+        if (this.refused === entry.master) this.refused = null;
         this.report(null);
         client.pipe(upstream);
         upstream.pipe(client);
@@ -175,9 +194,16 @@ export class SentinelMaster {
     });
   }
 
-  /** `+switch-master` carries "<name> <old-ip> <old-port> <new-ip> <new-port>". */
-  private onSwitch(message: string): void {
-    const [name, , , host, port] = message.split(' ');
+  /**
+   * `+switch-master` "<name> <old-ip> <old-port> <new-ip> <new-port>" ends a failover. The leader's
+   * `+promoted-slave` "slave <ip:port> <ip> <port> @ <name> <master-ip> <master-port>" comes earlier,
+   * once the replica reports itself master: following it then shortens the time writes still go to
+   * the old master, which may still accept them until it is demoted (and then loses them).
+   */
+  private onEvent(channel: string, message: string): void {
+    const parts = message.split(' ');
+    const [name, host, port] =
+      channel === '+switch-master' ? [parts[0], parts[3], parts[4]] : parts[0] === 'slave' && parts[4] === '@' ? [parts[5], parts[2], parts[3]] : [];
     if (name !== this.options.masterName || !host || !port) return;
     this.setMaster({ host, port: Number(port) });
   }
