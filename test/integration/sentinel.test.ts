@@ -5,6 +5,7 @@ import { createPublisher, RedisChannelLayer, RedisPubSubChannelLayer, Server } f
 import type { SentinelOptions } from '../../src/layers/redis/sentinel';
 import { DjangoProcess, djangoUnavailable } from '../interop/django-process';
 import { memoryLogger } from '../support/logs';
+import { runCli } from '../support/processes';
 import { describeRedis, type SentinelGroup, startSentinelGroup } from '../support/redis';
 import { Inbox, openClient } from '../support/sockets';
 import { until } from '../support/wait';
@@ -123,6 +124,15 @@ describeRedis('Redis Sentinel: the layers follow a failover', () => {
       await publisher.close();
     }
     expect(await bob.nextJson(5000)).toMatchObject({ message: 'published' });
+    // And `channelkit publish` with REDIS_SENTINELS / REDIS_SENTINEL_MASTER, as an operator runs it.
+    const cli = await runCli(['publish', '--group', 'chat_failover', '{"type": "chat.message", "message": "from the cli"}'], {
+      REDIS_SENTINELS: group.addresses.join(','),
+      REDIS_SENTINEL_MASTER: MASTER,
+      REDIS_URL: '',
+      REDIS_CLUSTER_URL: '',
+    });
+    expect(cli.stderr).toBe('');
+    expect(await bob.nextJson(5000)).toMatchObject({ message: 'from the cli' });
 
     // List layer: the jobs queued before the kill, then a group send that reaches both members.
     for (let i = 1; i <= 3; i++) expect(await listA.receive('jobs.shared')).toEqual({ type: 'job', n: i });
