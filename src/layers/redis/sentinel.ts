@@ -43,6 +43,9 @@ function sentinelClient(host: string, port: number, password: string | undefined
 }
 type SentinelClient = ReturnType<typeof sentinelClient>;
 
+/** Milliseconds between checks that the Sentinels still name the master the links lead to. */
+const CHECK_INTERVAL = 5000;
+
 interface Address {
   host: string;
   port: number;
@@ -74,6 +77,7 @@ export class SentinelMaster {
   /** The master ('host:port') that last refused a connection, until one to it succeeds. */
   private refused: string | null = null;
   private problem: string | null = null;
+  private readonly checker: NodeJS.Timeout;
   private closed = false;
 
   constructor(
@@ -94,6 +98,7 @@ export class SentinelMaster {
       events.subscribe(['+switch-master', '+promoted-slave'], (message, channel) => this.onEvent(channel, message)).catch(noop);
       return { address: `${host}:${port}`, commands, events };
     });
+    this.checker = setInterval(() => void this.check(), CHECK_INTERVAL).unref();
     this.server = createServer((socket) => this.accept(socket));
     this.server.on('error', (error) => this.report(`local socket: ${error.message}`));
     // A path, not a port: bound at once, so links made right after the constructor can connect.
@@ -113,6 +118,7 @@ export class SentinelMaster {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.checker);
     for (const [client, { upstream }] of this.pipes) {
       client.destroy();
       upstream.destroy();
@@ -129,6 +135,15 @@ export class SentinelMaster {
    * a connection wins. Falls back to the last known master when none answers.
    */
   private async resolve(): Promise<Address | null> {
+    const { named, failures } = await this.ask();
+    const chosen = named.find(({ host, port }) => `${host}:${port}` !== this.refused) ?? named[0];
+    if (chosen) this.setMaster(chosen);
+    else this.report(`no Sentinel named master ${this.options.masterName} (${failures.join('; ')})`);
+    return this.master;
+  }
+
+  /** Every connected Sentinel's answer, in parallel. */
+  private async ask(): Promise<{ named: Address[]; failures: string[] }> {
     const failures: string[] = [];
     const answers = await Promise.all(
       this.sentinels.map(async ({ address, commands }): Promise<Address | null> => {
@@ -146,11 +161,7 @@ export class SentinelMaster {
         return null;
       }),
     );
-    const named = answers.filter((answer): answer is Address => answer !== null);
-    const chosen = named.find(({ host, port }) => `${host}:${port}` !== this.refused) ?? named[0];
-    if (chosen) this.setMaster(chosen);
-    else this.report(`no Sentinel named master ${this.options.masterName} (${failures.join('; ')})`);
-    return this.master;
+    return { named: answers.filter((answer): answer is Address => answer !== null), failures };
   }
 
   /**
@@ -208,9 +219,17 @@ export class SentinelMaster {
     this.setMaster({ host, port: Number(port) });
   }
 
-  /** After a reconnect to a Sentinel: a switch may have happened meanwhile. */
+  /**
+   * After a reconnect to a Sentinel, and every `CHECK_INTERVAL`: a switch whose event was missed. Only
+   * when every Sentinel that answers names the same other master, so a lagging one mid-failover
+   * cannot move the links back to a demoted master (which would accept connections, then refuse writes).
+   */
   private async check(): Promise<void> {
-    if (!this.closed) await this.resolve();
+    if (this.closed) return;
+    const { named } = await this.ask();
+    const first = named[0];
+    if (!first || this.closed) return;
+    if (named.every(({ host, port }) => host === first.host && port === first.port)) this.setMaster(first);
   }
 
   /** A new master: the pipes to any other are cut, so their links reconnect (and reach the new one). */
@@ -219,6 +238,8 @@ export class SentinelMaster {
     const before = this.current;
     this.master = master;
     if (before === address) return;
+    // A refusal was about the old master; the new one gets its own chance.
+    this.refused = null;
     if (before !== null) this.logger?.warn({ master: this.options.masterName, from: before, to: address }, 'sentinel: the master moved; reconnecting to the new one');
     for (const [client, entry] of this.pipes) {
       if (entry.master === address) continue;
