@@ -69,7 +69,11 @@ export function layerChoiceFromEnv(env: NodeJS.ProcessEnv): LayerChoice {
     if (kind === 'list') throw new Error('CHANNEL_LAYER: "list" is not available on Redis Cluster (REDIS_CLUSTER_URL runs sharded pub/sub); unset one of them');
     return { kind: 'cluster', urls: redisUrls(env.REDIS_CLUSTER_URL, 'REDIS_CLUSTER_URL'), tlsCa };
   }
-  if (sentinel) return { kind: kind ?? 'pubsub', urls: [], sentinel, tlsCa };
+  if (sentinel) {
+    // The links reach the master through a local socket (sentinel.ts); TLS through it is not built yet.
+    if (tlsCa) throw new Error('REDIS_TLS_CA: set with REDIS_SENTINELS; TLS to a Sentinel-managed master is not supported yet: unset one of them');
+    return { kind: kind ?? 'pubsub', urls: [], sentinel };
+  }
   if (env.REDIS_URL) return { kind: kind ?? 'pubsub', urls: redisUrls(env.REDIS_URL, 'REDIS_URL'), tlsCa };
   return { kind: 'memory' };
 }

@@ -187,3 +187,43 @@ describeRedis('Redis Sentinel: the layers follow a failover', () => {
     console.log(`sentinel manual failover: promotion ${promotedAt - startedAt} ms after SENTINEL FAILOVER; list sends on the new master ${switchedAfter} ms (${sent} sent) and chat delivered ${Date.now() - promotedAt} ms after the promotion`);
    }, 90_000);
 });
+
+describeRedis('Redis Sentinel with passwords on the Sentinels and the master', () => {
+  const PASSWORD = 'Sentinel-and-master-pw-41c7';
+  let group: SentinelGroup;
+  const layers: Array<RedisChannelLayer | RedisPubSubChannelLayer> = [];
+
+  beforeAll(async () => {
+    // One password for both roles, so the group's own checks (redis-cli) can use it everywhere.
+    group = await startSentinelGroup(
+      MASTER,
+      ['--requirepass', PASSWORD, '--masterauth', PASSWORD],
+      [`sentinel auth-pass ${MASTER} ${PASSWORD}`, `requirepass ${PASSWORD}`, `sentinel sentinel-pass ${PASSWORD}`],
+      PASSWORD,
+    );
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.all(layers.map((layer) => layer.close()));
+    await group?.close();
+  });
+
+  test('both layers reach the master with `password` and `sentinelPassword`; neither password is logged; a wrong Sentinel password is reported', async () => {
+    const { logger, text } = memoryLogger();
+    const sentinel: SentinelOptions = { sentinels: group.addresses, masterName: MASTER, password: PASSWORD, sentinelPassword: PASSWORD };
+    const list = [new RedisChannelLayer({ sentinel, logger }), new RedisChannelLayer({ sentinel, logger })];
+    const pubsub = [new RedisPubSubChannelLayer({ sentinel, logger }), new RedisPubSubChannelLayer({ sentinel, logger })];
+    layers.push(...list, ...pubsub);
+    for (const [a, b] of [list, pubsub]) {
+      const channel = await a.newChannel();
+      await a.groupAdd('auth_room', channel);
+      await b.groupSend('auth_room', { type: 'chat.message', message: 'authenticated' });
+      expect(await a.receive(channel)).toEqual({ type: 'chat.message', message: 'authenticated' });
+    }
+    const refused = new RedisChannelLayer({ sentinel: { ...sentinel, sentinelPassword: 'wrong-Sentinel-pw-77' }, logger, connectTimeout: 500 });
+    layers.push(refused);
+    await until(() => text().includes('no Sentinel named master'), 10_000, 'the refused Sentinels to be reported');
+    expect(refused.health().state).toBe('degraded');
+    expect(text()).not.toContain(PASSWORD);
+    expect(text()).not.toContain('wrong-Sentinel-pw-77');
+  });
+});

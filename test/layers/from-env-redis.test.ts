@@ -14,7 +14,6 @@ describe('REDIS_SENTINELS, REDIS_SENTINEL_MASTER and REDIS_TLS_CA', () => {
     expect(layerChoiceFromEnv(env)).toEqual({
       kind: 'pubsub',
       urls: [],
-      tlsCa: undefined,
       sentinel: { sentinels: ['10.0.0.1:26379', '10.0.0.2:26379'], masterName: 'mymaster', username: 'app', password: 'pw', sentinelPassword: 'spw' },
     });
     expect(layerChoiceFromEnv({ ...env, CHANNEL_LAYER: 'list' }).kind).toBe('list');
@@ -28,6 +27,9 @@ describe('REDIS_SENTINELS, REDIS_SENTINEL_MASTER and REDIS_TLS_CA', () => {
     expect(() => layerChoiceFromEnv({ REDIS_SENTINEL_MASTER: 'm' })).toThrow(/^REDIS_SENTINEL_MASTER: set without REDIS_SENTINELS/);
     expect(() => layerChoiceFromEnv({ REDIS_SENTINELS: '10.0.0.1:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_URL: 'redis://x:1' })).toThrow(
       /^REDIS_SENTINELS: set together with REDIS_URL/,
+    );
+    expect(() => layerChoiceFromEnv({ REDIS_SENTINELS: '10.0.0.1:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_TLS_CA: __filename })).toThrow(
+      /^REDIS_TLS_CA: set with REDIS_SENTINELS; TLS to a Sentinel-managed master is not supported yet/,
     );
   });
 

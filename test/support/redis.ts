@@ -40,12 +40,16 @@ export interface RedisServerOptions {
   config?: string;
   /** Run as a Sentinel (`--sentinel`; `config` must name the masters to monitor). */
   sentinel?: boolean;
+  /** The password `cli()` gives (the server's own config sets it). Default none. */
+  password?: string;
 }
 
 /** One private redis-server on a free loopback port, with nothing persisted. */
 export class RedisServer {
   private child: ChildProcess | null = null;
   private readonly dir = mkdtempSync(join(tmpdir(), 'channelkit-redis-'));
+
+  private password: string | undefined;
 
   private constructor(
     readonly port: number,
@@ -60,6 +64,7 @@ export class RedisServer {
       server.args.unshift(file);
     }
     if (options.sentinel) server.args.push('--sentinel');
+    server.password = options.password;
     await server.start();
     return server;
   }
@@ -110,7 +115,8 @@ export class RedisServer {
   }
 
   cli(...args: string[]): string {
-    return execFileSync('redis-cli', ['-p', String(this.port), ...args], { encoding: 'utf8' });
+    const auth = this.password ? ['-a', this.password, '--no-auth-warning'] : [];
+    return execFileSync('redis-cli', ['-p', String(this.port), ...auth, ...args], { encoding: 'utf8' });
   }
 
   async close(): Promise<void> {
@@ -133,19 +139,22 @@ export interface SentinelGroup {
 
 /**
  * Starts the group and waits until every Sentinel knows the replica and the other two Sentinels, so a
- * failover can be agreed on. Failure detection after 1 s (`down-after-milliseconds`).
+ * failover can be agreed on. Failure detection after 1 s (`down-after-milliseconds`). `serverArgs` go to
+ * the master and the replica, `sentinelConfig` lines to each Sentinel's config (passwords, say);
+ * `password` is what `cli()` authenticates with on all of them.
  */
-export async function startSentinelGroup(masterName: string, serverArgs: string[] = []): Promise<SentinelGroup> {
-  const master = await RedisServer.start({ args: serverArgs });
-  const replica = await RedisServer.start({ args: [...serverArgs, '--replicaof', '127.0.0.1', String(master.port)] });
+export async function startSentinelGroup(masterName: string, serverArgs: string[] = [], sentinelConfig: string[] = [], password?: string): Promise<SentinelGroup> {
+  const master = await RedisServer.start({ args: serverArgs, password });
+  const replica = await RedisServer.start({ args: [...serverArgs, '--replicaof', '127.0.0.1', String(master.port)], password });
   const config = [
     `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
     `sentinel down-after-milliseconds ${masterName} 1000`,
     `sentinel failover-timeout ${masterName} 5000`,
     `sentinel parallel-syncs ${masterName} 1`,
+    ...sentinelConfig,
     '',
   ].join('\n');
-  const sentinels = await Promise.all([0, 1, 2].map(() => RedisServer.start({ config, sentinel: true })));
+  const sentinels = await Promise.all([0, 1, 2].map(() => RedisServer.start({ config, sentinel: true, password })));
   const group: SentinelGroup = {
     master,
     replica,

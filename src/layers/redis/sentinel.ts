@@ -11,6 +11,7 @@ import { noop, reconnectDelay, type RedisTarget } from './link';
  * A master managed by Redis Sentinel, as channels_redis's host `{"sentinels": [...], "master_name": ...}`.
  *
  * Example: `{ sentinels: ['10.0.0.1:26379', '10.0.0.2:26379', '10.0.0.3:26379'], masterName: 'mymaster' }`.
+ * TLS to the master or to the Sentinels is not supported yet (a layer's `tlsCa` does not apply here).
  */
 export interface SentinelOptions {
   /** The Sentinels, 'host:port' each. Any one that answers is enough; list them all. Required. */
@@ -45,6 +46,8 @@ type SentinelClient = ReturnType<typeof sentinelClient>;
 
 /** Milliseconds between checks that the Sentinels still name the master the links lead to. */
 const CHECK_INTERVAL = 5000;
+/** Milliseconds a connection waits for the first Sentinel connection before it is refused. */
+const SENTINEL_WAIT = 2000;
 
 interface Address {
   host: string;
@@ -144,6 +147,8 @@ export class SentinelMaster {
 
   /** Every connected Sentinel's answer, in parallel. */
   private async ask(): Promise<{ named: Address[]; failures: string[] }> {
+    // Right after start no Sentinel connection is ready yet: the first links would be refused for that alone.
+    if (!this.sentinels.some(({ commands }) => commands.isReady)) await this.firstSentinel();
     const failures: string[] = [];
     const answers = await Promise.all(
       this.sentinels.map(async ({ address, commands }): Promise<Address | null> => {
@@ -162,6 +167,19 @@ export class SentinelMaster {
       }),
     );
     return { named: answers.filter((answer): answer is Address => answer !== null), failures };
+  }
+
+  /** Resolves when a Sentinel connection is ready, or after `SENTINEL_WAIT` ms (or on close). */
+  private firstSentinel(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        for (const { commands } of this.sentinels) commands.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, SENTINEL_WAIT).unref();
+      for (const { commands } of this.sentinels) commands.on('ready', done);
+    });
   }
 
   /**
