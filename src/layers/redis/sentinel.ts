@@ -46,8 +46,16 @@ type SentinelClient = ReturnType<typeof sentinelClient>;
 
 /** Milliseconds between checks that the Sentinels still name the master the links lead to. */
 const CHECK_INTERVAL = 5000;
-/** Milliseconds a connection waits for the first Sentinel connection before it is refused. */
+/** Milliseconds a connection waits for the first Sentinel connection, and for a Sentinel's answer. */
 const SENTINEL_WAIT = 2000;
+
+/** A Sentinel that hangs must not hold every new connection: its answer is given up after `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  promise.catch(noop);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms).unref()));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 interface Address {
   host: string;
@@ -60,14 +68,14 @@ interface Address {
  * down, so `/readyz` is 503; on 'ready' the pub/sub layer re-subscribes and the list layer restores
  * its memberships; the receive loops wait for their blocking connections). A client's address is
  * fixed when it is made, so the clients connect here instead, and each new connection is piped to the
- * master the Sentinels name at that moment. On `+switch-master` the pipes to the old master are cut:
+ * master the Sentinels name at that moment. On `+switch-master` (or the earlier `+promoted-slave`) the pipes to the old master are cut:
  * the links reconnect, and reach the new one. `createSentinel` would have replaced that machinery with
  * its own (other events, a pooled client per command, commands that wait out a failover instead of
  * failing fast, and an initial connect that gives up).
  *
  * The socket is a Unix socket in a private (0700) directory, so no other user of the host can reach
- * Redis through it; TLS from the client would pass through it end to end. The cost: every byte
- * crosses this process once more.
+ * Redis through it. The cost: every byte crosses this process once more. TLS through it is not built:
+ * the client would have to check the certificate against the master's name, which changes.
  */
 export class SentinelMaster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'channelkit-sentinel-'));
@@ -157,7 +165,8 @@ export class SentinelMaster {
           return null;
         }
         try {
-          const reply = (await commands.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.options.masterName])) as string[] | null;
+          const asked = commands.sendCommand<string[] | null>(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.options.masterName]);
+          const reply = await withTimeout(asked, SENTINEL_WAIT, `no answer within ${SENTINEL_WAIT} ms`);
           if (reply && reply.length === 2) return { host: reply[0], port: Number(reply[1]) };
           failures.push(`${address}: does not know master ${this.options.masterName}`);
         } catch (error) {
