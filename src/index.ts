@@ -30,6 +30,7 @@ export { InMemoryChannelLayer } from './layers/memory';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';
+export type { SentinelOptions } from './layers/redis/sentinel';
 export { channelLayerFromEnv } from './layers/from-env';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';
 export { type Logger, createLogger } from './logger';

@@ -1,8 +1,7 @@
 // Redis Sentinel with real processes: a master, a replica, three Sentinels; the master is killed and the layers follow the promotion.
 import { execFileSync } from 'node:child_process';
 import { application, http } from '../../routing';
-import { createPublisher, RedisChannelLayer, RedisPubSubChannelLayer, Server } from '../../src';
-import type { SentinelOptions } from '../../src/layers/redis/sentinel';
+import { createPublisher, RedisChannelLayer, RedisPubSubChannelLayer, type SentinelOptions, Server } from '../../src';
 import { DjangoProcess, djangoUnavailable } from '../interop/django-process';
 import { memoryLogger } from '../support/logs';
 import { runCli } from '../support/processes';
