@@ -31,9 +31,11 @@ channel layer, the same rule for all three commands (every process of a deployme
   on the list layer one worker takes each job and jobs wait up to 60 s for one.
 
 environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
-comma-separated hosts shard), REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list; default pubsub),
-CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys), LOG_LEVEL (info),
-WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary),
+comma-separated hosts shard; rediss:// for TLS, redis://user:password@host:port for ACL), REDIS_TLS_CA (CA file
+for rediss://), REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_MASTER (name) instead of REDIS_URL, and
+REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD for them; REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list;
+default pubsub), CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys),
+LOG_LEVEL (info), WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary),
 METRICS (on | off; default on: GET /metrics on PORT), METRICS_PORT (serve /metrics on this port instead)`;
 
 /** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */

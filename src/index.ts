@@ -34,6 +34,7 @@ export type { MetricsJson } from './metrics/server-metrics';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';
+export type { SentinelOptions } from './layers/redis/sentinel';
 export { channelLayerFromEnv } from './layers/from-env';
 export { Fernet, InvalidToken, Sealer } from './layers/fernet';
 export { type Publisher, type PublisherOptions, createPublisher } from './publisher';

@@ -8,8 +8,9 @@ import {
   validateGroupName,
   validateMessage,
 } from './layers/layer';
-import { layerChoiceFromEnv, layerKeysFromEnv, parseLayerKind, redisUrls } from './layers/from-env';
-import { createRedisClient, type RedisClient, redactUrl } from './layers/redis/link';
+import { layerChoiceFromEnv, layerKeysFromEnv, parseLayerKind, redisUrls, sentinelFromEnv, tlsCaFromEnv } from './layers/from-env';
+import { createRedisClient, type RedisClient, type RedisTarget, targetName } from './layers/redis/link';
+import { SentinelMaster, type SentinelOptions } from './layers/redis/sentinel';
 import { consistentHash } from './layers/redis/consistent-hash';
 
 export interface PublisherOptions {
@@ -29,6 +30,10 @@ export interface PublisherOptions {
    * CHANNEL_LAYER_KEYS (comma-separated); `[]` means none.
    */
   symmetricEncryptionKeys?: string[];
+  /** A Sentinel-managed master instead of URLs. Default: REDIS_SENTINELS/REDIS_SENTINEL_MASTER when no URL is given. */
+  sentinel?: SentinelOptions;
+  /** CA certificates (PEM) for `rediss://` URLs. Default: the file REDIS_TLS_CA names, else Node's CAs. */
+  tlsCa?: string | Buffer;
 }
 
 /**
@@ -50,16 +55,21 @@ type Client = RedisClient;
  * send paths, since their wire rules (queues, sharded envelopes) live there.
  */
 export async function createPublisher(options: PublisherOptions = {}): Promise<Publisher> {
-  const cluster = options.clusterUrl ?? (process.env.REDIS_CLUSTER_URL || undefined);
-  const urls = options.urls ?? redisUrls(options.url ?? process.env.REDIS_URL ?? '', options.url === undefined ? 'REDIS_URL' : 'url');
-  if (cluster) return layerPublisher(await clusterLayer(cluster, options));
-  if (urls.length === 0) throw new Error('no Redis to publish to: set REDIS_URL or REDIS_CLUSTER_URL, or pass { url }');
+  const explicit = options.url !== undefined || options.urls !== undefined || options.clusterUrl !== undefined;
+  const sentinel = options.sentinel ?? (explicit ? undefined : sentinelFromEnv(process.env));
+  const tlsCa = options.tlsCa ?? tlsCaFromEnv(process.env.REDIS_TLS_CA);
+  const cluster = options.clusterUrl ?? (sentinel ? undefined : process.env.REDIS_CLUSTER_URL || undefined);
+  const urls = sentinel ? [] : options.urls ?? redisUrls(options.url ?? process.env.REDIS_URL ?? '', options.url === undefined ? 'REDIS_URL' : 'url');
+  if (cluster) return layerPublisher(await clusterLayer(cluster, { ...options, tlsCa }));
+  if (urls.length === 0 && !sentinel) throw new Error('no Redis to publish to: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_URL, or pass { url }');
   const symmetricEncryptionKeys = options.symmetricEncryptionKeys ?? layerKeysFromEnv(process.env);
   if (options.layer === 'list') {
     const { RedisChannelLayer } = await import('./layers/redis/list');
-    return layerPublisher(new RedisChannelLayer({ urls, prefix: options.prefix, connectTimeout: options.connectTimeout, symmetricEncryptionKeys }));
+    return layerPublisher(new RedisChannelLayer({ urls, sentinel, tlsCa, prefix: options.prefix, connectTimeout: options.connectTimeout, symmetricEncryptionKeys }));
   }
-  return PubSubPublisher.connect(urls, options.prefix ?? 'asgi', options.connectTimeout ?? 3000, layerCodec(symmetricEncryptionKeys));
+  const master = sentinel ? new SentinelMaster(sentinel) : null;
+  const targets: RedisTarget[] = master ? [master.target] : urls;
+  return PubSubPublisher.connect(targets, { prefix: options.prefix ?? 'asgi', timeoutMs: options.connectTimeout ?? 3000, ca: tlsCa, master, codec: layerCodec(symmetricEncryptionKeys) });
 }
 
 class PubSubPublisher implements Publisher {
@@ -67,18 +77,22 @@ class PubSubPublisher implements Publisher {
     private readonly clients: Client[],
     private readonly prefix: string,
     private readonly codec: Codec,
+    private readonly master: SentinelMaster | null,
   ) {}
 
-  static async connect(urls: string[], prefix: string, timeoutMs: number, codec: Codec): Promise<PubSubPublisher> {
-    const clients = urls.map((url) => createRedisClient(url, { connectTimeout: timeoutMs }));
+  static async connect(
+    targets: RedisTarget[],
+    { prefix, timeoutMs, ca, master, codec }: { prefix: string; timeoutMs: number; ca?: string | Buffer; master: SentinelMaster | null; codec: Codec },
+  ): Promise<PubSubPublisher> {
+    const clients = targets.map((target) => createRedisClient(target, { connectTimeout: timeoutMs, ca }));
     for (const client of clients) client.on('error', () => undefined);
-    const publisher = new PubSubPublisher(clients, prefix, codec);
+    const publisher = new PubSubPublisher(clients, prefix, codec, master);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         Promise.all(clients.map((client) => client.connect())),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${urls.map(redactUrl).join(', ')}`)), timeoutMs);
+          timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${targets.map(targetName).join(', ')}`)), timeoutMs);
         }),
       ]);
     } catch (error) {
@@ -103,7 +117,8 @@ class PubSubPublisher implements Publisher {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.clients.map((client) => (client.isOpen ? client.close() : client.destroy())));
+    await Promise.all(this.clients.map((client) => (client.isReady ? client.close() : client.isOpen ? client.destroy() : undefined)));
+    await this.master?.close();
   }
 
   private async publish(redisChannel: string, body: Uint8Array): Promise<number> {
@@ -127,7 +142,7 @@ function layerPublisher(layer: ChannelLayer): Publisher {
 async function clusterLayer(seeds: string | string[], options: PublisherOptions): Promise<ChannelLayer> {
   const { RedisShardedPubSubChannelLayer } = await import('./layers/redis/cluster-pubsub');
   const urls = Array.isArray(seeds) ? seeds : seeds.split(',').filter(Boolean);
-  return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix, symmetricEncryptionKeys: options.symmetricEncryptionKeys ?? layerKeysFromEnv(process.env) });
+  return new RedisShardedPubSubChannelLayer({ urls, prefix: options.prefix, tlsCa: options.tlsCa, symmetricEncryptionKeys: options.symmetricEncryptionKeys ?? layerKeysFromEnv(process.env) });
 }
 
 /** `channelkit publish (--group G | --channel C) [--layer list] '<json>'`; errors become exit code 1 via the CLI. */
@@ -160,12 +175,14 @@ export async function publishFromCli(args: string[], env: NodeJS.ProcessEnv): Pr
   else validateChannelName(channel);
   // The same rule and checks as serve and worker (from-env.ts), so all three reach the same layer.
   const choice = layerChoiceFromEnv({ ...env, CHANNEL_LAYER: layer });
-  if (choice.kind === 'memory') throw new Error('no Redis to publish to: set REDIS_URL (or REDIS_CLUSTER_URL) to the Redis your servers and workers use');
+  if (choice.kind === 'memory') throw new Error('no Redis to publish to: set REDIS_URL (or REDIS_SENTINELS, or REDIS_CLUSTER_URL) to the Redis your servers and workers use');
   const publisher = await createPublisher({
     layer: choice.kind === 'list' ? 'list' : 'pubsub',
     urls: choice.kind === 'cluster' ? undefined : choice.urls,
     clusterUrl: choice.kind === 'cluster' ? choice.urls : undefined,
     symmetricEncryptionKeys: layerKeysFromEnv(env) ?? [],
+    sentinel: choice.kind === 'cluster' ? undefined : choice.sentinel,
+    tlsCa: choice.tlsCa,
   });
   let receivers: number | undefined;
   try {

@@ -1,17 +1,22 @@
 // Picks the channel layer from the environment, by one rule for every process (serve, worker, publish).
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../logger';
 import type { ChannelLayer } from './layer';
 import { InMemoryChannelLayer } from './memory';
 import { redactUrl } from './redis/link';
+import { parseSentinelAddress, type SentinelOptions } from './redis/sentinel';
 
 /** The Redis layers a process can be told to use with CHANNEL_LAYER or `--layer`. */
 export type LayerKind = 'pubsub' | 'list';
 
-/** Which layer the environment asks for, with its validated URLs. */
+/**
+ * Which layer the environment asks for, with its validated URLs (empty with `sentinel`), the
+ * Sentinel-managed master, and the CA file's contents for rediss:// (REDIS_TLS_CA).
+ */
 export type LayerChoice =
   | { kind: 'memory' }
-  | { kind: 'pubsub' | 'list'; urls: string[] }
-  | { kind: 'cluster'; urls: string[] };
+  | { kind: 'pubsub' | 'list'; urls: string[]; sentinel?: SentinelOptions; tlsCa?: Buffer }
+  | { kind: 'cluster'; urls: string[]; tlsCa?: Buffer };
 
 const LAYER_KINDS: readonly string[] = ['pubsub', 'list'];
 
@@ -55,11 +60,21 @@ export function redisUrls(value: string, name: string): string[] {
  */
 export function layerChoiceFromEnv(env: NodeJS.ProcessEnv): LayerChoice {
   const kind = parseLayerKind(env.CHANNEL_LAYER);
+  const tlsCa = tlsCaFromEnv(env.REDIS_TLS_CA);
+  const sentinel = sentinelFromEnv(env);
+  if (sentinel && (env.REDIS_URL || env.REDIS_CLUSTER_URL)) {
+    throw new Error(`REDIS_SENTINELS: set together with ${env.REDIS_URL ? 'REDIS_URL' : 'REDIS_CLUSTER_URL'}; a deployment uses one Redis: unset one of them`);
+  }
   if (env.REDIS_CLUSTER_URL) {
     if (kind === 'list') throw new Error('CHANNEL_LAYER: "list" is not available on Redis Cluster (REDIS_CLUSTER_URL runs sharded pub/sub); unset one of them');
-    return { kind: 'cluster', urls: redisUrls(env.REDIS_CLUSTER_URL, 'REDIS_CLUSTER_URL') };
+    return { kind: 'cluster', urls: redisUrls(env.REDIS_CLUSTER_URL, 'REDIS_CLUSTER_URL'), tlsCa };
   }
-  if (env.REDIS_URL) return { kind: kind ?? 'pubsub', urls: redisUrls(env.REDIS_URL, 'REDIS_URL') };
+  if (sentinel) {
+    // The links reach the master through a local socket (sentinel.ts); TLS through it is not built yet.
+    if (tlsCa) throw new Error('REDIS_TLS_CA: set with REDIS_SENTINELS; TLS to a Sentinel-managed master is not supported yet: unset one of them');
+    return { kind: kind ?? 'pubsub', urls: [], sentinel };
+  }
+  if (env.REDIS_URL) return { kind: kind ?? 'pubsub', urls: redisUrls(env.REDIS_URL, 'REDIS_URL'), tlsCa };
   return { kind: 'memory' };
 }
 
@@ -78,6 +93,38 @@ export function layerKeysFromEnv(env: NodeJS.ProcessEnv): string[] | undefined {
   return keys;
 }
 
+/** REDIS_TLS_CA: a PEM file of the CA(s) that rediss:// servers are checked against. Read once, at startup. */
+export function tlsCaFromEnv(path: string | undefined): Buffer | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`REDIS_TLS_CA: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); expected the path of a PEM file with the CA certificate(s)`);
+  }
+}
+
+/**
+ * REDIS_SENTINELS (host:port,...) and REDIS_SENTINEL_MASTER (the monitored name), with optional
+ * REDIS_USERNAME/REDIS_PASSWORD for the master and REDIS_SENTINEL_PASSWORD for the Sentinels.
+ */
+export function sentinelFromEnv(env: NodeJS.ProcessEnv): SentinelOptions | undefined {
+  if (!env.REDIS_SENTINELS) {
+    if (env.REDIS_SENTINEL_MASTER) throw new Error('REDIS_SENTINEL_MASTER: set without REDIS_SENTINELS; expected REDIS_SENTINELS=host:port,host:port,... as well');
+    return undefined;
+  }
+  const sentinels = env.REDIS_SENTINELS.split(',').map((address) => address.trim()).filter(Boolean);
+  for (const address of sentinels) parseSentinelAddress(address, 'REDIS_SENTINELS');
+  const masterName = env.REDIS_SENTINEL_MASTER?.trim();
+  if (!masterName) throw new Error('REDIS_SENTINEL_MASTER: not set; expected the master name the Sentinels monitor (`sentinel monitor <name> ...`), e.g. mymaster');
+  return {
+    sentinels,
+    masterName,
+    username: env.REDIS_USERNAME || undefined,
+    password: env.REDIS_PASSWORD || undefined,
+    sentinelPassword: env.REDIS_SENTINEL_PASSWORD || undefined,
+  };
+}
+
 /** The layer `layerChoiceFromEnv` names. Redis modules load only when asked for. */
 export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger): Promise<ChannelLayer> {
   const choice = layerChoiceFromEnv(env);
@@ -88,17 +135,17 @@ export async function channelLayerFromEnv(env: NodeJS.ProcessEnv, logger: Logger
   if (choice.kind === 'cluster') {
     const { RedisShardedPubSubChannelLayer } = await import('./redis/cluster-pubsub');
     logger.info({ seeds: choice.urls.length }, 'channel layer: Redis Cluster sharded pub/sub');
-    return new RedisShardedPubSubChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
+    return new RedisShardedPubSubChannelLayer({ urls: choice.urls, tlsCa: choice.tlsCa, logger: layerLogger, symmetricEncryptionKeys });
   }
   if (choice.kind === 'list') {
     const { RedisChannelLayer } = await import('./redis/list');
-    logger.info({ hosts: choice.urls.length }, 'channel layer: Redis lists (channels_redis core format)');
-    return new RedisChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
+    logger.info({ hosts: choice.urls.length, sentinelMaster: choice.sentinel?.masterName }, 'channel layer: Redis lists (channels_redis core format)');
+    return new RedisChannelLayer({ urls: choice.urls, sentinel: choice.sentinel, tlsCa: choice.tlsCa, logger: layerLogger, symmetricEncryptionKeys });
   }
   if (choice.kind === 'pubsub') {
     const { RedisPubSubChannelLayer } = await import('./redis/pubsub');
-    logger.info({ hosts: choice.urls.length }, 'channel layer: Redis pub/sub (channels_redis pubsub format)');
-    return new RedisPubSubChannelLayer({ urls: choice.urls, logger: layerLogger, symmetricEncryptionKeys });
+    logger.info({ hosts: choice.urls.length, sentinelMaster: choice.sentinel?.masterName }, 'channel layer: Redis pub/sub (channels_redis pubsub format)');
+    return new RedisPubSubChannelLayer({ urls: choice.urls, sentinel: choice.sentinel, tlsCa: choice.tlsCa, logger: layerLogger, symmetricEncryptionKeys });
   }
   logger.info('channel layer: in-memory (set REDIS_URL to span processes)');
   return new InMemoryChannelLayer();
@@ -117,10 +164,12 @@ export async function reportUnreachableAtStartup(layer: ChannelLayer, choice: La
   while (layer.health().state !== 'up') {
     if (layer.health().state === 'closed') return false;
     if (Date.now() >= deadline) {
-      const variable = choice.kind === 'cluster' ? 'REDIS_CLUSTER_URL' : 'REDIS_URL';
+      const sentinel = choice.kind !== 'cluster' ? choice.sentinel : undefined;
+      const variable = choice.kind === 'cluster' ? 'REDIS_CLUSTER_URL' : sentinel ? 'REDIS_SENTINELS, REDIS_SENTINEL_MASTER' : 'REDIS_URL';
+      const shown = sentinel ? `master ${sentinel.masterName} via Sentinels ${sentinel.sentinels.join(', ')}` : choice.urls.map(redactUrl).join(', ');
       logger.error(
         { urls: choice.urls.map(redactUrl), detail: layer.health().detail },
-        `Redis unreachable at startup: ${choice.urls.map(redactUrl).join(', ')} (${variable}) did not answer within ${ms} ms; ` +
+        `Redis unreachable at startup: ${shown} (${variable}) did not answer within ${ms} ms; ` +
           'cross-process delivery fails and /readyz answers 503 until it does; the layer keeps retrying. Check that Redis runs and the URL is right',
       );
       return false;

@@ -1,6 +1,6 @@
 """A real Django Channels process on a channels_redis layer, driven by test/interop/django.test.ts.
 
-usage: django_layer.py <core|pubsub> <redis-url>[,<redis-url>...] <command> [args]
+usage: django_layer.py <core|pubsub> (<redis-url>[,<redis-url>...] | <JSON host dict>) <command> [args]
   group_send <group> <json>      group_send the message, then exit
   send <channel> <json>          send the message to a channel, then exit
   join <group> [count]           new_channel + group_add, print READY, print `count` received messages
@@ -68,4 +68,6 @@ async def main(backend, hosts, command, args):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4:]))
+    # A JSON object is one host dict, e.g. {"sentinels": [["127.0.0.1", 26379]], "master_name": "mymaster"}.
+    hosts = [json.loads(sys.argv[2])] if sys.argv[2].startswith("{") else sys.argv[2].split(",")
+    asyncio.run(main(sys.argv[1], hosts, sys.argv[3], sys.argv[4:]))

@@ -1,6 +1,6 @@
 // Private redis-server processes for tests and the bench: never the shared Redis on 6379.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,12 +36,20 @@ export interface RedisServerOptions {
   args?: string[];
   /** Reuse this port (to restart a server where it was). */
   port?: number;
+  /** A config file's text, written to the server's directory and passed first (Sentinel needs a writable one). */
+  config?: string;
+  /** Run as a Sentinel (`--sentinel`; `config` must name the masters to monitor). */
+  sentinel?: boolean;
+  /** The password `cli()` gives (the server's own config sets it). Default none. */
+  password?: string;
 }
 
 /** One private redis-server on a free loopback port, with nothing persisted. */
 export class RedisServer {
   private child: ChildProcess | null = null;
   private readonly dir = mkdtempSync(join(tmpdir(), 'channelkit-redis-'));
+
+  private password: string | undefined;
 
   private constructor(
     readonly port: number,
@@ -50,6 +58,13 @@ export class RedisServer {
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const server = new RedisServer(options.port ?? (await freePort()), options.args ?? []);
+    if (options.config !== undefined) {
+      const file = join(server.dir, 'redis.conf');
+      writeFileSync(file, options.config);
+      server.args.unshift(file);
+    }
+    if (options.sentinel) server.args.push('--sentinel');
+    server.password = options.password;
     await server.start();
     return server;
   }
@@ -61,17 +76,22 @@ export class RedisServer {
   async start(): Promise<void> {
     // `this.args` are kept, so a restart on the same port runs with the same settings.
     if (this.child && this.child.exitCode === null) throw new Error(`redis-server on ${this.port} is already running`);
+    // The config file, when there is one, must come first; Sentinel takes no persistence options.
+    const [config, rest] = this.args[0]?.endsWith('.conf') ? [[this.args[0]], this.args.slice(1)] : [[], this.args];
+    const sentinel = rest.includes('--sentinel');
+    const persistence = sentinel ? [] : ['--save', '', '--appendonly', 'no'];
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.args],
+      [...config, '--port', String(this.port), '--bind', '127.0.0.1', ...persistence, '--dir', this.dir, ...rest],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    const readyLine = sentinel ? 'Sentinel ID is' : 'Ready to accept connections';
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let output = '';
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
+        if (output.includes(readyLine)) {
           child.stdout!.off('data', onData);
           child.stdout!.resume();
           resolve();
@@ -95,11 +115,71 @@ export class RedisServer {
   }
 
   cli(...args: string[]): string {
-    return execFileSync('redis-cli', ['-p', String(this.port), ...args], { encoding: 'utf8' });
+    const auth = this.password ? ['-a', this.password, '--no-auth-warning'] : [];
+    return execFileSync('redis-cli', ['-p', String(this.port), ...auth, ...args], { encoding: 'utf8' });
   }
 
   async close(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A master, its replica and three Sentinels watching them (quorum 2), all private; `close()` stops what is left. */
+export interface SentinelGroup {
+  master: RedisServer;
+  replica: RedisServer;
+  sentinels: RedisServer[];
+  /** 'host:port' of each Sentinel, for REDIS_SENTINELS. */
+  addresses: string[];
+  /** The master's address as Sentinel `sentinels[i]` names it now ('127.0.0.1:port'), or null. */
+  currentMaster(i?: number): string | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the group and waits until every Sentinel knows the replica and the other two Sentinels, so a
+ * failover can be agreed on. Failure detection after 1 s (`down-after-milliseconds`). `serverArgs` go to
+ * the master and the replica, `sentinelConfig` lines to each Sentinel's config (passwords, say);
+ * `password` is what `cli()` authenticates with on all of them.
+ */
+export async function startSentinelGroup(masterName: string, serverArgs: string[] = [], sentinelConfig: string[] = [], password?: string): Promise<SentinelGroup> {
+  const master = await RedisServer.start({ args: serverArgs, password });
+  const replica = await RedisServer.start({ args: [...serverArgs, '--replicaof', '127.0.0.1', String(master.port)], password });
+  const config = [
+    `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
+    `sentinel down-after-milliseconds ${masterName} 1000`,
+    `sentinel failover-timeout ${masterName} 5000`,
+    `sentinel parallel-syncs ${masterName} 1`,
+    ...sentinelConfig,
+    '',
+  ].join('\n');
+  const sentinels = await Promise.all([0, 1, 2].map(() => RedisServer.start({ config, sentinel: true, password })));
+  const group: SentinelGroup = {
+    master,
+    replica,
+    sentinels,
+    addresses: sentinels.map((sentinel) => `127.0.0.1:${sentinel.port}`),
+    currentMaster(i = 0) {
+      const [host, port] = sentinels[i].cli('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName).trim().split('\n');
+      return host && port ? `${host}:${port}` : null;
+    },
+    async close() {
+      await Promise.all([master, replica, ...sentinels].map((server) => server.close()));
+    },
+  };
+  // Sentinels find the replica through the master's INFO, and each other through hello messages (every 2 s).
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const known = sentinels.every((sentinel) => {
+      const info = sentinel.cli('SENTINEL', 'MASTER', masterName);
+      return /num-slaves\n1\n/.test(info) && /num-other-sentinels\n2\n/.test(info);
+    });
+    if (known) return group;
+    if (Date.now() > deadline) {
+      await group.close();
+      throw new Error('the Sentinels did not discover the replica and each other within 20 s');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

@@ -6,6 +6,8 @@ import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
   urls: string[];
+  /** CA certificates (PEM) for `rediss://` seed nodes with a private CA. Default: Node's bundled CAs. */
+  tlsCa?: string | Buffer;
 }
 
 /** The key under which an envelope on a process channel carries its target (channels_redis core's name). */
@@ -36,12 +38,12 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
   };
 
   constructor(options: RedisShardedPubSubLayerOptions) {
-    const { urls, ...rest } = options;
+    const { urls, tlsCa, ...rest } = options;
     if (!urls || urls.length === 0) throw new TypeError('RedisShardedPubSubChannelLayer needs `urls`: the cluster seed nodes');
     super('redis-sharded-pubsub', rest);
     this.processChannel = `${this.prefix}__process__${this.processId}`;
     // No offline queue: fail fast while a shard is down (LayerUnavailable) rather than queue without bound.
-    this.cluster = createRedisCluster(urls);
+    this.cluster = createRedisCluster(urls, { ca: tlsCa });
     this.watch(urls);
     this.connected = this.connect(0);
     this.connected.catch(noop);

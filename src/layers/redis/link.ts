@@ -28,6 +28,17 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * Where a link connects: a Redis URL (`redis://`, `rediss://` for TLS, `user:password@` for ACL), or a
+ * local socket that leads to a Sentinel-managed master (sentinel.ts), with the master's credentials.
+ */
+export type RedisTarget = string | { path: string; name: string; username?: string; password?: string };
+
+/** A target fit for logs and health: never its password. */
+export function targetName(target: RedisTarget): string {
+  return typeof target === 'string' ? redactUrl(target) : target.name;
+}
+
 /** How a Redis connection behaves; the same for a single client and for every node of a cluster. */
 export interface LinkOptions {
   /**
@@ -38,21 +49,35 @@ export interface LinkOptions {
   offlineQueue?: boolean;
   /** Milliseconds one connection attempt may take. Default 2000. */
   connectTimeout?: number;
+  /**
+   * Certificate authorities (PEM) that `rediss://` servers are checked against, instead of Node's
+   * bundled ones: for a private CA. Default: Node's. Ignored for `redis://`.
+   */
+  ca?: string | Buffer;
 }
 
-function connectionDefaults({ offlineQueue = false, connectTimeout = 2000 }: LinkOptions) {
-  return { disableOfflineQueue: !offlineQueue, socket: { connectTimeout, reconnectStrategy: reconnectDelay } };
+function connectionDefaults({ offlineQueue = false, connectTimeout = 2000, ca }: LinkOptions) {
+  return { disableOfflineQueue: !offlineQueue, socket: { connectTimeout, reconnectStrategy: reconnectDelay, ...(ca ? { ca } : {}) } };
 }
 
 /** The one place a node-redis client is made: it reconnects with `reconnectDelay`, forever. Not connected yet. */
-export function createRedisClient(url: string, options: LinkOptions = {}) {
-  return createClient({ url, ...connectionDefaults(options) });
+export function createRedisClient(target: RedisTarget, options: LinkOptions = {}) {
+  if (typeof target === 'string') {
+    const defaults = connectionDefaults(options);
+    // node-redis refuses a socket with `ca` but without `tls` for a rediss:// URL: say tls where the URL does.
+    const tls = target.startsWith('rediss:');
+    return createClient({ url: target, ...defaults, socket: { ...defaults.socket, tls } as typeof defaults.socket });
+  }
+  const { disableOfflineQueue, socket } = connectionDefaults({ ...options, ca: undefined });
+  return createClient({ disableOfflineQueue, username: target.username, password: target.password, socket: { ...socket, path: target.path } });
 }
 export type RedisClient = ReturnType<typeof createRedisClient>;
 
 /** The same for Redis Cluster: every node's connection gets the options. Not connected yet. */
 export function createRedisCluster(seeds: string[], options: LinkOptions = {}) {
-  return createCluster({ rootNodes: seeds.map((url) => ({ url })), defaults: connectionDefaults(options) });
+  const defaults = connectionDefaults(options);
+  const tls = seeds.some((url) => url.startsWith('rediss:'));
+  return createCluster({ rootNodes: seeds.map((url) => ({ url })), defaults: { ...defaults, socket: { ...defaults.socket, tls } as typeof defaults.socket } });
 }
 export type RedisClusterClient = ReturnType<typeof createRedisCluster>;
 
@@ -61,8 +86,8 @@ export type RedisClusterClient = ReturnType<typeof createRedisCluster>;
  * The 'error' listener is mandatory: node-redis emits 'error' on every lost connection and failed
  * reconnect, and an EventEmitter without one throws, which would crash the process.
  */
-export function openLink(url: string, options: LinkOptions, monitor: LinkMonitor, link: string): RedisClient {
-  const client = createRedisClient(url, options);
+export function openLink(target: RedisTarget, options: LinkOptions, monitor: LinkMonitor, link: string): RedisClient {
+  const client = createRedisClient(target, options);
   monitor.add(link);
   client.on('error', (error: Error) => {
     if (!client.isReady) monitor.failed(link, error.message);

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { RESP_TYPES } from 'redis';
 import { LayerClosed, LayerUnavailable } from '../layer';
-import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
+import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, type RedisTarget, targetName } from './link';
 
 /** Replies as Buffers: members are binary (12 random bytes + msgpack). */
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
@@ -39,14 +39,15 @@ export class ListHost {
   readonly url: string;
 
   constructor(
-    url: string,
+    target: RedisTarget,
+    ca: string | Buffer | undefined,
     private readonly connectTimeout: number,
     private readonly monitor: LinkMonitor,
     /** Called on every 'ready' of the command connection, the first and each reconnect. */
     onReady: () => void,
   ) {
-    this.url = redactUrl(url);
-    this.commands = openLink(url, { connectTimeout }, monitor, this.url);
+    this.url = targetName(target);
+    this.commands = openLink(target, { connectTimeout, ca }, monitor, this.url);
     this.commandBuffers = bufferView(this.commands);
     this.firstReady = new Promise((resolve) => this.commands.once('ready', resolve));
     this.commands.on('ready', () => {

@@ -8,7 +8,8 @@ import {
 } from '../layer';
 import { LocalChannels } from '../local';
 import { Sealer } from '../fernet';
-import { FullChannelSkips, LinkMonitor } from './link';
+import { FullChannelSkips, LinkMonitor, type RedisTarget } from './link';
+import { SentinelMaster, type SentinelOptions } from './sentinel';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
 import { ListReceiver } from './list-receiver';
@@ -47,6 +48,10 @@ export interface RedisChannelLayerOptions extends LayerOptions {
    * Give Django the same list. Default: none (plain msgpack).
    */
   symmetricEncryptionKeys?: string[];
+  /** A Sentinel-managed master instead of `url`/`urls`: the layer follows its failovers. Default none. */
+  sentinel?: SentinelOptions;
+  /** CA certificates (PEM) for `rediss://` URLs with a private CA. Default: Node's bundled CAs. */
+  tlsCa?: string | Buffer;
 }
 
 /**
@@ -57,6 +62,7 @@ export interface RedisChannelLayerOptions extends LayerOptions {
  */
 export class RedisChannelLayer implements ChannelLayer {
   private readonly hosts: ListHost[];
+  private readonly sentinel: SentinelMaster | null;
   private readonly local: LocalChannels;
   private readonly prefix: string;
   /** Capacity per channel name (`capacity`, `channelCapacity`), as channels_redis's get_capacity. */
@@ -82,7 +88,8 @@ export class RedisChannelLayer implements ChannelLayer {
   private closed = false;
 
   constructor(options: RedisChannelLayerOptions = {}) {
-    const urls = options.urls ?? [options.url ?? 'redis://127.0.0.1:6379'];
+    this.sentinel = options.sentinel ? new SentinelMaster(options.sentinel, options.logger) : null;
+    const urls: RedisTarget[] = this.sentinel ? [this.sentinel.target] : options.urls ?? [options.url ?? 'redis://127.0.0.1:6379'];
     if (urls.length === 0) throw new Error('RedisChannelLayer: `urls` is empty; give at least one Redis URL');
     const settings = { ...LAYER_DEFAULTS, ...options };
     this.prefix = options.prefix ?? 'asgi';
@@ -101,7 +108,7 @@ export class RedisChannelLayer implements ChannelLayer {
     const monitor = new LinkMonitor('redis', options.logger);
     this.local.stats.links = monitor;
     this.hosts = urls.map((url) => {
-      const host: ListHost = new ListHost(url, connectTimeout, monitor, () => this.restoreGroups(host));
+      const host: ListHost = new ListHost(url, options.tlsCa, connectTimeout, monitor, () => this.restoreGroups(host));
       return host;
     });
     this.receiver = new ListReceiver(
@@ -272,6 +279,7 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local.close();
     this.receiver.close();
     await Promise.all(this.hosts.map((host) => host.close()));
+    await this.sentinel?.close();
   }
 
   get stats(): LayerStats {

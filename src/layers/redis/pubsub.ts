@@ -1,8 +1,9 @@
 // The Redis pub/sub channel layer over one host or several: channels_redis 4's RedisPubSubChannelLayer on the wire.
 import type { LayerMessage } from '../layer';
 import { consistentHash } from './consistent-hash';
-import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
+import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, type RedisTarget, targetName } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
+import { SentinelMaster, type SentinelOptions } from './sentinel';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
@@ -13,6 +14,10 @@ export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
    * hosts for a name.
    */
   urls?: string[];
+  /** A Sentinel-managed master instead of `url`/`urls`: the layer follows its failovers. Default none. */
+  sentinel?: SentinelOptions;
+  /** CA certificates (PEM) for `rediss://` URLs with a private CA. Default: Node's bundled CAs. */
+  tlsCa?: string | Buffer;
 }
 
 /** One Redis host: a connection for commands and one in subscriber mode (RESP2 needs two). */
@@ -22,11 +27,11 @@ class Host {
   /** The process pattern's PSUBSCRIBE; queued until the first connection, replayed after reconnects. */
   readonly patternSubscribed: Promise<void>;
 
-  constructor(url: string, monitor: LinkMonitor, pattern: string, onMessage: RawListener, onReconnect: () => void) {
-    const shown = redactUrl(url);
-    this.publisher = openLink(url, {}, monitor, `${shown} (publish)`);
+  constructor(target: RedisTarget, ca: string | Buffer | undefined, monitor: LinkMonitor, pattern: string, onMessage: RawListener, onReconnect: () => void) {
+    const shown = targetName(target);
+    this.publisher = openLink(target, { ca }, monitor, `${shown} (publish)`);
     // The subscriber keeps its offline queue: it only ever holds (UN)SUBSCRIBE commands.
-    this.subscriber = openLink(url, { offlineQueue: true }, monitor, `${shown} (subscribe)`);
+    this.subscriber = openLink(target, { offlineQueue: true, ca }, monitor, `${shown} (subscribe)`);
     this.patternSubscribed = this.subscriber.pSubscribe(pattern, onMessage, true);
     this.patternSubscribed.catch(noop);
     let connections = 0;
@@ -56,20 +61,28 @@ class Host {
  */
 export class RedisPubSubChannelLayer extends PubSubLayerBase {
   private readonly hosts: Host[];
+  private readonly sentinel: SentinelMaster | null;
   private readonly subscribedEverywhere: Promise<void>;
 
   constructor(options: RedisPubSubLayerOptions = {}) {
-    const { url, urls, ...rest } = options;
+    const { url, urls, sentinel, tlsCa, ...rest } = options;
     super('redis-pubsub', rest);
-    const list = urls && urls.length > 0 ? urls : [url ?? 'redis://localhost:6379'];
+    this.sentinel = sentinel ? new SentinelMaster(sentinel, rest.logger) : null;
+    const list: RedisTarget[] = this.sentinel ? [this.sentinel.target] : urls && urls.length > 0 ? urls : [url ?? 'redis://localhost:6379'];
     const pattern = `*.${this.processId}!*`;
     this.hosts = list.map(
-      (hostUrl) => new Host(hostUrl, this.monitor, pattern, this.onChannelMessage, () => this.reassertSubscriptions()),
+      (target) => new Host(target, tlsCa, this.monitor, pattern, this.onChannelMessage, () => this.reassertSubscriptions()),
     );
     this.subscribedEverywhere = Promise.all(
       this.hosts.flatMap((host) => [host.patternSubscribed, firstReady(host.publisher), firstReady(host.subscriber)]),
     ).then(noop);
-    this.subscribedEverywhere.catch(noop);
+    // Refused, not lost (a lost link replays it): say so, or this process's channels would be silently deaf.
+    this.subscribedEverywhere.catch((error: Error) =>
+      this.closed ? undefined : this.logger?.error(
+        { backend: 'redis-pubsub', pattern, error: error.message },
+        "channel layer: Redis refused this process's channel subscription; with a Redis ACL user, allow every channel (&* or allchannels): channel names are not under the prefix",
+      ),
+    );
   }
 
   protected startup(): Promise<void> {
@@ -110,6 +123,7 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
 
   protected async closeTransport(): Promise<void> {
     await Promise.all(this.hosts.flatMap((host) => [closeClient(host.publisher), closeClient(host.subscriber)]));
+    await this.sentinel?.close();
   }
 
   private host(redisChannel: string): Host {
