@@ -2,6 +2,7 @@
 import { type LayerMessage, nonLocalName } from '../layer';
 import { createRedisCluster, noop, reconnectDelay, redactUrl, type RedisClusterClient } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
+import { AS_BUFFERS, type HistoryCommand } from './history';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
@@ -50,6 +51,11 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
   protected startup(): Promise<void> {
     return this.connected;
   }
+
+  // History: keys hash-tagged with the group's shard channel, so a script records and SPUBLISHes on one node.
+  protected readonly publishCommand = 'SPUBLISH';
+  protected historyCommand: HistoryCommand = (route, args, buffers) =>
+    this.cluster.sendCommand(route, false, args, buffers ? AS_BUFFERS : undefined);
 
   protected canPublish(): boolean {
     return this.cluster.isReady && this.monitor.isUp;

@@ -7,6 +7,9 @@ import {
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
+import { HistoryUnsupported, type JoinResult } from '../history';
+
+const LIST_NO_HISTORY = 'the list layer keeps no history; use the pub/sub layer (RedisPubSubChannelLayer) for groups with history';
 import { FullChannelSkips, LinkMonitor } from './link';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
@@ -234,6 +237,20 @@ export class RedisChannelLayer implements ChannelLayer {
 
   unlisten(channel: string): void {
     this.local.unlisten(channel);
+  }
+
+  // History and recovery: not on this layer (its group sends are queue writes, not one ordered stream).
+
+  async setHistory(): Promise<void> {
+    throw new HistoryUnsupported(LIST_NO_HISTORY);
+  }
+
+  async groupJoin(): Promise<JoinResult> {
+    throw new HistoryUnsupported(LIST_NO_HISTORY);
+  }
+
+  get historyReads(): number {
+    return 0;
   }
 
   async flush(): Promise<void> {

@@ -3,6 +3,7 @@ import type { LayerMessage } from '../layer';
 import { consistentHash } from './consistent-hash';
 import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
+import { AS_BUFFERS, type HistoryCommand } from './history';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
@@ -75,6 +76,11 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
   protected startup(): Promise<void> {
     return this.subscribedEverywhere;
   }
+
+  // History: its keys and table live on the host their Redis channel hashes to (see redis/history.ts).
+  protected readonly publishCommand = 'PUBLISH';
+  protected historyCommand: HistoryCommand = (route, args, buffers) =>
+    this.host(route).publisher.sendCommand(args, buffers ? AS_BUFFERS : undefined);
 
   /**
    * Both links of the host must be up: with the subscriber down, this process's own members would
