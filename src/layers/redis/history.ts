@@ -43,6 +43,8 @@ export class HistoryTable {
   private again = false;
   /** True once a load succeeded. */
   loaded = false;
+  /** Patterns this process set, written again after a reconnect: a restarted Redis comes back without its table. */
+  private readonly own = new Map<string, HistoryPolicy | null>();
 
   constructor(
     prefix: string,
@@ -76,6 +78,15 @@ export class HistoryTable {
     if (policy) validatePolicy(policy);
     await runScript(this.run, this.name, SET_POLICY, [this.name], [pattern, policy ? `${policy.size} ${policy.ttl}` : '', this.name, this.publish()]);
     this.policies.set(pattern, policy);
+    this.own.set(pattern, policy);
+  }
+
+  /** Writes this process's own patterns again (in their order), then reloads the table. */
+  async reassert(): Promise<void> {
+    for (const [pattern, policy] of this.own) {
+      await runScript(this.run, this.name, SET_POLICY, [this.name], [pattern, policy ? `${policy.size} ${policy.ttl}` : '', this.name, this.publish()]);
+    }
+    await this.load();
   }
 
   private async read(): Promise<void> {

@@ -319,7 +319,20 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.history.caches.invalidateAll();
     if (!this.tableWatched) return;
     this.tableWatched = this.subscribe(this.history.table.name, this.onTableChange).catch(noop);
-    void this.tableWatched.then(() => this.history.table.load()).catch(noop);
+    void this.reassertHistoryTable();
+  }
+
+  /** Retried a while: the subscriber's 'ready' that triggers it may come before the command link's. */
+  private async reassertHistoryTable(): Promise<void> {
+    await this.tableWatched;
+    for (let attempt = 0; attempt < 40 && !this.closed; attempt++) {
+      try {
+        await this.history.table.reassert();
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 250).unref());
+      }
+    }
   }
 
   // --- incoming -------------------------------------------------------------------------------
