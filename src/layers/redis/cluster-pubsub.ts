@@ -57,6 +57,16 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
   protected historyCommand: HistoryCommand = (route, args, buffers) =>
     this.cluster.sendCommand(route, false, args, buffers ? AS_BUFFERS : undefined);
 
+  /**
+   * The node's sharded subscriber connection is node-redis's own; an SSUBSCRIBE of a channel in the
+   * group's slot (hash tag) travels on it, and its reply comes after every earlier message.
+   */
+  protected async subscriberBarrier(redisChannel: string): Promise<void> {
+    const barrier = `${this.prefix}__barrier__${this.processId}__{${redisChannel}}`;
+    await this.cluster.sSubscribe(barrier, noop, true);
+    await this.cluster.sUnsubscribe(barrier, noop, true);
+  }
+
   protected canPublish(): boolean {
     return this.cluster.isReady && this.monitor.isUp;
   }

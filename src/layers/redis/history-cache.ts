@@ -31,7 +31,16 @@ export class HistoryCaches {
   private readonly groups = new Map<string, GroupCache>();
   private readCount = 0;
 
-  constructor(private readonly read: (group: string) => Promise<HistorySnapshot>) {}
+  /**
+   * @param read one consistent read of the group's stream
+   * @param barrier resolves once every message Redis had published to this process's subscription of
+   * the group before it was called has arrived (a round trip on the subscriber connection: PING, or
+   * SSUBSCRIBE in the group's slot), so none that the read already holds is still on its way.
+   */
+  constructor(
+    private readonly read: (group: string) => Promise<HistorySnapshot>,
+    private readonly barrier: (group: string) => Promise<void>,
+  ) {}
 
   /** Stream reads so far (one per group and process, plus one per invalidation). */
   get reads(): number {
@@ -94,6 +103,10 @@ export class HistoryCaches {
   private async fill(group: string, cache: GroupCache, policy: HistoryPolicy): Promise<void> {
     this.readCount++;
     const { epoch, offset, entries } = await this.read(group);
+    // Messages up to `offset` published after the SUBSCRIBE may still be in flight on the subscriber
+    // connection: once they are in `pending` they are merged below, and none can arrive after ready
+    // (where a member joined at `offset` would get it a second time).
+    await this.barrier(group);
     if (this.groups.get(group) !== cache) return; // forgotten meanwhile: the join loads again
     let buffer = new HistoryBuffer(epoch, 0, policy);
     for (const { at, message } of entries) {

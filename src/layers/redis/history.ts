@@ -168,13 +168,13 @@ export class RedisHistory {
   readonly recorder: HistoryRecorder;
   readonly caches: HistoryCaches;
 
-  constructor(prefix: string, run: HistoryCommand, publish: () => PublishCommand) {
+  constructor(prefix: string, run: HistoryCommand, publish: () => PublishCommand, barrier: (groupChannel: string) => Promise<void>) {
     this.table = new HistoryTable(prefix, run, publish);
     this.recorder = new HistoryRecorder(prefix, run, publish);
     this.caches = new HistoryCaches((group) => {
       const policy = this.table.policies.policyFor(group);
       if (!policy) return Promise.reject(new LayerUnavailable(`group ${group} no longer keeps history`));
       return this.recorder.read(`${prefix}__group__${group}`, policy);
-    });
+    }, (group) => barrier(`${prefix}__group__${group}`));
   }
 }

@@ -66,7 +66,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.ownMarker = `.${this.processId}!`;
     this.monitor = new LinkMonitor(backend, logger);
     this.skips = new FullChannelSkips(backend, logger);
-    this.history = new RedisHistory(prefix, (route, args, buffers) => this.historyCommand(route, args, buffers), () => this.publishCommand);
+    this.history = new RedisHistory(
+      prefix,
+      (route, args, buffers) => this.historyCommand(route, args, buffers),
+      () => this.publishCommand,
+      (redisChannel) => this.subscriberBarrier(redisChannel),
+    );
   }
 
   // --- what a transport provides -------------------------------------------------------------
@@ -92,6 +97,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected abstract transportReady(): boolean;
   /** History's commands (scripts, the table) on the Redis holding `route`'s keys (see redis/history.ts). */
   protected abstract historyCommand: HistoryCommand;
+  /**
+   * Resolves once everything Redis published to this process's subscription of `redisChannel` before
+   * the call has arrived: a command on that subscriber connection, whose reply queues behind them.
+   */
+  protected abstract subscriberBarrier(redisChannel: string): Promise<void>;
   /** How the history script publishes: PUBLISH, or SPUBLISH in Cluster. */
   protected abstract readonly publishCommand: PublishCommand;
 

@@ -82,6 +82,11 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
   protected historyCommand: HistoryCommand = (route, args, buffers) =>
     this.host(route).publisher.sendCommand(args, buffers ? AS_BUFFERS : undefined);
 
+  /** PING on the subscriber (RESP2 allows it in subscribed mode): its PONG comes after every earlier message. */
+  protected async subscriberBarrier(redisChannel: string): Promise<void> {
+    await this.host(redisChannel).subscriber.ping();
+  }
+
   /**
    * Both links of the host must be up: with the subscriber down, this process's own members would
    * miss the echo of a group send that the publisher got through, so it counts as down too (local
