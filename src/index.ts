@@ -26,6 +26,14 @@ export {
   LayerUnavailable,
   type MessageListener,
 } from './layers/layer';
+export {
+  HistoryNotKept,
+  type HistoryPolicy,
+  HistoryUnsupported,
+  type JoinFrom,
+  type JoinResult,
+  type StreamPosition,
+} from './layers/history';
 export { InMemoryChannelLayer } from './layers/memory';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
