@@ -315,13 +315,20 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private async awaitHistoryTable(group: string, strict = false): Promise<void> {
     if (!this.startupDone) await this.awaitStartup();
     if (this.history.table.loaded) return;
+    // Redis down: the send fails at once as it always did (no table needed to know that).
+    if (!strict && !this.canPublish(this.groupPrefix + group)) return;
     try {
-      this.tableWatched ??= this.subscribe(this.history.table.name, this.onTableChange).catch(noop);
-      await this.tableWatched;
-      await this.history.table.load();
+      await this.loadHistoryTable();
     } catch (error) {
       if (strict || this.canPublish(this.groupPrefix + group)) throw this.unavailable(error);
     }
+  }
+
+  /** Subscribes to the table's announcements (once), then loads it; started as soon as the links are up. */
+  private async loadHistoryTable(): Promise<void> {
+    this.tableWatched ??= this.subscribe(this.history.table.name, this.onTableChange).catch(noop);
+    await this.tableWatched;
+    await this.history.table.load();
   }
 
   /** After a reconnect: messages may have been missed and the table changed unheard. */
@@ -437,6 +444,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     const ready = this.startup().then(() => {
       this.startupDone = true;
       this.monitor.release();
+      // Loaded ahead, so the first group send seldom waits for it.
+      if (!this.closed) this.loadHistoryTable().catch(noop);
     }, noop);
     await Promise.race([ready, this.monitor.nextFailure()]);
   }
