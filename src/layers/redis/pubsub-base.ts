@@ -417,7 +417,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** The group's first local member: SUBSCRIBE once the links are up, unless it was left meanwhile. */
   private async subscribeGroup(group: string): Promise<void> {
     if (!this.startupDone) await this.awaitStartup();
-    if (!this.local.hasGroup(group)) return;
+    if (!this.local.hasGroup(group) && !this.joining.has(group)) return;
     await this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
   }
 
