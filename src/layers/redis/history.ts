@@ -162,19 +162,69 @@ export class HistoryRecorder {
   }
 }
 
-/** Everything a Redis pub/sub layer keeps for history: the table, the recorder and the per-group caches. */
+/** What a Redis pub/sub layer gives its history: commands, its publish, a subscriber barrier, subscriptions. */
+export interface HistoryLink {
+  command: HistoryCommand;
+  publish(): PublishCommand;
+  /** See HistoryCaches: resolves once what Redis published to the subscription of `groupChannel` has arrived. */
+  barrier(groupChannel: string): Promise<void>;
+  /** SUBSCRIBE (SSUBSCRIBE in Cluster) that does not wait for a link that is down. */
+  subscribe(channel: string, listener: (message: Buffer, channel: Buffer) => void): Promise<void>;
+  closed(): boolean;
+}
+
+/**
+ * Everything a Redis pub/sub layer keeps for history: the table (watched: loaded once the links are
+ * up, reloaded on each announcement, written again after a reconnect), the recorder and the
+ * per-group caches.
+ */
 export class RedisHistory {
   readonly table: HistoryTable;
   readonly recorder: HistoryRecorder;
   readonly caches: HistoryCaches;
+  private watched: Promise<void> | null = null;
+  private readonly onChange = (): void => void this.table.load().catch(noop);
 
-  constructor(prefix: string, run: HistoryCommand, publish: () => PublishCommand, barrier: (groupChannel: string) => Promise<void>) {
-    this.table = new HistoryTable(prefix, run, publish);
-    this.recorder = new HistoryRecorder(prefix, run, publish);
+  constructor(
+    prefix: string,
+    private readonly link: HistoryLink,
+  ) {
+    this.table = new HistoryTable(prefix, link.command, link.publish);
+    this.recorder = new HistoryRecorder(prefix, link.command, link.publish);
     this.caches = new HistoryCaches((group) => {
       const policy = this.table.policies.policyFor(group);
       if (!policy) return Promise.reject(new LayerUnavailable(`group ${group} no longer keeps history`));
       return this.recorder.read(`${prefix}__group__${group}`, policy);
-    }, (group) => barrier(`${prefix}__group__${group}`));
+    }, (group) => link.barrier(`${prefix}__group__${group}`));
+  }
+
+  /** Subscribes to the table's announcements (once), then loads it; rejects when Redis cannot be read. */
+  async loadTable(): Promise<void> {
+    this.watched ??= this.link.subscribe(this.table.name, this.onChange).catch(noop);
+    await this.watched;
+    await this.table.load();
+  }
+
+  /** After a reconnect: messages may have been missed, and a restarted Redis has lost the table. */
+  reconnected(): void {
+    this.caches.invalidateAll();
+    if (!this.watched) return;
+    this.watched = this.link.subscribe(this.table.name, this.onChange).catch(noop);
+    void this.reassertTable();
+  }
+
+  /** Retried a while: the subscriber's 'ready' that triggers it may come before the command link's. */
+  private async reassertTable(): Promise<void> {
+    await this.watched;
+    for (let attempt = 0; attempt < 40 && !this.link.closed(); attempt++) {
+      try {
+        await this.table.reassert();
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 250).unref());
+      }
+    }
   }
 }
+
+const noop = (): void => {};

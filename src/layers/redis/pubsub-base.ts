@@ -66,12 +66,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.ownMarker = `.${this.processId}!`;
     this.monitor = new LinkMonitor(backend, logger);
     this.skips = new FullChannelSkips(backend, logger);
-    this.history = new RedisHistory(
-      prefix,
-      (route, args, buffers) => this.historyCommand(route, args, buffers),
-      () => this.publishCommand,
-      (redisChannel) => this.subscriberBarrier(redisChannel),
-    );
+    this.history = new RedisHistory(prefix, {
+      command: (route, args, buffers) => this.historyCommand(route, args, buffers),
+      publish: () => this.publishCommand,
+      barrier: (redisChannel) => this.subscriberBarrier(redisChannel),
+      subscribe: (redisChannel, listener) => this.subscribe(redisChannel, listener),
+      closed: () => this.closed,
+    });
   }
 
   // --- what a transport provides -------------------------------------------------------------
@@ -227,7 +228,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
    */
   protected reassertSubscriptions(): void {
     if (this.closed) return;
-    this.historyReconnected();
+    this.history.reconnected();
     for (const group of this.groupSubs.keys()) this.groupSubs.set(group, this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop));
     for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
   }
@@ -238,8 +239,6 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly history: RedisHistory;
   /** Groups with a `groupJoin` reading their history: their subscription is held meanwhile. */
   private readonly joining = new Map<string, number>();
-  private tableWatched: Promise<void> | null = null;
-  private readonly onTableChange: RawListener = () => void this.history.table.load().catch(noop);
 
   /** Groups whose name matches `pattern` keep `policy`'s history (null: no longer), for every sender on this Redis. */
   async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
@@ -318,37 +317,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     // Redis down: the send fails at once as it always did (no table needed to know that).
     if (!strict && !this.canPublish(this.groupPrefix + group)) return;
     try {
-      await this.loadHistoryTable();
+      await this.history.loadTable();
     } catch (error) {
       if (strict || this.canPublish(this.groupPrefix + group)) throw this.unavailable(error);
-    }
-  }
-
-  /** Subscribes to the table's announcements (once), then loads it; started as soon as the links are up. */
-  private async loadHistoryTable(): Promise<void> {
-    this.tableWatched ??= this.subscribe(this.history.table.name, this.onTableChange).catch(noop);
-    await this.tableWatched;
-    await this.history.table.load();
-  }
-
-  /** After a reconnect: messages may have been missed and the table changed unheard. */
-  private historyReconnected(): void {
-    this.history.caches.invalidateAll();
-    if (!this.tableWatched) return;
-    this.tableWatched = this.subscribe(this.history.table.name, this.onTableChange).catch(noop);
-    void this.reassertHistoryTable();
-  }
-
-  /** Retried a while: the subscriber's 'ready' that triggers it may come before the command link's. */
-  private async reassertHistoryTable(): Promise<void> {
-    await this.tableWatched;
-    for (let attempt = 0; attempt < 40 && !this.closed; attempt++) {
-      try {
-        await this.history.table.reassert();
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 250).unref());
-      }
     }
   }
 
@@ -444,8 +415,6 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     const ready = this.startup().then(() => {
       this.startupDone = true;
       this.monitor.release();
-      // Loaded ahead, so the first group send seldom waits for it.
-      if (!this.closed) this.loadHistoryTable().catch(noop);
     }, noop);
     await Promise.race([ready, this.monitor.nextFailure()]);
   }
