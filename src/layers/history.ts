@@ -1,11 +1,15 @@
 // History and recovery: what a group keeps, where a member stands in it, and what a join replays.
 import { ChannelLayerError, type LayerMessage } from './layer';
 
-/** How much of a group's stream is kept: the last `size` messages, each for at most `ttl` seconds. */
+/**
+ * How much of a group's stream is kept: the last `size` messages, each for at most `ttl` seconds.
+ * Set per name pattern with `ChannelLayer.setHistory`; in such a group every delivered message
+ * carries `offset` and `epoch` (reserved keys there: a sender's own are replaced).
+ */
 export interface HistoryPolicy {
-  /** Messages kept per group (the oldest are trimmed). */
+  /** Messages kept per group (the oldest are trimmed), a positive integer. */
   size: number;
-  /** Seconds a recorded message is kept. */
+  /** Seconds a recorded message is kept, a positive integer (Redis expiries are whole seconds). */
   ttl: number;
 }
 
