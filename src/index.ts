@@ -26,6 +26,14 @@ export {
   LayerUnavailable,
   type MessageListener,
 } from './layers/layer';
+export {
+  HistoryNotKept,
+  type HistoryPolicy,
+  HistoryUnsupported,
+  type JoinFrom,
+  type JoinResult,
+  type StreamPosition,
+} from './layers/history';
 export { InMemoryChannelLayer } from './layers/memory';
 export type { LayerStats, LatencyHistogram, LinkStates } from './layers/stats';
 export { type MetricsOptions } from './metrics/endpoint';

@@ -12,6 +12,8 @@ import { layerChoiceFromEnv, layerKeysFromEnv, parseLayerKind, redisUrls, sentin
 import { createRedisClient, type RedisClient, type RedisTarget, targetName } from './layers/redis/link';
 import { SentinelMaster, type SentinelOptions } from './layers/redis/sentinel';
 import { consistentHash } from './layers/redis/consistent-hash';
+import type { HistoryPolicy } from './layers/history';
+import { AS_BUFFERS, type HistoryCommand, HistoryRecorder, HistoryTable } from './layers/redis/history';
 
 export interface PublisherOptions {
   /** Redis URL; a comma-separated list (or `urls`) shards like channels_redis. Default REDIS_URL. */
@@ -44,14 +46,17 @@ export interface PublisherOptions {
 export interface Publisher {
   send(channel: string, message: LayerMessage): Promise<number | undefined>;
   groupSend(group: string, message: LayerMessage): Promise<number | undefined>;
+  /** As `ChannelLayer.setHistory`: the table lives in Redis, so servers and other publishers record too. */
+  setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void>;
   close(): Promise<void>;
 }
 
 type Client = RedisClient;
 
 /**
- * For the pub/sub layer the publisher is one PUBLISH connection per host and nothing else: no
- * subscriber, no server code. For the list layer and for Redis Cluster it drives those layers'
+ * For the pub/sub layer the publisher is one PUBLISH connection per host, plus one subscriber for
+ * the history table's change announcements; no server code. A group send to a group with history
+ * runs the layers' record script (one EVALSHA), so its message gets its offset as from a server. For the list layer and for Redis Cluster it drives those layers'
  * send paths, since their wire rules (queues, sharded envelopes) live there.
  */
 export async function createPublisher(options: PublisherOptions = {}): Promise<Publisher> {
@@ -73,12 +78,23 @@ export async function createPublisher(options: PublisherOptions = {}): Promise<P
 }
 
 class PubSubPublisher implements Publisher {
+  private readonly run: HistoryCommand = (route, args, buffers) => this.client(route).sendCommand(args, buffers ? AS_BUFFERS : undefined);
+  private readonly table: HistoryTable;
+  private readonly recorder: HistoryRecorder;
+  /** Hears the table's changes (on the host the table lives on). */
+  private readonly watcher: Client;
+
   private constructor(
     private readonly clients: Client[],
     private readonly prefix: string,
     private readonly codec: Codec,
     private readonly master: SentinelMaster | null,
-  ) {}
+  ) {
+    this.table = new HistoryTable(prefix, this.run, () => 'PUBLISH');
+    this.recorder = new HistoryRecorder(prefix, this.run, () => 'PUBLISH');
+    this.watcher = this.client(this.table.name).duplicate();
+    this.watcher.on('error', () => undefined);
+  }
 
   static async connect(
     targets: RedisTarget[],
@@ -90,7 +106,12 @@ class PubSubPublisher implements Publisher {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        Promise.all(clients.map((client) => client.connect())),
+        (async () => {
+          await Promise.all([...clients.map((client) => client.connect()), publisher.watcher.connect()]);
+          // Before the first group send: the table says which groups record.
+          await publisher.watcher.subscribe(publisher.table.name, () => void publisher.table.load().catch(() => undefined));
+          await publisher.table.load();
+        })(),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new LayerUnavailable(`cannot reach Redis at ${targets.map(targetName).join(', ')}`)), timeoutMs);
         }),
@@ -113,12 +134,28 @@ class PubSubPublisher implements Publisher {
   async groupSend(group: string, message: LayerMessage): Promise<number> {
     validateGroupName(group);
     validateMessage(message);
-    return this.publish(`${this.prefix}__group__${group}`, this.codec.encode(message));
+    const redisChannel = `${this.prefix}__group__${group}`;
+    const policy = this.table.policies.policyFor(group);
+    if (policy === null) return this.publish(redisChannel, this.codec.encode(message));
+    const head = this.recorder.head(message);
+    try {
+      return (await this.recorder.send(redisChannel, head, policy)).receivers;
+    } catch (error) {
+      throw new LayerUnavailable(`recording the group send failed (${(error as Error).message})`);
+    }
+  }
+
+  async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
+    await this.table.set(pattern, policy);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.clients.map((client) => (client.isReady ? client.close() : client.isOpen ? client.destroy() : undefined)));
+    await Promise.all([...this.clients, this.watcher].map((client) => (client.isReady ? client.close() : client.isOpen ? client.destroy() : undefined)));
     await this.master?.close();
+  }
+
+  private client(route: string): Client {
+    return this.clients[consistentHash(route, this.clients.length)];
   }
 
   private async publish(redisChannel: string, body: Uint8Array): Promise<number> {
@@ -135,6 +172,7 @@ function layerPublisher(layer: ChannelLayer): Publisher {
   return {
     send: async (channel, message) => void (await layer.send(channel, message)),
     groupSend: async (group, message) => void (await layer.groupSend(group, message)),
+    setHistory: (pattern, policy) => layer.setHistory(pattern, policy),
     close: () => layer.close(),
   };
 }

@@ -2,6 +2,7 @@
 import type { Runtime } from '../application';
 import { UnknownMessageType, UnknownTypeLog, handlerName, shouldLog } from './dispatch';
 import type { ChannelLayer, LayerMessage } from '../layers/layer';
+import type { JoinFrom, JoinResult } from '../layers/history';
 import type { Logger } from '../logger';
 
 /**
@@ -71,6 +72,22 @@ export abstract class Consumer {
   /** Joins `group` with this consumer's channel; it is left automatically at the end. */
   async groupAdd(group: string): Promise<void> {
     await this.channelLayer.groupAdd(group, this.channelName);
+    this.remember(group);
+  }
+
+  /**
+   * `groupAdd` for a group with history, plus its replay (`{ last: n }` or `{ since: position }`,
+   * see ChannelLayer.groupJoin). Send `messages` to the client yourself, before anything else: live
+   * messages reach this consumer from `position.offset + 1` on. Left automatically at the end.
+   */
+  async groupJoin(group: string, from: JoinFrom): Promise<JoinResult> {
+    const result = await this.channelLayer.groupJoin(group, this.channelName, from);
+    this.remember(group);
+    return result;
+  }
+
+  /** Records a joined group, to leave it at the end. */
+  private remember(group: string): void {
     const joined = listOf(this.joined);
     if (!joined.includes(group)) this.joined = joined.length === 0 ? group : joined.concat(group);
   }

@@ -1,11 +1,15 @@
 // History and recovery: what a group keeps, where a member stands in it, and what a join replays.
-import type { LayerMessage } from './layer';
+import { ChannelLayerError, type LayerMessage } from './layer';
 
-/** How much of a group's stream is kept: the last `size` messages, each for at most `ttl` seconds. */
+/**
+ * How much of a group's stream is kept: the last `size` messages, each for at most `ttl` seconds.
+ * Set per name pattern with `ChannelLayer.setHistory`; in such a group every delivered message
+ * carries `offset` and `epoch` (reserved keys there: a sender's own are replaced).
+ */
 export interface HistoryPolicy {
-  /** Messages kept per group (the oldest are trimmed). */
+  /** Messages kept per group (the oldest are trimmed), a positive integer. */
   size: number;
-  /** Seconds a recorded message is kept. */
+  /** Seconds a recorded message is kept, a positive integer (Redis expiries are whole seconds). */
   ttl: number;
 }
 
@@ -38,4 +42,46 @@ export interface JoinResult {
    * channel starts exactly at `offset + 1`: no gap, no duplicate.
    */
   position: StreamPosition;
+}
+
+/** Most messages a `{ last }` join may ask for. */
+export const MAX_JOIN_LAST = 100;
+
+/** The two keys a history group adds to every delivered message; reserved in such groups. */
+export const OFFSET_KEY = 'offset';
+export const EPOCH_KEY = 'epoch';
+
+/** `groupJoin` of a group that keeps no history (no `setHistory` pattern matches its name). */
+export class HistoryNotKept extends ChannelLayerError {
+  constructor(readonly group: string) {
+    super('HISTORY_NOT_KEPT', `group ${group} keeps no history: call setHistory(pattern, { size, ttl }) with a pattern matching it first, or use groupAdd`);
+  }
+}
+
+/** A backend that keeps no history (the list layer). */
+export class HistoryUnsupported extends ChannelLayerError {
+  constructor(detail: string) {
+    super('UNSUPPORTED', detail);
+  }
+}
+
+/** Throws a RangeError naming what is wrong with a policy (whole, positive size and ttl). */
+export function validatePolicy(policy: HistoryPolicy): void {
+  if (!Number.isInteger(policy?.size) || policy.size < 1) throw new RangeError(`history size must be a positive integer, got ${policy?.size}`);
+  if (!Number.isInteger(policy.ttl) || policy.ttl < 1) throw new RangeError(`history ttl must be a positive whole number of seconds, got ${policy.ttl}`);
+}
+
+/** Throws a RangeError unless `from` is `{ last: 0..100 }` or `{ since: { epoch, offset } }`. */
+export function validateJoinFrom(from: JoinFrom): void {
+  if (from && 'since' in from) {
+    const { epoch, offset } = from.since ?? ({} as StreamPosition);
+    if (typeof epoch !== 'string' || !Number.isInteger(offset) || offset < 0) {
+      throw new RangeError('groupJoin: since must be { epoch: string, offset: integer >= 0 }');
+    }
+    return;
+  }
+  const last = (from as { last?: unknown } | undefined)?.last;
+  if (!Number.isInteger(last) || (last as number) < 0 || (last as number) > MAX_JOIN_LAST) {
+    throw new RangeError(`groupJoin: last must be an integer from 0 to ${MAX_JOIN_LAST}`);
+  }
 }

@@ -1,5 +1,6 @@
 // The channel layer contract every backend implements, and the rules they share (names, errors).
 import type { LayerStats } from './stats';
+import type { HistoryPolicy, JoinFrom, JoinResult } from './history';
 
 /**
  * What travels on a layer: any plain object (a map, as in Channels' spec). `type` is needed only to
@@ -63,6 +64,24 @@ export interface ChannelLayer {
    * read when scraped. Optional, so that a layer written elsewhere need not count; every built-in one does.
    */
   readonly stats?: LayerStats;
+
+  // History and recovery (history.ts). A backend that keeps none throws HistoryUnsupported.
+  /**
+   * Groups whose name matches `pattern` (an fnmatch glob, as `channelCapacity`'s) keep `policy`'s
+   * history from now on; `null` removes the pattern; the first matching pattern wins. Redis layers
+   * keep the table in Redis, so every sender on it (any process, the publisher, the CLI) records.
+   * In such a group every delivered message carries `offset` and `epoch` (reserved keys there).
+   */
+  setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void>;
+  /**
+   * `groupAdd` plus a replay: the last `n` messages, or every message after a position (when the
+   * history still covers it). The caller hands `messages` to the member itself; live messages then
+   * reach `channel` from `position.offset + 1` on, with no gap and no duplicate. Throws
+   * HistoryNotKept for a group without history.
+   */
+  groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult>;
+  /** History reads from the backend by this process (Redis: one per group and process, not per join). */
+  readonly historyReads: number;
 }
 
 /**
@@ -139,7 +158,7 @@ export function capacityRule(options: LayerOptions): CapacityRule {
 }
 
 /** fnmatch's rules, as channels_redis applies them: `*`, `?` and `[...]`; everything else literal. */
-function globToRegExp(glob: string): RegExp {
+export function globToRegExp(glob: string): RegExp {
   let source = '';
   for (let i = 0; i < glob.length; i++) {
     const char = glob[i];

@@ -11,12 +11,16 @@ import {
   type MessageListener,
   checkChannel,
   checkGroupSend,
+  checkOpen,
   checkMembership,
   checkSend,
   validateChannelName,
 } from './layer';
 import { LocalChannels } from './local';
 import type { LayerStats } from './stats';
+import { EPOCH_KEY, type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, OFFSET_KEY, validateJoinFrom } from './history';
+import { HistoryBuffer } from './history-buffer';
+import { HistoryPolicies } from './history-policies';
 
 /**
  * Every message goes through the codec once per send (once per group send, shared by all members),
@@ -67,6 +71,11 @@ export class InMemoryChannelLayer implements ChannelLayer {
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
     this.local.stats.groupSends++;
+    const policy = this.historyPolicies.policyFor(group);
+    if (policy !== null) {
+      this.skipped += this.local.deliverToGroup(group, this.record(group, this.copy(message), policy));
+      return;
+    }
     if (this.local.hasGroup(group)) this.skipped += this.local.deliverToGroup(group, this.copy(message));
   }
 
@@ -81,6 +90,9 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   async flush(): Promise<void> {
     this.local.flush();
+    // History lost: a new epoch, so no `since` of before can be mistaken for one of after.
+    this.histories.clear();
+    this.epoch = newEpoch();
   }
 
   async close(): Promise<void> {
@@ -101,7 +113,59 @@ export class InMemoryChannelLayer implements ChannelLayer {
     return { state: this.closed ? 'closed' : 'up', backend: 'memory' };
   }
 
+  // --- history and recovery: kept here, one epoch per layer instance (a new process is a new epoch) ---
+
+  private readonly historyPolicies = new HistoryPolicies();
+  private readonly histories = new Map<string, HistoryBuffer>();
+  private epoch = newEpoch();
+
+  async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
+    checkOpen(this.closed);
+    if (typeof pattern !== 'string' || pattern.length === 0) throw new RangeError(`setHistory: invalid pattern ${JSON.stringify(pattern)}`);
+    this.historyPolicies.set(pattern, policy);
+  }
+
+  async groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult> {
+    checkMembership(this.closed, group, channel);
+    validateJoinFrom(from);
+    const policy = this.historyPolicies.policyFor(group);
+    if (!policy) throw new HistoryNotKept(group);
+    // Synchronous from the result to the membership: the next group send is the member's first live message.
+    const result = this.historyOf(group, policy).join(from);
+    this.local.groupAdd(group, channel);
+    return result;
+  }
+
+  /** This layer reads no backend. */
+  get historyReads(): number {
+    return 0;
+  }
+
+  /** Stamps `message` with the group's next offset and the epoch, and keeps it. */
+  private record(group: string, message: LayerMessage, policy: HistoryPolicy): LayerMessage {
+    const history = this.historyOf(group, policy);
+    const offset = history.last + 1;
+    // Reserved keys: a sender's own `epoch`/`offset` are replaced, and `offset` stays the last key.
+    delete message[EPOCH_KEY];
+    delete message[OFFSET_KEY];
+    message[EPOCH_KEY] = this.epoch;
+    message[OFFSET_KEY] = offset;
+    history.append(offset, message, Date.now());
+    return message;
+  }
+
+  private historyOf(group: string, policy: HistoryPolicy): HistoryBuffer {
+    let history = this.histories.get(group);
+    if (!history) this.histories.set(group, (history = new HistoryBuffer(this.epoch, 0, policy)));
+    history.policy = policy;
+    return history;
+  }
+
   private copy(message: LayerMessage): LayerMessage {
     return this.codec.decode(this.codec.encode(message));
   }
+}
+
+function newEpoch(): string {
+  return uuid4().replace(/-/g, '').slice(0, 16);
 }

@@ -19,7 +19,10 @@ import {
   nonLocalName,
   validateChannelName,
 } from './layer';
+import { HistoryUnsupported, type JoinResult } from './history';
 import { LocalChannels } from './local';
+
+const WORKERS_NO_HISTORY = 'the workers layer keeps no history yet; set REDIS_URL (the pub/sub layer keeps it across workers)';
 
 /** This worker's end of the IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
 export interface RelayEndpoint {
@@ -159,6 +162,20 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   get skippedFull(): number {
     return this.skipped;
+  }
+
+  // History and recovery: not yet across workers (offsets would need one sequencer, the primary).
+
+  async setHistory(): Promise<void> {
+    throw new HistoryUnsupported(WORKERS_NO_HISTORY);
+  }
+
+  async groupJoin(): Promise<JoinResult> {
+    throw new HistoryUnsupported(WORKERS_NO_HISTORY);
+  }
+
+  get historyReads(): number {
+    return 0;
   }
 
   health(): LayerHealth {

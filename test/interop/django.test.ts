@@ -107,6 +107,27 @@ function describeInterop(title: string, flavour: Flavour, hostCount: number): vo
       await owner.succeeded();
     });
 
+    if (flavour.backend === 'pubsub') {
+      test('a history group: Django members decode recorded messages as dicts with epoch and offset; a Django group_send is delivered, unrecorded', async () => {
+        await layer.setHistory('chat_history*', { size: 10, ttl: 60 });
+        const member = django('join', 'chat_history');
+        await member.ready();
+        await layer.groupSend('chat_history', CHAT);
+        const got = (await member.message()) as LayerMessage;
+        expect(got).toEqual({ ...CHAT, epoch: expect.any(String), offset: expect.any(Number) });
+        await member.succeeded();
+
+        const channel = await layer.newChannel();
+        const { position } = await layer.groupJoin('chat_history', channel, { last: 0 });
+        expect(position).toEqual({ epoch: got.epoch, offset: got.offset });
+        const received = layer.receive(channel);
+        await django('group_send', 'chat_history', JSON.stringify(CHAT)).succeeded();
+        expect(await received).toEqual(CHAT);
+        const after = await layer.groupJoin('chat_history', await layer.newChannel(), { last: 10 });
+        expect(after.messages.map((m) => m.offset)).toEqual([got.offset]);
+      });
+    }
+
     if (flavour.namedChannels) {
       test('a Django send to a named (worker) channel reaches a channelkit receive', async () => {
         await django('send', 'thumbnails.done', JSON.stringify({ type: 'thumbnail.done', id: 7 })).succeeded();

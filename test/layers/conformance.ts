@@ -8,6 +8,7 @@ import {
   type LayerOptions,
 } from '../../src/layers/layer';
 import { poll } from '../support/wait';
+import { type RedisControl, describeHistoryConformance } from './history-conformance';
 
 export interface LayerFactory {
   /** A new layer on the backend; every call on one backend must see the same shared state. */
@@ -27,6 +28,8 @@ export interface LayerFactory {
    * it in-process), so the sender sees ChannelFull even on a shared backend.
    */
   ownChannelsLocal?: boolean;
+  /** The backend's Redis, for the history cases that flush, restart or watch it (absent in memory). */
+  redis?: RedisControl;
 }
 
 function timeout(ms: number): Promise<'timeout'> {
@@ -318,6 +321,8 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       await expect(pending).rejects.toMatchObject({ code: 'LAYER_CLOSED' });
       await expect(layer.send('after-close', { type: 't' })).rejects.toMatchObject({ code: 'LAYER_CLOSED' });
     });
+
+    describeHistoryConformance(factory);
 
     if (factory.shared) {
       describe('across processes', () => {

@@ -2,6 +2,7 @@
 import { type LayerMessage, nonLocalName } from '../layer';
 import { createRedisCluster, noop, reconnectDelay, redactUrl, type RedisClusterClient } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
+import { AS_BUFFERS, type HistoryCommand } from './history';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
@@ -51,6 +52,21 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
 
   protected startup(): Promise<void> {
     return this.connected;
+  }
+
+  // History: keys hash-tagged with the group's shard channel, so a script records and SPUBLISHes on one node.
+  protected readonly publishCommand = 'SPUBLISH';
+  protected historyCommand: HistoryCommand = (route, args, buffers) =>
+    this.cluster.sendCommand(route, false, args, buffers ? AS_BUFFERS : undefined);
+
+  /**
+   * The node's sharded subscriber connection is node-redis's own; an SSUBSCRIBE of a channel in the
+   * group's slot (hash tag) travels on it, and its reply comes after every earlier message.
+   */
+  protected async subscriberBarrier(redisChannel: string): Promise<void> {
+    const barrier = `${this.prefix}__barrier__${this.processId}__{${redisChannel}}`;
+    await this.cluster.sSubscribe(barrier, noop, true);
+    await this.cluster.sUnsubscribe(barrier, noop, true);
   }
 
   protected canPublish(): boolean {

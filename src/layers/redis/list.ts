@@ -10,6 +10,9 @@ import { LocalChannels } from '../local';
 import { Sealer } from '../fernet';
 import { FullChannelSkips, LinkMonitor, type RedisTarget } from './link';
 import { SentinelMaster, type SentinelOptions } from './sentinel';
+import { HistoryUnsupported, type JoinResult } from '../history';
+
+const LIST_NO_HISTORY = 'the list layer keeps no history; use the pub/sub layer (RedisPubSubChannelLayer) for groups with history';
 import { OwnMemberships } from './memberships';
 import { ListHost } from './list-host';
 import { ListReceiver } from './list-receiver';
@@ -263,6 +266,20 @@ export class RedisChannelLayer implements ChannelLayer {
 
   unlisten(channel: string): void {
     this.local.unlisten(channel);
+  }
+
+  // History and recovery: not on this layer (its group sends are queue writes, not one ordered stream).
+
+  async setHistory(): Promise<void> {
+    throw new HistoryUnsupported(LIST_NO_HISTORY);
+  }
+
+  async groupJoin(): Promise<JoinResult> {
+    throw new HistoryUnsupported(LIST_NO_HISTORY);
+  }
+
+  get historyReads(): number {
+    return 0;
   }
 
   async flush(): Promise<void> {

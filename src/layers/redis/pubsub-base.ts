@@ -11,6 +11,8 @@ import { LocalChannels } from '../local';
 import type { LayerStats } from '../stats';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
 import { RefusedMessages } from './refused';
+import { type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, validateJoinFrom } from '../history';
+import { type HistoryCommand, type PublishCommand, RedisHistory } from './history';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -83,6 +85,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.local.stats.links = this.monitor;
     this.skips = new FullChannelSkips(backend, logger);
     this.refused = new RefusedMessages(backend, logger);
+    this.history = new RedisHistory(prefix, {
+      command: (route, args, buffers) => this.historyCommand(route, args, buffers),
+      publish: () => this.publishCommand,
+      barrier: (redisChannel) => this.subscriberBarrier(redisChannel),
+      subscribe: (redisChannel, listener) => this.subscribe(redisChannel, listener),
+      closed: () => this.closed,
+    });
   }
 
   // --- what a transport provides -------------------------------------------------------------
@@ -106,6 +115,15 @@ export abstract class PubSubLayerBase implements ChannelLayer {
    * sets `isReady` (Redis shows the subscription while the client still refuses commands).
    */
   protected abstract transportReady(): boolean;
+  /** History's commands (scripts, the table) on the Redis holding `route`'s keys (see redis/history.ts). */
+  protected abstract historyCommand: HistoryCommand;
+  /**
+   * Resolves once everything Redis published to this process's subscription of `redisChannel` before
+   * the call has arrived: a command on that subscriber connection, whose reply queues behind them.
+   */
+  protected abstract subscriberBarrier(redisChannel: string): Promise<void>;
+  /** How the history script publishes: PUBLISH, or SPUBLISH in Cluster. */
+  protected abstract readonly publishCommand: PublishCommand;
 
   // --- ChannelLayer ---------------------------------------------------------------------------
 
@@ -161,6 +179,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
     this.local.stats.groupSends++;
+    if (!this.history.table.loaded) await this.awaitHistoryTable(group);
+    const policy = this.history.table.policies.policyFor(group);
+    if (policy !== null) return this.sendRecorded(group, message, policy);
     const body = this.codec.encode(message);
     const redisChannel = this.groupPrefix + group;
     if (!this.startupDone) await this.awaitStartup();
@@ -196,6 +217,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     const named = [...this.namedSubs.keys()];
     this.groupSubs.clear();
     this.namedSubs.clear();
+    this.history.caches.invalidateAll();
     if (this.closed) return;
     await Promise.all([
       ...groups.map((group) => this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop)),
@@ -232,19 +254,114 @@ export abstract class PubSubLayerBase implements ChannelLayer {
    */
   protected reassertSubscriptions(): void {
     if (this.closed) return;
-    for (const group of this.groupSubs.keys()) this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+    this.history.reconnected();
+    for (const group of this.groupSubs.keys()) this.groupSubs.set(group, this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop));
     for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
+  }
+
+  // --- history and recovery (redis/history.ts, redis/history-cache.ts) -----------------------
+
+  /** The pattern table, recording script and per-group caches. */
+  protected readonly history: RedisHistory;
+  /** Groups with a `groupJoin` reading their history: their subscription is held meanwhile. */
+  private readonly joining = new Map<string, number>();
+
+  /** Groups whose name matches `pattern` keep `policy`'s history (null: no longer), for every sender on this Redis. */
+  async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
+    checkOpen(this.closed);
+    if (!this.startupDone) await this.awaitStartup();
+    try {
+      await this.history.table.set(pattern, policy);
+    } catch (error) {
+      throw error instanceof RangeError ? error : this.unavailable(error);
+    }
+  }
+
+  /**
+   * `groupAdd` plus the replay `from` asks for. The group's subscription is live before its history
+   * is read, the read is shared by every join in this process (see HistoryCaches), and the member is
+   * added in the tick the result is computed: live delivery continues at `position.offset + 1`.
+   */
+  async groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult> {
+    checkMembership(this.closed, group, channel);
+    validateJoinFrom(from);
+    await this.awaitHistoryTable(group, true);
+    const policy = this.history.table.policies.policyFor(group);
+    if (!policy) throw new HistoryNotKept(group);
+    const redisChannel = this.groupPrefix + group;
+    if (!this.canPublish(redisChannel)) throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; cannot read the history of ${group}`);
+    this.joining.set(group, (this.joining.get(group) ?? 0) + 1);
+    try {
+      let subscribed = this.groupSubs.get(group);
+      if (!subscribed) this.groupSubs.set(group, (subscribed = this.subscribe(redisChannel, this.onGroupMessage).catch(noop)));
+      await subscribed;
+      // A cache forgotten between the read and this tick (a gap, a reconnect) is read again.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await this.history.caches.load(group, policy).catch((error: unknown) => Promise.reject(this.unavailable(error)));
+        const result = this.history.caches.join(group, from, policy);
+        if (result) {
+          this.local.groupAdd(group, channel);
+          return result;
+        }
+      }
+      throw new LayerUnavailable(`the history of ${group} kept changing while it was read; retry`);
+    } finally {
+      const left = this.joining.get(group)! - 1;
+      if (left > 0) this.joining.set(group, left);
+      else {
+        this.joining.delete(group);
+        if (!this.local.hasGroup(group)) void this.dropGroup(group);
+      }
+    }
+  }
+
+  /** Reads of history streams from Redis by this process (a storm of joins of one group costs one). */
+  get historyReads(): number {
+    return this.history.caches.reads;
+  }
+
+  /** One EVALSHA records and publishes (see RECORD_SCRIPT); never delivered without its offset. */
+  private async sendRecorded(group: string, message: LayerMessage, policy: HistoryPolicy): Promise<void> {
+    const head = this.history.recorder.head(message);
+    const redisChannel = this.groupPrefix + group;
+    if (!this.canPublish(redisChannel)) throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; not recorded, not sent`);
+    try {
+      await this.history.recorder.send(redisChannel, head, policy);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
+  }
+
+  /**
+   * Subscribes to the table's announcements (once), then loads it. A group send waits for the first
+   * load; when Redis cannot be read it fails as a send would (`strict`), or, when Redis is down
+   * anyway, lets the send take its usual down path.
+   */
+  private async awaitHistoryTable(group: string, strict = false): Promise<void> {
+    if (!this.startupDone) await this.awaitStartup();
+    if (this.history.table.loaded) return;
+    // Redis down: the send fails at once as it always did (no table needed to know that).
+    if (!strict && !this.canPublish(this.groupPrefix + group)) return;
+    try {
+      await this.history.loadTable();
+    } catch (error) {
+      if (strict || this.canPublish(this.groupPrefix + group)) throw this.unavailable(error);
+    }
   }
 
   // --- incoming -------------------------------------------------------------------------------
 
   private receiveGroup(redisChannel: string, bytes: Buffer): void {
     const group = redisChannel.slice(this.groupPrefix.length);
+    // A history cache follows its group even while a join holds the subscription with no member yet.
+    const cached = this.history.caches.has(group);
     // Left while the UNSUBSCRIBE was on its way.
-    if (!this.local.hasGroup(group)) return;
+    if (!cached && !this.local.hasGroup(group)) return;
     // Decoded once for every local member (they share the object, as with the in-memory layer).
     const message = this.decode(bytes, redisChannel);
-    if (message) this.deliverToGroup(group, message);
+    if (!message) return;
+    if (cached) this.history.caches.observe(group, message);
+    if (this.local.hasGroup(group)) this.deliverToGroup(group, message);
   }
 
   /**
@@ -302,11 +419,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** The group's first local member: SUBSCRIBE once the links are up, unless it was left meanwhile. */
   private async subscribeGroup(group: string): Promise<void> {
     if (!this.startupDone) await this.awaitStartup();
-    if (!this.local.hasGroup(group)) return;
+    if (!this.local.hasGroup(group) && !this.joining.has(group)) return;
     await this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
   }
 
   private dropGroup(group: string): Promise<void> {
+    // A join reading the group's history holds its subscription; it drops it if it adds nobody.
+    if (this.joining.has(group)) return Promise.resolve();
+    this.history.caches.drop(group);
     if (!this.groupSubs.delete(group) || this.closed) return Promise.resolve();
     return this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
   }

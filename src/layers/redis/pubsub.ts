@@ -4,6 +4,7 @@ import { consistentHash } from './consistent-hash';
 import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, type RedisTarget, targetName } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
 import { SentinelMaster, type SentinelOptions } from './sentinel';
+import { AS_BUFFERS, type HistoryCommand } from './history';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
@@ -87,6 +88,16 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
 
   protected startup(): Promise<void> {
     return this.subscribedEverywhere;
+  }
+
+  // History: its keys and table live on the host their Redis channel hashes to (see redis/history.ts).
+  protected readonly publishCommand = 'PUBLISH';
+  protected historyCommand: HistoryCommand = (route, args, buffers) =>
+    this.host(route).publisher.sendCommand(args, buffers ? AS_BUFFERS : undefined);
+
+  /** PING on the subscriber (RESP2 allows it in subscribed mode): its PONG comes after every earlier message. */
+  protected async subscriberBarrier(redisChannel: string): Promise<void> {
+    await this.host(redisChannel).subscriber.ping();
   }
 
   /**

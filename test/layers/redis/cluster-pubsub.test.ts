@@ -6,6 +6,7 @@ import { describeRedis } from '../../support/redis';
 import { RedisCluster } from '../../support/redis-cluster';
 import { oneMessageEach, until } from '../../support/wait';
 import { describeLayerConformance } from '../conformance';
+import { clusterControl } from './history-control';
 
 /** Sum of `cmdstat_<command>` calls over every node of the cluster. */
 function clusterCalls(cluster: RedisCluster, command: string): number {
@@ -29,6 +30,7 @@ describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () =
     shared: true,
     storesUnreadMessages: false,
     ownChannelsLocal: true,
+    redis: clusterControl(() => cluster.servers),
   });
 
   test('groups cost one SSUBSCRIBE per process, channels one per process, a groupSend one SPUBLISH', async () => {

@@ -6,6 +6,7 @@ import { consistentHash, crc32 } from '../../../src/layers/redis/consistent-hash
 import { RedisServer, describeRedis } from '../../support/redis';
 import { describeLayerConformance } from '../conformance';
 import { oneMessageEach, poll, until } from '../../support/wait';
+import { hostsControl } from './history-control';
 
 const PUBSUB_FLAGS = { shared: true, storesUnreadMessages: false, ownChannelsLocal: true } as const;
 
@@ -58,6 +59,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
   describeLayerConformance('RedisPubSubChannelLayer (one host)', {
     create: async (options) => new RedisPubSubChannelLayer({ ...options, url: server.url }),
     ...PUBSUB_FLAGS,
+    redis: hostsControl(() => [server]),
   });
 
   test('1000 local members of a group cost one SUBSCRIBE, all channels one PSUBSCRIBE, a groupSend one PUBLISH', async () => {
@@ -161,6 +163,7 @@ describeRedis('RedisPubSubChannelLayer on two sharded hosts', () => {
   describeLayerConformance('RedisPubSubChannelLayer (two hosts)', {
     create: async (options) => new RedisPubSubChannelLayer({ ...options, urls: urls() }),
     ...PUBSUB_FLAGS,
+    redis: hostsControl(() => servers),
   });
 
   test('groups live on the host channels_redis picks, and the process pattern on every host', async () => {
