@@ -91,7 +91,7 @@ class PubSubPublisher implements Publisher {
     private readonly master: SentinelMaster | null,
   ) {
     this.table = new HistoryTable(prefix, this.run, () => 'PUBLISH');
-    this.recorder = new HistoryRecorder(prefix, this.run, () => 'PUBLISH');
+    this.recorder = new HistoryRecorder(prefix, this.run, () => 'PUBLISH', codec);
     this.watcher = this.client(this.table.name).duplicate();
     this.watcher.on('error', () => undefined);
   }

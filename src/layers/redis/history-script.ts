@@ -1,6 +1,7 @@
 // History in Redis: its keys, the Lua scripts (record-and-publish, read, set a policy) and the bytes they carry.
 import { createHash } from 'node:crypto';
 import { Encoder } from '@msgpack/msgpack';
+import { SEALED_FIELD, type SealedCodec } from '../codec';
 import { EPOCH_KEY, OFFSET_KEY } from '../history';
 import { InvalidMessage, type LayerMessage } from '../layer';
 
@@ -112,6 +113,9 @@ export const SET_POLICY = script(SET_POLICY_SCRIPT);
 export class RecordEncoder {
   private readonly encoder = new Encoder({ ignoreUndefined: true });
 
+  /** `sealed`: with encryption keys, the record is `{ __sealed__: <token of the message> }` plus epoch and offset. */
+  constructor(private readonly sealed: SealedCodec | null = null) {}
+
   head(message: LayerMessage): Buffer {
     let plain = message;
     if (EPOCH_KEY in message || OFFSET_KEY in message) {
@@ -120,7 +124,7 @@ export class RecordEncoder {
     }
     let body: Uint8Array;
     try {
-      body = this.encoder.encode(plain);
+      body = this.encoder.encode(this.sealed ? { [SEALED_FIELD]: this.sealed.encode(plain) } : plain);
     } catch (error) {
       throw new InvalidMessage(`cannot be encoded (${(error as Error).message})`);
     }

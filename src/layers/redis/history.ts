@@ -1,7 +1,7 @@
 // History on the Redis layers and the publisher: the shared pattern table, recording, reading.
 import { randomBytes } from 'node:crypto';
-import { Decoder } from '@msgpack/msgpack';
 import { RESP_TYPES } from 'redis';
+import { type Codec, SealedCodec } from '../codec';
 import { type HistoryPolicy, validatePolicy } from '../history';
 import { HistoryPolicies } from '../history-policies';
 import { type LayerMessage, LayerUnavailable, validateMessage } from '../layer';
@@ -112,15 +112,19 @@ export class HistoryTable {
  * the script.
  */
 export class HistoryRecorder {
-  private readonly encoder = new RecordEncoder();
+  private readonly encoder: RecordEncoder;
   /** Part of every new epoch this process creates, with Redis's clock: two losses never share an epoch. */
   readonly token = randomBytes(4).toString('hex');
 
+  /** `codec`: the layer's; with encryption keys the message is sealed and only epoch and offset stay clear. */
   constructor(
     private readonly prefix: string,
     private readonly run: HistoryCommand,
     private readonly publish: () => PublishCommand,
-  ) {}
+    private readonly codec: Codec,
+  ) {
+    this.encoder = new RecordEncoder(codec instanceof SealedCodec ? codec : null);
+  }
 
   /** Encodes `message` (throws InvalidMessage); separate from `send` so a bad message fails before any I/O. */
   head(message: LayerMessage): Buffer {
@@ -151,11 +155,10 @@ export class HistoryRecorder {
       [String(policy.ttl), String(policy.ttl + META_GRACE_SECONDS), this.token],
       true,
     )) as Array<Buffer | number>;
-    const decoder = new Decoder();
     const entries: HistorySnapshot['entries'] = [];
     for (let i = 2; i < reply.length; i += 2) {
-      const message = decoder.decode(reply[i + 1] as Buffer);
-      validateMessage(message);
+      // The layer's codec: it opens sealed records (encryption keys) as it does live ones.
+      const message = this.codec.decode(reply[i + 1] as Buffer);
       entries.push({ at: Number(String(reply[i]).split('-')[0]), message });
     }
     return { epoch: String(reply[0]), offset: Number(reply[1]), entries };
@@ -188,9 +191,10 @@ export class RedisHistory {
   constructor(
     prefix: string,
     private readonly link: HistoryLink,
+    codec: Codec,
   ) {
     this.table = new HistoryTable(prefix, link.command, link.publish);
-    this.recorder = new HistoryRecorder(prefix, link.command, link.publish);
+    this.recorder = new HistoryRecorder(prefix, link.command, link.publish, codec);
     this.caches = new HistoryCaches((group) => {
       const policy = this.table.policies.policyFor(group);
       if (!policy) return Promise.reject(new LayerUnavailable(`group ${group} no longer keeps history`));

@@ -91,7 +91,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
       barrier: (redisChannel) => this.subscriberBarrier(redisChannel),
       subscribe: (redisChannel, listener) => this.subscribe(redisChannel, listener),
       closed: () => this.closed,
-    });
+    }, this.codec);
   }
 
   // --- what a transport provides -------------------------------------------------------------

@@ -158,27 +158,42 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
     expect(layer.health().state).toBe('up');
   });
 
-  test('a sealed record built by Lua (the way history appends epoch and offset) reaches members with those fields', async () => {
-    const layer = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
-    const channel = await layer.newChannel();
-    await layer.groupAdd('history_room', channel);
+  test('history with keys: the Stream and the live payload hold a token, not the text; members and joins get the message with epoch and offset', async () => {
+    const sender = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    const member = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+    await sender.setHistory('sealed_*', { size: 10, ttl: 60 });
+    const live = await member.newChannel();
+    await member.groupAdd('sealed_room', live);
     const raw = createClient({ url: server.url });
     raw.on('error', () => {});
     await raw.connect();
+    const published: Buffer[] = [];
+    const spy = raw.duplicate();
+    spy.on('error', () => {});
+    await spy.connect();
+    await spy.subscribe('asgi__group__sealed_room', (message) => published.push(message), true);
     try {
-      // What an encrypting record script does: the token from Node (ARGV[1]), the clear fields from Redis.
-      const token = new Sealer([KEY]).seal(encode({ type: 'chat.message', message: SECRET_TEXT }));
-      const script = `local payload = cmsgpack.pack({ ${SEALED_FIELD} = ARGV[1], epoch = ARGV[2], offset = redis.call('INCR', KEYS[1]) })
-        redis.call('XADD', KEYS[2], '*', 'd', payload)
-        return redis.call('PUBLISH', ARGV[3], payload)`;
-      await raw.eval(script, { keys: ['asgi__test_offset', 'asgi__test_stream'], arguments: [token, 'epoch-1', 'asgi__group__history_room'] });
-      const entries = await raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange('asgi__test_stream', '-', '+');
-      expect(entries).toHaveLength(1);
-      expect(entries![0].message.d.includes(SECRET_TEXT)).toBe(false);
+      await sender.groupSend('sealed_room', { type: 'chat.message', message: SECRET_TEXT });
+      const publisher = await createPublisher({ url: server.url, symmetricEncryptionKeys: [KEY] });
+      await publisher.groupSend('sealed_room', { type: 'chat.message', message: `${SECRET_TEXT} 2` });
+      await publisher.close();
+      expect(await member.receive(live)).toEqual({ type: 'chat.message', message: SECRET_TEXT, epoch: expect.any(String), offset: 1 });
+      expect(await member.receive(live)).toMatchObject({ message: `${SECRET_TEXT} 2`, offset: 2 });
+      const keys = await raw.keys('asgi__stream__*');
+      expect(keys).toHaveLength(1);
+      const entries = await raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange(keys[0], '-', '+');
+      expect(entries).toHaveLength(2);
+      for (const entry of entries ?? []) for (const value of Object.values(entry.message)) expect((value as Buffer).includes('attack')).toBe(false);
+      await until(() => published.length === 2, 5_000, 'the two published payloads');
+      for (const payload of published) expect(payload.includes('attack')).toBe(false);
+      // A join replays from the sealed Stream, opened with the key.
+      const late = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
+      const joined = await late.groupJoin('sealed_room', await late.newChannel(), { last: 5 });
+      expect(joined.messages.map((message) => [message.message, message.offset])).toEqual([[SECRET_TEXT, 1], [`${SECRET_TEXT} 2`, 2]]);
     } finally {
+      await spy.close();
       await raw.close();
     }
-    expect(await layer.receive(channel)).toEqual({ type: 'chat.message', message: SECRET_TEXT, epoch: 'epoch-1', offset: 1 });
   });
 
   test('createPublisher with symmetricEncryptionKeys reaches encrypted pub/sub and list layers; a layer without the key refuses it', async () => {
