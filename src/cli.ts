@@ -2,13 +2,12 @@
 // The `channelkit` command: serve an app, run workers, publish to groups and channels from a shell.
 import cluster from 'node:cluster';
 import type { Application } from './application';
-import { takeWorkersFlag } from './cluster/options';
+import { logLevelFromEnv, serveConfig, settingsUsage } from './config';
 import { Primary } from './cluster/primary';
 import { workerChannelLayer } from './cluster/worker';
 import { channelLayerFromEnv, layerChoiceFromEnv, parseLayerKind, reportUnreachableAtStartup } from './layers/from-env';
 import { createLogger } from './logger';
 import { loadRoutingModule } from './module-loader';
-import { metricsFromEnv } from './metrics/from-env';
 import { workerMetrics } from './cluster/metrics';
 import type { HttpHandler } from './server/options';
 import { Server } from './server/server';
@@ -30,30 +29,14 @@ channel layer, the same rule for all three commands (every process of a deployme
   On pub/sub every worker receives every job and a job nobody listens to is lost (publish says so);
   on the list layer one worker takes each job and jobs wait up to 60 s for one.
 
-environment: HOST (127.0.0.1), PORT (8000; 0 picks a free port), REDIS_URL (redis://host:port,
-comma-separated hosts shard; rediss:// for TLS, redis://user:password@host:port for ACL), REDIS_TLS_CA (CA file
-for rediss://), REDIS_SENTINELS (host:port,...) with REDIS_SENTINEL_MASTER (name) instead of REDIS_URL, and
-REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD for them; REDIS_CLUSTER_URL, CHANNEL_LAYER (pubsub | list;
-default pubsub), CHANNEL_LAYER_KEYS (key1,key2: encrypt layer messages as channels_redis's symmetric_encryption_keys),
-LOG_LEVEL (info), WORKERS (1; a positive integer or auto; without Redis, groups span the workers through the primary),
-METRICS (on | off; default on: GET /metrics on PORT), METRICS_PORT (serve /metrics on this port instead)`;
-
-/** PORT, checked: Number('abc') would reach listen() as NaN and fail with Node's wording. Empty means unset. */
-function portFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(port <= 65535)) throw new Error(`PORT: "${value}" is not a port; expected an integer from 0 to 65535 (0 picks a free port)`);
-  return port;
-}
+environment (every variable, also in the README's table):
+${settingsUsage()}`;
 
 async function serve(argv: string[]): Promise<void> {
-  const { workers, rest: args } = takeWorkersFlag(argv, process.env);
-  const port = portFromEnv(process.env.PORT);
-  const metrics = metricsFromEnv(process.env);
-  const choice = layerChoiceFromEnv(process.env);
-  if (cluster.isPrimary && workers > 1) {
+  const { config, rest: args } = serveConfig(process.env, argv);
+  if (cluster.isPrimary && config.workers > 1) {
     // Everything checked above stops here, once, rather than in N workers; the workers load the app.
-    new Primary({ workers, logger: createLogger() }).start();
+    new Primary({ workers: config.workers, logger: createLogger(config.logLevel) }).start();
     return;
   }
   const { file, module } = loadRoutingModule(args[0]);
@@ -65,23 +48,24 @@ async function serve(argv: string[]): Promise<void> {
   if (module.http !== undefined && typeof module.http !== 'function') {
     throw new Error(`the routing module ${file} exports \`http\` that is not a function (HttpHandler)`);
   }
-  const logger = createLogger();
+  const logger = createLogger(config.logLevel);
   // One client must never bring the process down: log what escaped instead of crashing.
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection'));
   const channelLayer = cluster.isWorker ? await workerChannelLayer(process.env, logger) : await channelLayerFromEnv(process.env, logger);
   // Under --workers, /metrics in whichever worker is asked serves the sum over every worker.
+  const { metrics } = config;
   const clusterMetrics = cluster.isWorker && metrics !== false ? workerMetrics(() => server.metricsJson()) : null;
   const server: Server = new Server({
     app: module.application as Application,
     http: module.http as HttpHandler | undefined,
     channelLayer,
     logger,
-    host: process.env.HOST,
-    port,
+    host: config.host,
+    port: config.port,
     metrics: clusterMetrics ? { ...(typeof metrics === 'object' ? metrics : {}), exposition: clusterMetrics.exposition } : metrics,
   });
   await server.listen();
-  void reportUnreachableAtStartup(channelLayer, choice, logger);
+  void reportUnreachableAtStartup(channelLayer, config.layer, logger);
   onSignal(async () => {
     await server.close();
     await channelLayer.close();
@@ -106,7 +90,7 @@ async function worker(args: string[]): Promise<void> {
   const { file, module } = loadRoutingModule(app);
   const router = module.workers as ChannelNameRouter | undefined;
   if (!router) throw new Error(`the routing module ${file} exports no \`workers\` ChannelNameRouter`);
-  const logger = createLogger();
+  const logger = createLogger(logLevelFromEnv(process.env.LOG_LEVEL));
   const channelLayer = await channelLayerFromEnv(process.env, logger);
   const running = new Worker({ channelLayer, logger }, { router, channels: channels.length > 0 ? channels : undefined });
   running.start();
