@@ -22,6 +22,7 @@ import {
   groupKey,
 } from './wire';
 import { consistentHash } from './consistent-hash';
+import { type PresenceMember, PresenceUnsupported } from '../presence';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
@@ -250,6 +251,21 @@ export class RedisChannelLayer implements ChannelLayer {
     this.local.close();
     this.receiver.close();
     await Promise.all(this.hosts.map((host) => host.close()));
+  }
+
+  // --- presence: not kept by this layer (channels_redis's format has no place for it) ---
+  readonly supportsPresence = false;
+  presenceJoin(_group: string, _channel: string, _member: PresenceMember): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
+  }
+  presenceLeave(_group: string, _channel: string): Promise<void> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
+  }
+  presence(_group: string): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
+  }
+  presenceCount(_group: string): Promise<number> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
   }
 
   health(): LayerHealth {

@@ -3,11 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { type Codec, MsgpackCodec } from '../codec';
 import {
   type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
-  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
+  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName, validateGroupName,
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
 import { FullChannelSkips, LinkMonitor, noop } from './link';
+import { PRESENCE_DEFAULTS, type PresenceMember } from '../presence';
+import { type PresenceLink, RedisPresence } from './presence';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -15,6 +17,13 @@ export interface PubSubLayerOptions extends LayerOptions {
   prefix?: string;
   /** Receives one line per link state change (down, back up). Default: silent. */
   logger?: LayerLogger;
+  /** Milliseconds between presence heartbeats (one command per group with local members). Default 5000. */
+  presenceHeartbeat?: number;
+  /**
+   * Milliseconds after a process's last heartbeat that its members are swept (a process that died
+   * without leaving). Default 3 heartbeats: 15000, so members of a dead process go within 20 s.
+   */
+  presenceTimeout?: number;
 }
 
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
@@ -56,7 +65,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger, ...limits } = options;
+    const { prefix = 'asgi', logger, presenceInterval, presenceHeartbeat = 5000, presenceTimeout, ...limits } = options;
+    this.presenceOptions = {
+      interval: presenceInterval ?? PRESENCE_DEFAULTS.presenceInterval,
+      heartbeat: presenceHeartbeat,
+      timeout: presenceTimeout ?? presenceHeartbeat * 3,
+    };
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
@@ -87,6 +101,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
    * sets `isReady` (Redis shows the subscription while the client still refuses commands).
    */
   protected abstract transportReady(): boolean;
+
+  /** How presence commands reach Redis (see redis/presence.ts). */
+  protected abstract presenceLink(): PresenceLink;
 
   // --- ChannelLayer ---------------------------------------------------------------------------
 
@@ -165,6 +182,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async flush(): Promise<void> {
+    await this.presenceState?.leaveAll();
     this.local.flush();
     const groups = [...this.groupSubs.keys()];
     const named = [...this.namedSubs.keys()];
@@ -179,6 +197,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Own members leave while the links are still open, so other processes see them go at once.
+    await this.presenceState?.close();
     this.closed = true;
     this.local.close();
     this.monitor.release();
@@ -206,6 +226,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
    */
   protected reassertSubscriptions(): void {
     if (this.closed) return;
+    this.presenceState?.reassert();
     for (const group of this.groupSubs.keys()) this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
     for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
   }
@@ -245,7 +266,44 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   /** Messages that a full channel of this process skipped (from another process, or as a group member). */
   get skippedFull(): number {
-    return this.skips.count;
+    return this.skips.count + (this.presenceState?.skipped ?? 0);
+  }
+
+  // --- presence (redis/presence.ts): made on first use, so a layer without presence pays nothing ---
+  readonly supportsPresence = true;
+  private readonly presenceOptions: { interval: number; heartbeat: number; timeout: number };
+  private presenceState: RedisPresence | null = null;
+
+  async presenceJoin(group: string, channel: string, member: PresenceMember): Promise<PresenceMember[]> {
+    checkMembership(this.closed, group, channel);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().join(group, channel, member);
+  }
+
+  async presenceLeave(group: string, channel: string): Promise<void> {
+    checkMembership(false, group, channel);
+    await this.presenceState?.leave(group, channel);
+  }
+
+  async presence(group: string): Promise<PresenceMember[]> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().list(group);
+  }
+
+  async presenceCount(group: string): Promise<number> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().count(group);
+  }
+
+  private presenceOf(): RedisPresence {
+    return (this.presenceState ??= new RedisPresence(
+      this.presenceLink(), this.codec, this.prefix, this.processId, this.presenceOptions,
+      (channel, diff) => this.local.deliver(channel, diff), this.logger,
+    ));
   }
 
   protected decode(bytes: Uint8Array, from: string): LayerMessage | null {

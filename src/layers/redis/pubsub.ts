@@ -3,6 +3,8 @@ import type { LayerMessage } from '../layer';
 import { consistentHash } from './consistent-hash';
 import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, redactUrl } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
+import type { PresenceLink } from './presence';
+import { HostPresenceLink } from './presence-links';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
@@ -110,6 +112,11 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
 
   protected async closeTransport(): Promise<void> {
     await Promise.all(this.hosts.flatMap((host) => [closeClient(host.publisher), closeClient(host.subscriber)]));
+  }
+
+  /** Presence: a group's keys and presence channel all on the host its hash key picks. */
+  protected presenceLink(): PresenceLink {
+    return new HostPresenceLink((key) => this.host(key));
   }
 
   private host(redisChannel: string): Host {

@@ -1,0 +1,162 @@
+// Presence diffs for this process's members: changes merged per group and interval, one diff object per group, shared by every backend.
+import type { LayerMessage } from './layer';
+import type { PresenceDiff, PresenceMember } from './presence';
+
+/** Hands a diff to one channel (LocalChannels.deliver); false when the channel is full. */
+export type DiffDelivery = (channel: string, message: LayerMessage) => boolean;
+
+/** A join pending in the current interval; `rejoin` when it followed a leave of the same id. */
+interface PendingJoin {
+  member: PresenceMember;
+  rejoin: boolean;
+}
+
+/** One group as this process sees it: its local members (the diff's readers) and the interval's changes. */
+class GroupBatch {
+  /** channel -> this process's member on it. */
+  readonly watchers = new Map<string, PresenceMember>();
+  readonly joins = new Map<string, PendingJoin>();
+  readonly leaves = new Map<string, PresenceMember>();
+  /** Snapshots being read for a joining member. */
+  reading = 0;
+  /**
+   * A snapshot was read during this interval: it may show a member whose join is pending, so a
+   * join and leave of one member must both travel (joins, then leaves) instead of cancelling.
+   */
+  keepPairs = false;
+  dirty = false;
+
+  constructor(readonly group: string) {}
+}
+
+/**
+ * Merges the presence changes of each group (from this process or, through the backend, any
+ * other) over `interval` ms, then hands every local member of the group the same `PresenceDiff`:
+ * at most one per group per interval. A member that joined and left within the interval appears in
+ * neither list. One timer for all groups, armed only while some group has changes.
+ */
+export class PresenceBatcher {
+  private readonly groups = new Map<string, GroupBatch>();
+  private dirty: GroupBatch[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  /** Diffs a full channel could not take (counted by the layer with its other skips). */
+  skipped = 0;
+
+  constructor(
+    private readonly interval: number,
+    private readonly deliver: DiffDelivery,
+  ) {}
+
+  /**
+   * Makes `member` the member on `channel` in `group` (its diffs start now). Returns the member the
+   * channel had there before, if any (the caller removes it from the backend).
+   */
+  watch(group: string, channel: string, member: PresenceMember): PresenceMember | undefined {
+    let batch = this.groups.get(group);
+    if (!batch) this.groups.set(group, (batch = new GroupBatch(group)));
+    const previous = batch.watchers.get(channel);
+    batch.watchers.set(channel, member);
+    return previous;
+  }
+
+  /** Ends `channel`'s membership of `group`; returns its member, or undefined when it had none. */
+  unwatch(group: string, channel: string): PresenceMember | undefined {
+    const batch = this.groups.get(group);
+    const member = batch?.watchers.get(channel);
+    if (!batch || !member) return undefined;
+    batch.watchers.delete(channel);
+    if (batch.watchers.size === 0 && batch.reading === 0) this.groups.delete(group);
+    return member;
+  }
+
+  /** This process's members of `group`, by channel (empty when none). */
+  membersOf(group: string): ReadonlyMap<string, PresenceMember> {
+    return this.groups.get(group)?.watchers ?? EMPTY;
+  }
+
+  /** Every group with local members. */
+  watchedGroups(): IterableIterator<string> {
+    return this.groups.keys();
+  }
+
+  /** A snapshot of `group` is being read: until `endSnapshot` and for the rest of that interval, pairs do not cancel. */
+  beginSnapshot(group: string): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    batch.reading++;
+    batch.keepPairs = true;
+  }
+
+  endSnapshot(group: string): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    batch.reading--;
+    batch.keepPairs = true;
+    if (batch.watchers.size === 0 && batch.reading === 0) this.groups.delete(group);
+  }
+
+  /** `member` joined `group` (in any process). Ignored when no local member watches the group. */
+  joined(group: string, member: PresenceMember): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    const rejoin = batch.leaves.delete(member.id);
+    batch.joins.set(member.id, { member, rejoin: rejoin || (batch.joins.get(member.id)?.rejoin ?? false) });
+    this.mark(batch);
+  }
+
+  /** `member` left `group` (in any process). */
+  left(group: string, member: PresenceMember): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    const pending = batch.joins.get(member.id);
+    if (pending && !pending.rejoin && !batch.keepPairs) {
+      // Joined and left within the interval: nobody here needs to hear of it.
+      batch.joins.delete(member.id);
+    } else {
+      if (pending && !batch.keepPairs) batch.joins.delete(member.id);
+      batch.leaves.set(member.id, member);
+    }
+    this.mark(batch);
+  }
+
+  /** Sends every pending diff now (the timer does this each interval). */
+  flush(): void {
+    this.timer = null;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const batch of dirty) {
+      batch.dirty = false;
+      batch.keepPairs = batch.reading > 0;
+      if (batch.joins.size === 0 && batch.leaves.size === 0) continue;
+      const joins: PresenceMember[] = [];
+      for (const pending of batch.joins.values()) joins.push(pending.member);
+      const diff: PresenceDiff = { type: 'presence.diff', group: batch.group, joins, leaves: [...batch.leaves.values()] };
+      batch.joins.clear();
+      batch.leaves.clear();
+      // One object for every local member, as a group message is decoded once per process.
+      for (const channel of batch.watchers.keys()) {
+        if (!this.deliver(channel, diff as unknown as LayerMessage)) this.skipped++;
+      }
+    }
+  }
+
+  /** Forgets every group and pending change. */
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.dirty = [];
+    this.groups.clear();
+  }
+
+  private mark(batch: GroupBatch): void {
+    if (batch.dirty) return;
+    batch.dirty = true;
+    this.dirty.push(batch);
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.interval);
+      this.timer.unref();
+    }
+  }
+}
+
+const EMPTY: ReadonlyMap<string, PresenceMember> = new Map();
