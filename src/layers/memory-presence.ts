@@ -27,7 +27,9 @@ export class MemoryPresence {
     if (!members) this.members.set(group, (members = new Map()));
     members.set(member.id, member);
     this.batcher.joined(group, member);
-    return [...members.values()];
+    const snapshot = [...members.values()];
+    this.batcher.endSnapshot(group, member.id);
+    return snapshot;
   }
 
   leave(group: string, channel: string): void {

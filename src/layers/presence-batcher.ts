@@ -5,10 +5,14 @@ import type { PresenceDiff, PresenceMember } from './presence';
 /** Hands a diff to one channel (LocalChannels.deliver); false when the channel is full. */
 export type DiffDelivery = (channel: string, message: LayerMessage) => boolean;
 
-/** A join pending in the current interval; `rejoin` when it followed a leave of the same id. */
+/**
+ * A join pending in the current interval. `keep`: its leave must still travel if it leaves within
+ * the interval, because someone may have seen it (it had left and rejoined, or a snapshot read
+ * meanwhile may show it).
+ */
 interface PendingJoin {
   member: PresenceMember;
-  rejoin: boolean;
+  keep: boolean;
 }
 
 /** One group as this process sees it: its local members (the diff's readers) and the interval's changes. */
@@ -17,16 +21,16 @@ class GroupBatch {
   readonly watchers = new Map<string, PresenceMember>();
   readonly joins = new Map<string, PendingJoin>();
   readonly leaves = new Map<string, PresenceMember>();
-  /** Snapshots being read for a joining member. */
-  reading = 0;
-  /**
-   * A snapshot was read during this interval: it may show a member whose join is pending, so a
-   * join and leave of one member must both travel (joins, then leaves) instead of cancelling.
-   */
-  keepPairs = false;
+  /** Ids of members whose join snapshot is being read (Redis: between the request and its reply). */
+  readonly readers = new Set<string>();
   dirty = false;
 
   constructor(readonly group: string) {}
+
+  /** Whether a snapshot being read by someone other than `id` may show `id`. */
+  seenByOthers(id: string): boolean {
+    return this.readers.size > (this.readers.has(id) ? 1 : 0);
+  }
 }
 
 /**
@@ -65,7 +69,7 @@ export class PresenceBatcher {
     const member = batch?.watchers.get(channel);
     if (!batch || !member) return undefined;
     batch.watchers.delete(channel);
-    if (batch.watchers.size === 0 && batch.reading === 0) this.groups.delete(group);
+    if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
     return member;
   }
 
@@ -79,20 +83,18 @@ export class PresenceBatcher {
     return this.groups.keys();
   }
 
-  /** A snapshot of `group` is being read: until `endSnapshot` and for the rest of that interval, pairs do not cancel. */
-  beginSnapshot(group: string): void {
-    const batch = this.groups.get(group);
-    if (!batch) return;
-    batch.reading++;
-    batch.keepPairs = true;
+  /** `reader`'s snapshot of `group` is being read: joins meanwhile may show in it. */
+  beginSnapshot(group: string, reader: string): void {
+    this.groups.get(group)?.readers.add(reader);
   }
 
-  endSnapshot(group: string): void {
+  /** `reader` has its snapshot: every join pending now may be in it, so their leaves must travel. */
+  endSnapshot(group: string, reader: string): void {
     const batch = this.groups.get(group);
     if (!batch) return;
-    batch.reading--;
-    batch.keepPairs = true;
-    if (batch.watchers.size === 0 && batch.reading === 0) this.groups.delete(group);
+    batch.readers.delete(reader);
+    for (const [id, pending] of batch.joins) if (id !== reader) pending.keep = true;
+    if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
   }
 
   /** `member` joined `group` (in any process). Ignored when no local member watches the group. */
@@ -100,22 +102,21 @@ export class PresenceBatcher {
     const batch = this.groups.get(group);
     if (!batch) return;
     const rejoin = batch.leaves.delete(member.id);
-    batch.joins.set(member.id, { member, rejoin: rejoin || (batch.joins.get(member.id)?.rejoin ?? false) });
+    const keep = rejoin || (batch.joins.get(member.id)?.keep ?? false) || batch.seenByOthers(member.id);
+    batch.joins.set(member.id, { member, keep });
     this.mark(batch);
   }
 
-  /** `member` left `group` (in any process). */
+  /**
+   * `member` left `group` (in any process). A join of this interval nobody can have seen cancels
+   * (neither list shows the member); otherwise the leave replaces it.
+   */
   left(group: string, member: PresenceMember): void {
     const batch = this.groups.get(group);
     if (!batch) return;
     const pending = batch.joins.get(member.id);
-    if (pending && !pending.rejoin && !batch.keepPairs) {
-      // Joined and left within the interval: nobody here needs to hear of it.
-      batch.joins.delete(member.id);
-    } else {
-      if (pending && !batch.keepPairs) batch.joins.delete(member.id);
-      batch.leaves.set(member.id, member);
-    }
+    if (pending) batch.joins.delete(member.id);
+    if (!pending || pending.keep || batch.seenByOthers(member.id)) batch.leaves.set(member.id, member);
     this.mark(batch);
   }
 
@@ -126,7 +127,6 @@ export class PresenceBatcher {
     this.dirty = [];
     for (const batch of dirty) {
       batch.dirty = false;
-      batch.keepPairs = batch.reading > 0;
       if (batch.joins.size === 0 && batch.leaves.size === 0) continue;
       const joins: PresenceMember[] = [];
       for (const pending of batch.joins.values()) joins.push(pending.member);

@@ -157,7 +157,7 @@ export class RedisPresence {
     const keys = this.keys(group);
     if (!this.link.ready(keys[0])) throw new LayerUnavailable('Redis is down; presence join not recorded');
     const previous = this.batcher.watch(group, channel, member);
-    this.batcher.beginSnapshot(group);
+    this.batcher.beginSnapshot(group, member.id);
     try {
       if (previous && previous.id !== member.id) await this.removeFromRedis(group, previous.id);
       let subscribed = this.subscriptions.get(group);
@@ -174,7 +174,7 @@ export class RedisPresence {
       if (this.batcher.membersOf(group).get(channel) === member) await this.leave(group, channel).catch(noop);
       throw error instanceof LayerUnavailable ? error : new LayerUnavailable((error as Error).message);
     } finally {
-      this.batcher.endSnapshot(group);
+      this.batcher.endSnapshot(group, member.id);
     }
   }
 
