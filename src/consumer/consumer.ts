@@ -2,6 +2,7 @@
 import type { Runtime } from '../application';
 import { UnknownMessageType, UnknownTypeLog, handlerName, shouldLog } from './dispatch';
 import type { ChannelLayer, LayerMessage } from '../layers/layer';
+import type { PresenceMember } from '../layers/presence';
 import type { Logger } from '../logger';
 
 /**
@@ -55,6 +56,8 @@ export abstract class Consumer {
    * "Where the bytes go" in bench/README.md); several as an exact-size array, replaced rather than pushed to.
    */
   private joined: string | readonly string[] = NO_GROUPS;
+  /** Groups whose presence this consumer joined, kept as `joined` is: one shared empty array until used. */
+  private present: string | readonly string[] = NO_GROUPS;
 
   constructor(runtime: Runtime) {
     this.runtime = runtime;
@@ -79,6 +82,24 @@ export abstract class Consumer {
     const rest = listOf(this.joined).filter((joined) => joined !== group);
     this.joined = rest.length === 1 ? rest[0] : rest;
     await this.channelLayer.groupDiscard(group, this.channelName);
+  }
+
+  /**
+   * Makes this connection `member` of `group`'s presence, in every process, until `presenceLeave`
+   * or the end of the connection; returns the group's members (itself included). Changes then
+   * arrive as `{ type: 'presence.diff', group, joins, leaves }` messages: define `presenceDiff(message)`.
+   */
+  async presenceJoin(group: string, member: PresenceMember): Promise<PresenceMember[]> {
+    const members = await this.channelLayer.presenceJoin(group, this.channelName, member);
+    const present = listOf(this.present);
+    if (!present.includes(group)) this.present = present.length === 0 ? group : present.concat(group);
+    return members;
+  }
+
+  async presenceLeave(group: string): Promise<void> {
+    const rest = listOf(this.present).filter((joined) => joined !== group);
+    this.present = rest.length === 1 ? rest[0] : rest;
+    await this.channelLayer.presenceLeave(group, this.channelName);
   }
 
   /** Sends `message` to every member of `group` in every process (this consumer included, if a member). */
@@ -109,13 +130,16 @@ export abstract class Consumer {
     await Promise.all(groups.map((group) => this.groupAdd(group)));
   }
 
-  /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
+  /** Leaves every group and presence joined; a layer that is down is logged, not thrown, so teardown completes. */
   protected async leaveGroups(): Promise<void> {
     const groups = listOf(this.joined);
+    const present = listOf(this.present);
     this.joined = NO_GROUPS;
-    const results = await Promise.allSettled(
-      groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
-    );
+    this.present = NO_GROUPS;
+    const results = await Promise.allSettled([
+      ...groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
+      ...present.map((group) => this.channelLayer.presenceLeave(group, this.channelName)),
+    ]);
     for (const result of results) {
       if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
     }

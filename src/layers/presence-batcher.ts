@@ -37,7 +37,9 @@ class GroupBatch {
  * Merges the presence changes of each group (from this process or, through the backend, any
  * other) over `interval` ms, then hands every local member of the group the same `PresenceDiff`:
  * at most one per group per interval. A member that joined and left within the interval appears in
- * neither list. One timer for all groups, armed only while some group has changes.
+ * neither list (unless a snapshot read meanwhile may show it: then its leave travels). A member's
+ * own join is never in its diffs (its snapshot holds it). One timer for all groups, armed only
+ * while some group has changes.
  */
 export class PresenceBatcher {
   private readonly groups = new Map<string, GroupBatch>();
@@ -131,12 +133,14 @@ export class PresenceBatcher {
       const joins: PresenceMember[] = [];
       for (const pending of batch.joins.values()) joins.push(pending.member);
       const diff: PresenceDiff = { type: 'presence.diff', group: batch.group, joins, leaves: [...batch.leaves.values()] };
+      // One object for every local member, as a group message is decoded once per process; only a
+      // member whose own join is in it (its first diff) gets a copy without it: its snapshot had it.
+      for (const [channel, member] of batch.watchers) {
+        const message = batch.joins.has(member.id) ? withoutOwnJoin(diff, member.id) : diff;
+        if (message && !this.deliver(channel, message as unknown as LayerMessage)) this.skipped++;
+      }
       batch.joins.clear();
       batch.leaves.clear();
-      // One object for every local member, as a group message is decoded once per process.
-      for (const channel of batch.watchers.keys()) {
-        if (!this.deliver(channel, diff as unknown as LayerMessage)) this.skipped++;
-      }
     }
   }
 
@@ -157,6 +161,12 @@ export class PresenceBatcher {
       this.timer.unref();
     }
   }
+}
+
+/** `diff` without `id`'s join; null when nothing else is left. */
+function withoutOwnJoin(diff: PresenceDiff, id: string): PresenceDiff | null {
+  const joins = diff.joins.filter((member) => member.id !== id);
+  return joins.length === 0 && diff.leaves.length === 0 ? null : { ...diff, joins };
 }
 
 const EMPTY: ReadonlyMap<string, PresenceMember> = new Map();

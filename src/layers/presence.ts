@@ -12,7 +12,9 @@ export interface PresenceMember {
 /**
  * The layer message a presence member's channel receives as others come and go, in any process:
  * at most one per group per batching interval (default 100 ms). A member that joined and left
- * within one interval appears in neither list.
+ * within one interval appears in neither list. A member's own join is not echoed to it (its
+ * snapshot holds it); a diff may repeat a change its snapshot already showed (apply joins, then
+ * leaves, to a map keyed by id).
  */
 export interface PresenceDiff {
   type: 'presence.diff';
@@ -24,8 +26,9 @@ export interface PresenceDiff {
 /**
  * What every backend's presence offers, beside `ChannelLayer`'s other methods. Diffs reach a
  * member's channel as `PresenceDiff` layer messages (a consumer handles them in `presenceDiff`).
- * Apply a diff to a map keyed by `id`: its joins, then its leaves. A diff may repeat what the
- * snapshot already showed (the member's own join among them): applied that way, that is harmless.
+ * Apply a diff to a map keyed by `id`: its joins, then its leaves. A member's own join is never in
+ * its diffs, but a diff may repeat another change the snapshot already showed (one that happened
+ * while it was read): applied that way, that is harmless.
  */
 export interface PresenceOptions {
   /** Milliseconds over which changes are merged into one diff per group and channel. Default 100. */

@@ -400,7 +400,7 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
         await expect(layer.presenceJoin('bad group', alice.channel, { id: 'x' })).rejects.toBeInstanceOf(InvalidChannelName);
       });
 
-      test('members see others join and leave as presence.diff messages, with their names', async () => {
+      test('members see others join and leave as presence.diff messages, with their names, never their own join', async () => {
         const layer = await presenceLayer();
         if (!layer) return;
         // On a shared backend the other member is in another process.
@@ -425,26 +425,32 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
         await until(() => carol.log.ids('joins').has('dave'), 5000, 'dave in a join diff');
         expect(alice.log.diffs.length).toBe(seen);
         expect(carol.log.view(carol.snapshot)).toEqual(['carol', 'dave']);
+        // A member's own join is never echoed to it: its snapshot has it.
+        for (const [log, id] of [[alice.log, 'alice'], [bob.log, 'bob'], [carol.log, 'carol']] as const) expect(log.ids('joins').has(id)).toBe(false);
       });
 
-      test('500 simultaneous joins reach a member as a handful of diffs whose joins are exactly the 500', async () => {
-        const layer = await presenceLayer();
+      test('500 simultaneous joins reach a member as at most one diff per interval, whose joins are exactly the 500', async () => {
+        const interval = 250;
+        const layer = await presenceLayer({ presenceInterval: interval });
         if (!layer) return;
-        const other = factory.shared ? ((await presenceLayer())!) : layer;
+        const other = factory.shared ? ((await presenceLayer({ presenceInterval: interval }))!) : layer;
         const group = freshGroup();
         const observer = await join(layer, group, { id: 'observer' });
         const ids = Array.from({ length: 500 }, (_, i) => `m${i}`);
         const channels = await Promise.all(ids.map(() => other.newChannel()));
+        const started = Date.now();
         await Promise.all(ids.map((id, i) => other.presenceJoin(group, channels[i], { id, name: `N${i}` })));
-        await until(() => observer.log.ids('joins', 'observer').size === 500, 10_000, '500 joins');
-        const withJoins = observer.log.diffs.filter((diff) => diff.joins.some((member) => member.id !== 'observer'));
-        expect(withJoins.length).toBeLessThanOrEqual(5);
-        expect([...observer.log.ids('joins', 'observer')].sort()).toEqual([...ids].sort());
+        await until(() => observer.log.ids('joins').size === 500, 10_000, '500 joins');
+        const elapsed = Date.now() - started;
+        // The contract is one diff per interval at most: a slow machine spreads the joins over more intervals.
+        expect(observer.log.diffs.length).toBeLessThanOrEqual(Math.ceil(elapsed / interval) + 1);
+        expect(observer.log.diffs.length).toBeLessThan(50);
+        expect([...observer.log.ids('joins')].sort()).toEqual([...ids].sort());
         expect(observer.log.ids('leaves').size).toBe(0);
         expect(observer.log.members('joins').get('m7')).toEqual({ id: 'm7', name: 'N7' });
         expect(await layer.presenceCount(group)).toBe(501);
         // eslint-disable-next-line no-console
-        if (process.env.PRESENCE_FIGURES) console.log(`${name}: 500 joins in ${withJoins.length} diffs`);
+        if (process.env.PRESENCE_FIGURES) console.log(`${name}: 500 joins in ${observer.log.diffs.length} diffs over ${elapsed} ms`);
       });
 
       test('a member that joins and leaves within one interval appears in no diff', async () => {
