@@ -27,6 +27,7 @@ export {
   type MessageListener,
 } from './layers/layer';
 export { InMemoryChannelLayer } from './layers/memory';
+export { InvalidPresenceMember, type PresenceDiff, type PresenceMember, type PresenceOptions, PresenceUnsupported } from './layers/presence';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';

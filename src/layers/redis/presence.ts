@@ -169,6 +169,8 @@ export class RedisPresence {
         String(this.options.timeout), this.events(group), this.link.publishCommand, '1',
       ])) as Buffer[];
       this.startHeartbeat();
+      // Left (or replaced) while the join was on its way: its leave may have reached Redis first.
+      if (this.batcher.membersOf(group).get(channel) !== member) await this.removeFromRedis(group, member.id);
       return this.decodeAll(values);
     } catch (error) {
       if (this.batcher.membersOf(group).get(channel) === member) await this.leave(group, channel).catch(noop);

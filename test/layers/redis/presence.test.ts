@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createClient } from 'redis';
+import { encode } from '@msgpack/msgpack';
 import type { LayerMessage } from '../../../src/layers/layer';
 import type { PresenceDiff } from '../../../src/layers/presence';
 import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
@@ -116,6 +117,33 @@ describeRedis('Redis presence', () => {
     // Others hear the re-add as a join (harmless for a client that still had it).
     await until(() => diffs.filter((diff) => diff.joins.some((member) => member.id === 'survivor')).length >= 1, 5000, 'survivor rejoin diff');
   }, 30_000);
+
+  test('a dead process is swept at most 500 members per group and heartbeat, with leave diffs, until none is left', async () => {
+    // A process that died without leaving: 1200 members written as its JOIN script would, its deadline passed.
+    const writer = createClient({ url: server.url });
+    await writer.connect();
+    const dead = 'deadbeefdeadbeef';
+    const ghosts = Array.from({ length: 1200 }, (_, i) => `ghost-${i}`);
+    const multi = writer.multi();
+    for (const id of ghosts) {
+      multi.hSet('asgi__presence__{haunted}', id, Buffer.from(encode({ id, name: 'Ghost' })));
+      multi.zAdd('asgi__presence__{haunted}:index', { score: 0, value: `${dead}:${id}` });
+    }
+    multi.zAdd('asgi__presence__{haunted}:procs', { score: Date.now() - 1000, value: dead });
+    await multi.exec();
+    await writer.close();
+
+    const layer = make({ presenceHeartbeat: 200 });
+    const channel = await layer.newChannel();
+    const diffs = await diffLog(layer, channel);
+    const snapshot = await layer.presenceJoin('haunted', channel, { id: 'living' });
+    expect(snapshot).toHaveLength(1201);
+    await until(() => ids(diffs, 'leaves').size === 1200, 10_000, 'every ghost swept');
+    const sizes = diffs.map((diff) => diff.leaves.length).filter((n) => n > 0);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(500);
+    expect(await layer.presence('haunted')).toEqual([{ id: 'living' }]);
+    expect(server.cli('ZRANGE', 'asgi__presence__{haunted}:procs', '0', '-1').trim()).toBe(layer.processId);
+  });
 
   describe('with a real child process', () => {
     let child: ChildProcess | null = null;
