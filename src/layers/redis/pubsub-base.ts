@@ -198,7 +198,10 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   async close(): Promise<void> {
     if (this.closed) return;
     // Own members leave while the links are still open, so other processes see them go at once.
-    await this.presenceState?.close();
+    const presence = this.presenceState;
+    this.presenceState = null;
+    await presence?.close();
+    if (this.closed) return;
     this.closed = true;
     this.local.close();
     this.monitor.release();
