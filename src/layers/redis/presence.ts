@@ -126,6 +126,8 @@ export class RedisPresence {
   private readonly subscriptions = new Map<string, Promise<void>>();
   /** group -> member ids whose leave did not reach Redis: retried each heartbeat. */
   private readonly pendingLeaves = new Map<string, Set<string>>();
+  /** Groups whose members local members must be told again (after a reconnect): done by their next heartbeat. */
+  private readonly resync = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private readonly eventsPrefix: string;
@@ -201,12 +203,16 @@ export class RedisPresence {
 
   /**
    * After a reconnect: subscribe again, and heartbeat at once; a heartbeat that finds this
-   * process missing from a group (Redis came back empty) re-adds its members there.
+   * process missing from a group (Redis came back empty) re-adds its members there. Changes
+   * published while this process was not subscribed are lost to it, so the next heartbeat of each
+   * group also reads the members once subscribed again and hands them to local members as joins
+   * (a join they already had is harmless). Leaves missed meanwhile are not recovered.
    */
   reassert(): void {
     if (this.closed) return;
     for (const group of this.subscriptions.keys()) {
-      this.link.subscribe(this.keys(group)[0], this.events(group), this.onEvent).catch(noop);
+      this.subscriptions.set(group, this.link.subscribe(this.keys(group)[0], this.events(group), this.onEvent).catch(noop));
+      this.resync.add(group);
     }
     void this.heartbeat();
   }
@@ -254,6 +260,15 @@ export class RedisPresence {
         this.processId, String(this.options.timeout), this.events(group), this.link.publishCommand, String(SWEEP_LIMIT),
       ])) as [number, number];
       if (missing === 1) await this.readd(group);
+      if (this.resync.delete(group)) {
+        await this.subscriptions.get(group);
+        try {
+          for (const member of await this.list(group)) this.batcher.joined(group, member);
+        } catch (error) {
+          this.resync.add(group);
+          throw error;
+        }
+      }
     } catch (error) {
       this.logger?.warn({ group, error: (error as Error).message }, 'presence heartbeat failed; retried at the next one');
     }
