@@ -122,8 +122,13 @@ export const SWEEP_LIMIT = 500;
  */
 export class RedisPresence {
   private readonly batcher: PresenceBatcher;
-  /** group -> its presence channel's SUBSCRIBE (settled once live, or at once while Redis is down). */
+  /**
+   * group -> its presence channel's SUBSCRIBE (settled once live, or at once while Redis is down);
+   * dropped by the first heartbeat that finds the group without local members.
+   */
   private readonly subscriptions = new Map<string, Promise<void>>();
+  /** group -> its presence channel's UNSUBSCRIBE while on its way (a new subscription waits for it). */
+  private readonly unsubscribing = new Map<string, Promise<void>>();
   /** group -> member ids whose leave did not reach Redis: retried each heartbeat. */
   private readonly pendingLeaves = new Map<string, Set<string>>();
   /** Groups whose members local members must be told again (after a reconnect): done by their next heartbeat. */
@@ -163,7 +168,13 @@ export class RedisPresence {
     try {
       if (previous && previous.id !== member.id) await this.removeFromRedis(group, previous.id);
       let subscribed = this.subscriptions.get(group);
-      if (!subscribed) this.subscriptions.set(group, (subscribed = this.link.subscribe(keys[0], this.events(group), this.onEvent).catch(noop)));
+      if (!subscribed) {
+        // After the UNSUBSCRIBE of the group's last member, if one is on its way: node-redis would
+        // take the channel for still subscribed, and that UNSUBSCRIBE's reply would then drop it.
+        const unsubscribing = this.unsubscribing.get(group) ?? Promise.resolve();
+        subscribed = unsubscribing.then(() => this.link.subscribe(keys[0], this.events(group), this.onEvent)).catch(noop);
+        this.subscriptions.set(group, subscribed);
+      }
       // Subscribed before the join is written: every later change arrives as a diff, every earlier one is in the snapshot.
       await subscribed;
       const values = (await this.link.run(JOIN, keys, [
@@ -185,7 +196,8 @@ export class RedisPresence {
   async leave(group: string, channel: string): Promise<void> {
     const member = this.batcher.unwatch(group, channel);
     if (!member) return;
-    if (this.batcher.membersOf(group).size === 0) this.dropSubscription(group);
+    // The subscription outlives the group's last local member until the next heartbeat: a member
+    // who comes back (a reconnect) finds it live, and no UNSUBSCRIBE races a new SUBSCRIBE.
     await this.removeFromRedis(group, member.id);
   }
 
@@ -242,6 +254,7 @@ export class RedisPresence {
   }
 
   private async beat(): Promise<void> {
+    for (const group of [...this.subscriptions.keys()]) if (this.batcher.membersOf(group).size === 0) this.dropSubscription(group);
     const groups = new Set([...this.batcher.watchedGroups(), ...this.pendingLeaves.keys()]);
     await Promise.all([...groups].map((group) => this.beatGroup(group)));
   }
@@ -303,7 +316,11 @@ export class RedisPresence {
 
   private dropSubscription(group: string): void {
     if (!this.subscriptions.delete(group) || this.closed) return;
-    this.link.unsubscribe(this.keys(group)[0], this.events(group), this.onEvent).catch(noop);
+    const unsubscribed = this.link.unsubscribe(this.keys(group)[0], this.events(group), this.onEvent).catch(noop);
+    this.unsubscribing.set(group, unsubscribed);
+    void unsubscribed.then(() => {
+      if (this.unsubscribing.get(group) === unsubscribed) this.unsubscribing.delete(group);
+    });
   }
 
   private startHeartbeat(): void {
