@@ -17,9 +17,9 @@ import type { RawListener } from './pubsub-base';
  *   message channel so that Django subscribers never see presence traffic. A change is 'j' (joins)
  *   or 'l' (leaves), then each encoded member as a 4-byte big-endian length and its bytes.
  *
- * Commands: a join is one EVALSHA (HSET, ZADD index, ZADD procs, 3 PEXPIRE, PUBLISH, and HVALS for
- * the snapshot); a leave one EVALSHA (HGET, HDEL, ZREM, PUBLISH); a heartbeat one EVALSHA per group
- * with local members (ZADD procs, 3 PEXPIRE, ZRANGEBYSCORE for dead processes, and for at most one
+ * Commands: a join is one EVALSHA (TIME, HSET, ZADD index, ZADD procs, 3 PEXPIRE, PUBLISH, and HVALS
+ * for the snapshot); a leave one EVALSHA (ZREM, HGET, HDEL, PUBLISH); a heartbeat one EVALSHA per
+ * group with local members (TIME, ZADD procs, 3 PEXPIRE, ZRANGEBYSCORE for dead processes, and for at most one
  * dead process at most `SWEEP_LIMIT` of its members: ZRANGEBYLEX, HMGET, HDEL, ZREM, PUBLISH).
  * Every key expires 2 timeouts after the last heartbeat, so a group whose processes all died
  * disappears without a sweeper.
