@@ -90,10 +90,16 @@ export abstract class Consumer {
    * arrive as `{ type: 'presence.diff', group, joins, leaves }` messages: define `presenceDiff(message)`.
    */
   async presenceJoin(group: string, member: PresenceMember): Promise<PresenceMember[]> {
-    const members = await this.channelLayer.presenceJoin(group, this.channelName, member);
+    // Recorded first: a disconnect while the join is on its way must still leave.
     const present = listOf(this.present);
     if (!present.includes(group)) this.present = present.length === 0 ? group : present.concat(group);
-    return members;
+    try {
+      return await this.channelLayer.presenceJoin(group, this.channelName, member);
+    } catch (error) {
+      const rest = listOf(this.present).filter((joined) => joined !== group);
+      this.present = rest.length === 1 ? rest[0] : rest;
+      throw error;
+    }
   }
 
   async presenceLeave(group: string): Promise<void> {
