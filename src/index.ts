@@ -39,6 +39,7 @@ export type { LayerStats, LatencyHistogram, LinkStates } from './layers/stats';
 export { type MetricsOptions } from './metrics/endpoint';
 export { aggregateMetrics } from './metrics/aggregate';
 export type { MetricsJson } from './metrics/server-metrics';
+export { InvalidPresenceMember, type PresenceDiff, type PresenceMember, type PresenceOptions, PresenceUnsupported } from './layers/presence';
 export { RedisChannelLayer, type RedisChannelLayerOptions } from './layers/redis/list';
 export { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from './layers/redis/pubsub';
 export { RedisShardedPubSubChannelLayer, type RedisShardedPubSubLayerOptions } from './layers/redis/cluster-pubsub';

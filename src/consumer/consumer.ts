@@ -3,6 +3,7 @@ import type { Runtime } from '../application';
 import { UnknownMessageType, UnknownTypeLog, handlerName, shouldLog } from './dispatch';
 import type { ChannelLayer, LayerMessage } from '../layers/layer';
 import type { JoinFrom, JoinResult } from '../layers/history';
+import type { PresenceMember } from '../layers/presence';
 import type { Logger } from '../logger';
 
 /**
@@ -56,6 +57,8 @@ export abstract class Consumer {
    * "Where the bytes go" in bench/README.md); several as an exact-size array, replaced rather than pushed to.
    */
   private joined: string | readonly string[] = NO_GROUPS;
+  /** Groups whose presence this consumer joined, kept as `joined` is: one shared empty array until used. */
+  private present: string | readonly string[] = NO_GROUPS;
 
   constructor(runtime: Runtime) {
     this.runtime = runtime;
@@ -98,6 +101,30 @@ export abstract class Consumer {
     await this.channelLayer.groupDiscard(group, this.channelName);
   }
 
+  /**
+   * Makes this connection `member` of `group`'s presence, in every process, until `presenceLeave`
+   * or the end of the connection; returns the group's members (itself included). Changes then
+   * arrive as `{ type: 'presence.diff', group, joins, leaves }` messages: define `presenceDiff(message)`.
+   */
+  async presenceJoin(group: string, member: PresenceMember): Promise<PresenceMember[]> {
+    // Recorded first: a disconnect while the join is on its way must still leave.
+    const present = listOf(this.present);
+    if (!present.includes(group)) this.present = present.length === 0 ? group : present.concat(group);
+    try {
+      return await this.channelLayer.presenceJoin(group, this.channelName, member);
+    } catch (error) {
+      const rest = listOf(this.present).filter((joined) => joined !== group);
+      this.present = rest.length === 1 ? rest[0] : rest;
+      throw error;
+    }
+  }
+
+  async presenceLeave(group: string): Promise<void> {
+    const rest = listOf(this.present).filter((joined) => joined !== group);
+    this.present = rest.length === 1 ? rest[0] : rest;
+    await this.channelLayer.presenceLeave(group, this.channelName);
+  }
+
   /** Sends `message` to every member of `group` in every process (this consumer included, if a member). */
   groupSend(group: string, message: LayerMessage): Promise<void> {
     return this.channelLayer.groupSend(group, message);
@@ -126,13 +153,16 @@ export abstract class Consumer {
     await Promise.all(groups.map((group) => this.groupAdd(group)));
   }
 
-  /** Leaves every group joined; a layer that is down is logged, not thrown, so teardown completes. */
+  /** Leaves every group and presence joined; a layer that is down is logged, not thrown, so teardown completes. */
   protected async leaveGroups(): Promise<void> {
     const groups = listOf(this.joined);
+    const present = listOf(this.present);
     this.joined = NO_GROUPS;
-    const results = await Promise.allSettled(
-      groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
-    );
+    this.present = NO_GROUPS;
+    const results = await Promise.allSettled([
+      ...groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
+      ...present.map((group) => this.channelLayer.presenceLeave(group, this.channelName)),
+    ]);
     for (const result of results) {
       if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
     }

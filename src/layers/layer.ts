@@ -1,6 +1,7 @@
 // The channel layer contract every backend implements, and the rules they share (names, errors).
 import type { LayerStats } from './stats';
 import type { HistoryPolicy, JoinFrom, JoinResult } from './history';
+import type { PresenceMember, PresenceOptions } from './presence';
 
 /**
  * What travels on a layer: any plain object (a map, as in Channels' spec). `type` is needed only to
@@ -82,6 +83,23 @@ export interface ChannelLayer {
   groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult>;
   /** History reads from the backend by this process (Redis: one per group and process, not per join). */
   readonly historyReads: number;
+
+  // --- presence (src/layers/presence.ts) ---
+  /** False for a backend without presence (the list layer): its presence methods throw `PresenceUnsupported`. */
+  readonly supportsPresence: boolean;
+  /**
+   * Makes `member` present in `group`, in every process, and returns the group's members (itself
+   * included). From then on `channel` receives `PresenceDiff` messages as members come and go, at
+   * most one per group per `presenceInterval`. One member per channel and group: joining again
+   * replaces it. Member ids must be unique (one per connection).
+   */
+  presenceJoin(group: string, channel: string, member: PresenceMember): Promise<PresenceMember[]>;
+  /** Ends `channel`'s membership of `group`; not a member is not an error. */
+  presenceLeave(group: string, channel: string): Promise<void>;
+  /** The members of `group`, in every process (one read). */
+  presence(group: string): Promise<PresenceMember[]>;
+  /** How many members `group` has, without listing them. */
+  presenceCount(group: string): Promise<number>;
 }
 
 /**
@@ -104,7 +122,7 @@ export interface LayerLogger {
 }
 
 /** Options every backend understands; each backend documents its own on top. */
-export interface LayerOptions {
+export interface LayerOptions extends PresenceOptions {
   /** Messages a channel may hold before `send` throws `ChannelFull`. Default 100 (as Channels). */
   capacity?: number;
   /** Seconds a queued message lives before it is dropped unseen. Default 60 (as Channels). */

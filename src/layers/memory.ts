@@ -15,12 +15,15 @@ import {
   checkMembership,
   checkSend,
   validateChannelName,
+  validateGroupName,
 } from './layer';
 import { LocalChannels } from './local';
 import type { LayerStats } from './stats';
 import { EPOCH_KEY, type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, OFFSET_KEY, validateJoinFrom } from './history';
 import { HistoryBuffer } from './history-buffer';
 import { HistoryPolicies } from './history-policies';
+import { MemoryPresence } from './memory-presence';
+import { PRESENCE_DEFAULTS, type PresenceMember } from './presence';
 
 /**
  * Every message goes through the codec once per send (once per group send, shared by all members),
@@ -37,6 +40,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   constructor(options: LayerOptions = {}) {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...options });
+    this.presenceInterval = options.presenceInterval ?? PRESENCE_DEFAULTS.presenceInterval;
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -93,16 +97,18 @@ export class InMemoryChannelLayer implements ChannelLayer {
     // History lost: a new epoch, so no `since` of before can be mistaken for one of after.
     this.histories.clear();
     this.epoch = newEpoch();
+    this.presenceState?.clear();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.local.close();
+    this.presenceState?.clear();
   }
 
   /** Group sends that skipped a full member (Channels' rule); counted, since the sender is not told. */
   get skippedFull(): number {
-    return this.skipped;
+    return this.skipped + (this.presenceState?.skipped ?? 0);
   }
 
   get stats(): LayerStats {
@@ -159,6 +165,37 @@ export class InMemoryChannelLayer implements ChannelLayer {
     if (!history) this.histories.set(group, (history = new HistoryBuffer(this.epoch, 0, policy)));
     history.policy = policy;
     return history;
+  }
+
+  // --- presence (memory-presence.ts): made on first use, so a layer without presence pays nothing ---
+  readonly supportsPresence = true;
+  private readonly presenceInterval: number;
+  private presenceState: MemoryPresence | null = null;
+
+  async presenceJoin(group: string, channel: string, member: PresenceMember): Promise<PresenceMember[]> {
+    checkMembership(this.closed, group, channel);
+    return this.presenceOf().join(group, channel, member);
+  }
+
+  async presenceLeave(group: string, channel: string): Promise<void> {
+    checkMembership(false, group, channel);
+    this.presenceState?.leave(group, channel);
+  }
+
+  async presence(group: string): Promise<PresenceMember[]> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    return this.presenceState?.list(group) ?? [];
+  }
+
+  async presenceCount(group: string): Promise<number> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    return this.presenceState?.count(group) ?? 0;
+  }
+
+  private presenceOf(): MemoryPresence {
+    return (this.presenceState ??= new MemoryPresence(this.presenceInterval, (channel, diff) => this.local.deliver(channel, diff)));
   }
 
   private copy(message: LayerMessage): LayerMessage {

@@ -21,6 +21,7 @@ import {
 } from './layer';
 import { HistoryUnsupported, type JoinResult } from './history';
 import { LocalChannels } from './local';
+import { type PresenceMember, PresenceUnsupported } from './presence';
 
 const WORKERS_NO_HISTORY = 'the workers layer keeps no history yet; set REDIS_URL (the pub/sub layer keeps it across workers)';
 
@@ -176,6 +177,22 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   get historyReads(): number {
     return 0;
+  }
+
+  // Presence: not yet across workers (it needs one member table, in the primary).
+  readonly supportsPresence = false;
+  presenceJoin(_group: string, _channel: string, _member: PresenceMember): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
+  }
+  /** Nothing was joined, so nothing to leave. */
+  presenceLeave(_group: string, _channel: string): Promise<void> {
+    return Promise.resolve();
+  }
+  presence(_group: string): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
+  }
+  presenceCount(_group: string): Promise<number> {
+    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
   }
 
   health(): LayerHealth {

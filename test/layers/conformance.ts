@@ -7,7 +7,8 @@ import {
   type LayerMessage,
   type LayerOptions,
 } from '../../src/layers/layer';
-import { poll } from '../support/wait';
+import type { PresenceDiff, PresenceMember } from '../../src/layers/presence';
+import { poll, until } from '../support/wait';
 import { type RedisControl, describeHistoryConformance } from './history-conformance';
 
 export interface LayerFactory {
@@ -37,6 +38,41 @@ function timeout(ms: number): Promise<'timeout'> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The presence diffs one channel receives (a listener, as a consumer's mailbox is). */
+class DiffLog {
+  readonly diffs: PresenceDiff[] = [];
+  offer(message: LayerMessage): boolean {
+    if (message.type === 'presence.diff') this.diffs.push(message as unknown as PresenceDiff);
+    return true;
+  }
+  /** Ids of every join (or leave) received, but `except`. */
+  ids(kind: 'joins' | 'leaves', except?: string): Set<string> {
+    const ids = new Set<string>();
+    for (const diff of this.diffs) for (const member of diff[kind]) if (member.id !== except) ids.add(member.id);
+    return ids;
+  }
+  /** The members a client that got `snapshot` then these diffs holds: each diff's joins, then its leaves. */
+  view(snapshot: PresenceMember[]): string[] {
+    const members = new Set(snapshot.map((member) => member.id));
+    for (const diff of this.diffs) {
+      for (const member of diff.joins) members.add(member.id);
+      for (const member of diff.leaves) members.delete(member.id);
+    }
+    return [...members].sort();
+  }
+  /** Every member object received in `kind`, by id. */
+  members(kind: 'joins' | 'leaves'): Map<string, PresenceMember> {
+    const members = new Map<string, PresenceMember>();
+    for (const diff of this.diffs) for (const member of diff[kind]) members.set(member.id, member);
+    return members;
+  }
+}
+
+const byId = (a: PresenceMember, b: PresenceMember) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+let presenceGroups = 0;
+/** A group name no earlier test (nor an earlier run on the same Redis) used. */
+const freshGroup = () => `presence-${process.pid}-${Date.now().toString(36)}-${++presenceGroups}`;
 
 export function describeLayerConformance(name: string, factory: LayerFactory): void {
   describe(`${name} conformance`, () => {
@@ -323,6 +359,155 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
     });
 
     describeHistoryConformance(factory);
+
+    describe('presence', () => {
+      /** A layer with presence, or null for a backend that declares it has none (its refusal is tested below). */
+      async function presenceLayer(options: LayerOptions = {}): Promise<ChannelLayer | null> {
+        const layer = await make({ presenceInterval: 50, ...options });
+        return layer.supportsPresence ? layer : null;
+      }
+      /** A member on its own channel of `layer`, with the diffs that channel receives. */
+      async function join(layer: ChannelLayer, group: string, member: PresenceMember) {
+        const channel = await layer.newChannel();
+        const log = new DiffLog();
+        await layer.listen(channel, log);
+        const snapshot = await layer.presenceJoin(group, channel, member);
+        return { channel, log, snapshot };
+      }
+
+      test('a layer without presence refuses it with a ChannelLayerError coded UNSUPPORTED', async () => {
+        const layer = await make();
+        if (layer.supportsPresence) return;
+        const channel = await layer.newChannel();
+        await expect(layer.presenceJoin('g', channel, { id: 'a' })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+        await expect(layer.presence('g')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+        await expect(layer.presenceCount('g')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      });
+
+      test('the snapshot holds the joining member and those before it, with names; presence and presenceCount agree', async () => {
+        const layer = await presenceLayer();
+        if (!layer) return;
+        const group = freshGroup();
+        expect(await layer.presence(group)).toEqual([]);
+        expect(await layer.presenceCount(group)).toBe(0);
+        const alice = await join(layer, group, { id: 'alice-1', name: 'Alice' });
+        expect(alice.snapshot).toEqual([{ id: 'alice-1', name: 'Alice' }]);
+        const bob = await join(layer, group, { id: 'bob-1' });
+        expect(bob.snapshot.sort(byId)).toEqual([{ id: 'alice-1', name: 'Alice' }, { id: 'bob-1' }]);
+        expect((await layer.presence(group)).sort(byId)).toEqual([{ id: 'alice-1', name: 'Alice' }, { id: 'bob-1' }]);
+        expect(await layer.presenceCount(group)).toBe(2);
+        await layer.presenceLeave(group, bob.channel);
+        await layer.presenceLeave(group, bob.channel); // leaving twice is not an error
+        expect(await layer.presence(group)).toEqual([{ id: 'alice-1', name: 'Alice' }]);
+        expect(await layer.presenceCount(group)).toBe(1);
+        await expect(layer.presenceJoin(group, alice.channel, { id: '' })).rejects.toMatchObject({ code: 'INVALID_PRESENCE_MEMBER' });
+        await expect(layer.presenceJoin('bad group', alice.channel, { id: 'x' })).rejects.toBeInstanceOf(InvalidChannelName);
+      });
+
+      test('members see others join and leave as presence.diff messages, with their names, never their own join', async () => {
+        const layer = await presenceLayer();
+        if (!layer) return;
+        // On a shared backend the other member is in another process.
+        const other = factory.shared ? ((await presenceLayer())!) : layer;
+        const group = freshGroup();
+        const alice = await join(layer, group, { id: 'alice', name: 'Alice' });
+        const bob = await join(other, group, { id: 'bob', name: 'Bob' });
+        await until(() => alice.log.ids('joins').has('bob'), 5000, 'bob in a join diff');
+        expect(alice.log.members('joins').get('bob')).toEqual({ id: 'bob', name: 'Bob' });
+        expect(alice.log.diffs[0]).toMatchObject({ type: 'presence.diff', group });
+        await other.presenceLeave(group, bob.channel);
+        await until(() => alice.log.ids('leaves').has('bob'), 5000, 'bob in a leave diff');
+        expect(alice.log.members('leaves').get('bob')).toEqual({ id: 'bob', name: 'Bob' });
+        // And the other way round.
+        const carol = await join(other, group, { id: 'carol' });
+        expect(carol.snapshot.sort(byId)).toEqual([{ id: 'alice', name: 'Alice' }, { id: 'carol' }]);
+        await layer.presenceLeave(group, alice.channel);
+        await until(() => carol.log.ids('leaves').has('alice'), 5000, 'alice in a leave diff');
+        // A member that left gets no more diffs.
+        const seen = alice.log.diffs.length;
+        await join(other, group, { id: 'dave' });
+        await until(() => carol.log.ids('joins').has('dave'), 5000, 'dave in a join diff');
+        expect(alice.log.diffs.length).toBe(seen);
+        expect(carol.log.view(carol.snapshot)).toEqual(['carol', 'dave']);
+        // A member's own join is never echoed to it: its snapshot has it.
+        for (const [log, id] of [[alice.log, 'alice'], [bob.log, 'bob'], [carol.log, 'carol']] as const) expect(log.ids('joins').has(id)).toBe(false);
+      });
+
+      test('500 simultaneous joins reach a member as at most one diff per interval, whose joins are exactly the 500', async () => {
+        const interval = 250;
+        const layer = await presenceLayer({ presenceInterval: interval });
+        if (!layer) return;
+        const other = factory.shared ? ((await presenceLayer({ presenceInterval: interval }))!) : layer;
+        const group = freshGroup();
+        const observer = await join(layer, group, { id: 'observer' });
+        const ids = Array.from({ length: 500 }, (_, i) => `m${i}`);
+        const channels = await Promise.all(ids.map(() => other.newChannel()));
+        const started = Date.now();
+        await Promise.all(ids.map((id, i) => other.presenceJoin(group, channels[i], { id, name: `N${i}` })));
+        await until(() => observer.log.ids('joins').size === 500, 10_000, '500 joins');
+        const elapsed = Date.now() - started;
+        // The contract is one diff per interval at most: a slow machine spreads the joins over more intervals.
+        expect(observer.log.diffs.length).toBeLessThanOrEqual(Math.ceil(elapsed / interval) + 1);
+        expect(observer.log.diffs.length).toBeLessThan(50);
+        expect([...observer.log.ids('joins')].sort()).toEqual([...ids].sort());
+        expect(observer.log.ids('leaves').size).toBe(0);
+        expect(observer.log.members('joins').get('m7')).toEqual({ id: 'm7', name: 'N7' });
+        expect(await layer.presenceCount(group)).toBe(501);
+        // eslint-disable-next-line no-console
+        if (process.env.PRESENCE_FIGURES) console.log(`${name}: 500 joins in ${observer.log.diffs.length} diffs over ${elapsed} ms`);
+      });
+
+      test('a member that joins and leaves within one interval appears in no diff', async () => {
+        const layer = await presenceLayer({ presenceInterval: 1000 });
+        if (!layer) return;
+        const other = factory.shared ? ((await presenceLayer({ presenceInterval: 1000 }))!) : layer;
+        const group = freshGroup();
+        const observer = await join(layer, group, { id: 'observer' });
+        const [m1, x, m2] = [await other.newChannel(), await other.newChannel(), await other.newChannel()];
+        // m1 opens the interval on the observer's side; x comes and goes within it; m2 marks its end.
+        await other.presenceJoin(group, m1, { id: 'm1' });
+        await other.presenceJoin(group, x, { id: 'x' });
+        await other.presenceLeave(group, x);
+        await other.presenceJoin(group, m2, { id: 'm2' });
+        await until(() => observer.log.ids('joins').has('m2'), 5000, 'm2 in a join diff');
+        expect(observer.log.ids('joins').has('m1')).toBe(true);
+        expect(observer.log.ids('joins').has('x')).toBe(false);
+        expect(observer.log.ids('leaves').has('x')).toBe(false);
+        expect(observer.log.view(observer.snapshot)).toEqual(['m1', 'm2', 'observer']);
+        expect((await layer.presence(group)).map((member) => member.id).sort()).toEqual(['m1', 'm2', 'observer']);
+      });
+
+      test('joining again on the same channel replaces its member', async () => {
+        const layer = await presenceLayer();
+        if (!layer) return;
+        const group = freshGroup();
+        const watcher = await join(layer, group, { id: 'watcher' });
+        const channel = await layer.newChannel();
+        await layer.presenceJoin(group, channel, { id: 'first' });
+        await layer.presenceJoin(group, channel, { id: 'second', name: 'S' });
+        expect((await layer.presence(group)).sort(byId)).toEqual([{ id: 'second', name: 'S' }, { id: 'watcher' }]);
+        await layer.presenceLeave(group, channel);
+        expect(await layer.presenceCount(group)).toBe(1);
+        await join(layer, group, { id: 'marker' });
+        await until(() => watcher.log.ids('joins').has('marker'), 5000, 'marker in a join diff');
+        expect(watcher.log.view(watcher.snapshot)).toEqual(['marker', 'watcher']);
+      });
+
+      if (factory.shared) {
+        test('a process that closes takes its members out, and the others see them leave', async () => {
+          const [a, b] = [await presenceLayer(), await factory.create({ presenceInterval: 50 })];
+          if (!a) return void (await b.close());
+          const group = freshGroup();
+          const observer = await join(a, group, { id: 'observer' });
+          await join(b, group, { id: 'b1' });
+          await join(b, group, { id: 'b2' });
+          await until(() => observer.log.ids('joins', 'observer').size === 2, 5000, 'b1 and b2 joined');
+          await b.close();
+          await until(() => observer.log.ids('leaves').size === 2, 5000, 'b1 and b2 left');
+          expect(await a.presence(group)).toEqual([{ id: 'observer' }]);
+        });
+      }
+    });
 
     if (factory.shared) {
       describe('across processes', () => {

@@ -3,6 +3,8 @@ import { type LayerMessage, nonLocalName } from '../layer';
 import { createRedisCluster, noop, reconnectDelay, redactUrl, type RedisClusterClient } from './link';
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
 import { AS_BUFFERS, type HistoryCommand } from './history';
+import type { PresenceLink } from './presence';
+import { ClusterPresenceLink } from './presence-links';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
@@ -104,6 +106,11 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     const command = this.cluster.sUnsubscribe(redisChannel, listener, true);
     command.catch(noop);
     return this.canPublish() ? command : Promise.resolve();
+  }
+
+  /** Presence: routed by the group's hash tag, changes on SPUBLISH/SSUBSCRIBE. */
+  protected presenceLink(): PresenceLink {
+    return new ClusterPresenceLink(this.cluster, () => this.canPublish());
   }
 
   protected async closeTransport(): Promise<void> {

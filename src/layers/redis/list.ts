@@ -28,6 +28,7 @@ import {
 } from './wire';
 import { consistentHash } from './consistent-hash';
 import type { LayerStats } from '../stats';
+import { type PresenceMember, PresenceUnsupported } from '../presence';
 
 export interface RedisChannelLayerOptions extends LayerOptions {
   /** One Redis URL. Default 'redis://127.0.0.1:6379' (channels_redis's default host). Ignored when `urls` is set. */
@@ -301,6 +302,22 @@ export class RedisChannelLayer implements ChannelLayer {
 
   get stats(): LayerStats {
     return this.local.stats;
+  }
+
+  // --- presence: not kept by this layer (channels_redis's format has no place for it) ---
+  readonly supportsPresence = false;
+  presenceJoin(_group: string, _channel: string, _member: PresenceMember): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
+  }
+  /** Nothing was joined, so nothing to leave: resolves, as leaving a group one is not in does. */
+  presenceLeave(_group: string, _channel: string): Promise<void> {
+    return Promise.resolve();
+  }
+  presence(_group: string): Promise<PresenceMember[]> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
+  }
+  presenceCount(_group: string): Promise<number> {
+    return Promise.reject(new PresenceUnsupported('Redis list'));
   }
 
   health(): LayerHealth {

@@ -4,7 +4,7 @@ import { type Codec, MsgpackCodec, SealedCodec } from '../codec';
 import { Sealer } from '../fernet';
 import {
   type ChannelLayer, type LayerHealth, type LayerLogger, type LayerMessage, type LayerOptions, type MessageListener,
-  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName,
+  ChannelFull, LayerUnavailable, LAYER_DEFAULTS, isProcessLocal, nonLocalName, validateChannelName, validateGroupName,
   checkChannel, checkGroupSend, checkMembership, checkOpen, checkSend,
 } from '../layer';
 import { LocalChannels } from '../local';
@@ -13,6 +13,8 @@ import { FullChannelSkips, LinkMonitor, noop } from './link';
 import { RefusedMessages } from './refused';
 import { type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, validateJoinFrom } from '../history';
 import { type HistoryCommand, type PublishCommand, RedisHistory } from './history';
+import { PRESENCE_DEFAULTS, type PresenceMember } from '../presence';
+import { type PresenceLink, RedisPresence } from './presence';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -26,6 +28,13 @@ export interface PubSubLayerOptions extends LayerOptions {
    * 4.2 on (4.0 and 4.1 encrypt only on the core layer).
    */
   symmetricEncryptionKeys?: string[];
+  /** Milliseconds between presence heartbeats (one command per group with local members). Default 5000. */
+  presenceHeartbeat?: number;
+  /**
+   * Milliseconds after a process's last heartbeat that its members are swept (a process that died
+   * without leaving). Default 3 heartbeats: 15000, so members of a dead process go within 20 s.
+   */
+  presenceTimeout?: number;
 }
 
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
@@ -73,9 +82,14 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger, symmetricEncryptionKeys, ...limits } = options;
+    const { prefix = 'asgi', logger, symmetricEncryptionKeys, presenceInterval, presenceHeartbeat = 5000, presenceTimeout, ...limits } = options;
     this.sealer = symmetricEncryptionKeys && symmetricEncryptionKeys.length > 0 ? new Sealer(symmetricEncryptionKeys) : undefined;
     this.codec = this.sealer ? new SealedCodec(this.sealer) : new MsgpackCodec();
+    this.presenceOptions = {
+      interval: presenceInterval ?? PRESENCE_DEFAULTS.presenceInterval,
+      heartbeat: presenceHeartbeat,
+      timeout: presenceTimeout ?? presenceHeartbeat * 3,
+    };
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...stripUndefined(limits) });
     this.prefix = prefix;
     this.logger = logger;
@@ -124,6 +138,9 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected abstract subscriberBarrier(redisChannel: string): Promise<void>;
   /** How the history script publishes: PUBLISH, or SPUBLISH in Cluster. */
   protected abstract readonly publishCommand: PublishCommand;
+
+  /** How presence commands reach Redis (see redis/presence.ts). */
+  protected abstract presenceLink(): PresenceLink;
 
   // --- ChannelLayer ---------------------------------------------------------------------------
 
@@ -212,6 +229,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async flush(): Promise<void> {
+    await this.presenceState?.leaveAll();
     this.local.flush();
     const groups = [...this.groupSubs.keys()];
     const named = [...this.namedSubs.keys()];
@@ -226,6 +244,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    // Own members leave while the links are still open, so other processes see them go at once.
+    const presence = this.presenceState;
+    this.presenceState = null;
+    await presence?.close();
     if (this.closed) return;
     this.closed = true;
     this.local.close();
@@ -255,6 +278,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected reassertSubscriptions(): void {
     if (this.closed) return;
     this.history.reconnected();
+    this.presenceState?.reassert();
     for (const group of this.groupSubs.keys()) this.groupSubs.set(group, this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop));
     for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
   }
@@ -388,7 +412,44 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   /** Messages that a full channel of this process skipped (from another process, or as a group member). */
   get skippedFull(): number {
-    return this.skips.count;
+    return this.skips.count + (this.presenceState?.skipped ?? 0);
+  }
+
+  // --- presence (redis/presence.ts): made on first use, so a layer without presence pays nothing ---
+  readonly supportsPresence = true;
+  private readonly presenceOptions: { interval: number; heartbeat: number; timeout: number };
+  private presenceState: RedisPresence | null = null;
+
+  async presenceJoin(group: string, channel: string, member: PresenceMember): Promise<PresenceMember[]> {
+    checkMembership(this.closed, group, channel);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().join(group, channel, member);
+  }
+
+  async presenceLeave(group: string, channel: string): Promise<void> {
+    checkMembership(false, group, channel);
+    await this.presenceState?.leave(group, channel);
+  }
+
+  async presence(group: string): Promise<PresenceMember[]> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().list(group);
+  }
+
+  async presenceCount(group: string): Promise<number> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    if (!this.startupDone) await this.awaitStartup();
+    return this.presenceOf().count(group);
+  }
+
+  private presenceOf(): RedisPresence {
+    return (this.presenceState ??= new RedisPresence(
+      this.presenceLink(), this.codec, this.prefix, this.processId, this.presenceOptions,
+      (channel, diff) => this.local.deliver(channel, diff), this.logger,
+    ));
   }
 
   get stats(): LayerStats {

@@ -5,6 +5,8 @@ import { closeClient, type LinkMonitor, noop, openLink, type RedisClient, type R
 import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } from './pubsub-base';
 import { SentinelMaster, type SentinelOptions } from './sentinel';
 import { AS_BUFFERS, type HistoryCommand } from './history';
+import type { PresenceLink } from './presence';
+import { HostPresenceLink } from './presence-links';
 
 export interface RedisPubSubLayerOptions extends PubSubLayerOptions {
   /** The Redis to use. Default 'redis://localhost:6379' (channels_redis's default host). */
@@ -135,6 +137,11 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
   protected async closeTransport(): Promise<void> {
     await Promise.all(this.hosts.flatMap((host) => [closeClient(host.publisher), closeClient(host.subscriber)]));
     await this.sentinel?.close();
+  }
+
+  /** Presence: a group's keys and presence channel all on the host its hash key picks. */
+  protected presenceLink(): PresenceLink {
+    return new HostPresenceLink((key) => this.host(key));
   }
 
   private host(redisChannel: string): Host {

@@ -1,0 +1,172 @@
+// Presence diffs for this process's members: changes merged per group and interval, one diff object per group, shared by every backend.
+import type { LayerMessage } from './layer';
+import type { PresenceDiff, PresenceMember } from './presence';
+
+/** Hands a diff to one channel (LocalChannels.deliver); false when the channel is full. */
+export type DiffDelivery = (channel: string, message: LayerMessage) => boolean;
+
+/**
+ * A join pending in the current interval. `keep`: its leave must still travel if it leaves within
+ * the interval, because someone may have seen it (it had left and rejoined, or a snapshot read
+ * meanwhile may show it).
+ */
+interface PendingJoin {
+  member: PresenceMember;
+  keep: boolean;
+}
+
+/** One group as this process sees it: its local members (the diff's readers) and the interval's changes. */
+class GroupBatch {
+  /** channel -> this process's member on it. */
+  readonly watchers = new Map<string, PresenceMember>();
+  readonly joins = new Map<string, PendingJoin>();
+  readonly leaves = new Map<string, PresenceMember>();
+  /** Ids of members whose join snapshot is being read (Redis: between the request and its reply). */
+  readonly readers = new Set<string>();
+  dirty = false;
+
+  constructor(readonly group: string) {}
+
+  /** Whether a snapshot being read by someone other than `id` may show `id`. */
+  seenByOthers(id: string): boolean {
+    return this.readers.size > (this.readers.has(id) ? 1 : 0);
+  }
+}
+
+/**
+ * Merges the presence changes of each group (from this process or, through the backend, any
+ * other) over `interval` ms, then hands every local member of the group the same `PresenceDiff`:
+ * at most one per group per interval. A member that joined and left within the interval appears in
+ * neither list (unless a snapshot read meanwhile may show it: then its leave travels). A member's
+ * own join is never in its diffs (its snapshot holds it). One timer for all groups, armed only
+ * while some group has changes.
+ */
+export class PresenceBatcher {
+  private readonly groups = new Map<string, GroupBatch>();
+  private dirty: GroupBatch[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  /** Diffs a full channel could not take (counted by the layer with its other skips). */
+  skipped = 0;
+
+  constructor(
+    private readonly interval: number,
+    private readonly deliver: DiffDelivery,
+  ) {}
+
+  /**
+   * Makes `member` the member on `channel` in `group` (its diffs start now). Returns the member the
+   * channel had there before, if any (the caller removes it from the backend).
+   */
+  watch(group: string, channel: string, member: PresenceMember): PresenceMember | undefined {
+    let batch = this.groups.get(group);
+    if (!batch) this.groups.set(group, (batch = new GroupBatch(group)));
+    const previous = batch.watchers.get(channel);
+    batch.watchers.set(channel, member);
+    return previous;
+  }
+
+  /** Ends `channel`'s membership of `group`; returns its member, or undefined when it had none. */
+  unwatch(group: string, channel: string): PresenceMember | undefined {
+    const batch = this.groups.get(group);
+    const member = batch?.watchers.get(channel);
+    if (!batch || !member) return undefined;
+    batch.watchers.delete(channel);
+    if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
+    return member;
+  }
+
+  /** This process's members of `group`, by channel (empty when none). */
+  membersOf(group: string): ReadonlyMap<string, PresenceMember> {
+    return this.groups.get(group)?.watchers ?? EMPTY;
+  }
+
+  /** Every group with local members. */
+  watchedGroups(): IterableIterator<string> {
+    return this.groups.keys();
+  }
+
+  /** `reader`'s snapshot of `group` is being read: joins meanwhile may show in it. */
+  beginSnapshot(group: string, reader: string): void {
+    this.groups.get(group)?.readers.add(reader);
+  }
+
+  /** `reader` has its snapshot: every join pending now may be in it, so their leaves must travel. */
+  endSnapshot(group: string, reader: string): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    batch.readers.delete(reader);
+    for (const [id, pending] of batch.joins) if (id !== reader) pending.keep = true;
+    if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
+  }
+
+  /** `member` joined `group` (in any process). Ignored when no local member watches the group. */
+  joined(group: string, member: PresenceMember): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    const rejoin = batch.leaves.delete(member.id);
+    const keep = rejoin || (batch.joins.get(member.id)?.keep ?? false) || batch.seenByOthers(member.id);
+    batch.joins.set(member.id, { member, keep });
+    this.mark(batch);
+  }
+
+  /**
+   * `member` left `group` (in any process). A join of this interval nobody can have seen cancels
+   * (neither list shows the member); otherwise the leave replaces it.
+   */
+  left(group: string, member: PresenceMember): void {
+    const batch = this.groups.get(group);
+    if (!batch) return;
+    const pending = batch.joins.get(member.id);
+    if (pending) batch.joins.delete(member.id);
+    if (!pending || pending.keep || batch.seenByOthers(member.id)) batch.leaves.set(member.id, member);
+    this.mark(batch);
+  }
+
+  /** Sends every pending diff now (the timer does this each interval). */
+  flush(): void {
+    this.timer = null;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const batch of dirty) {
+      batch.dirty = false;
+      if (batch.joins.size === 0 && batch.leaves.size === 0) continue;
+      const joins: PresenceMember[] = [];
+      for (const pending of batch.joins.values()) joins.push(pending.member);
+      const diff: PresenceDiff = { type: 'presence.diff', group: batch.group, joins, leaves: [...batch.leaves.values()] };
+      // One object for every local member, as a group message is decoded once per process; only a
+      // member whose own join is in it (its first diff) gets a copy without it: its snapshot had it.
+      for (const [channel, member] of batch.watchers) {
+        const message = batch.joins.has(member.id) ? withoutOwnJoin(diff, member.id) : diff;
+        if (message && !this.deliver(channel, message as unknown as LayerMessage)) this.skipped++;
+      }
+      batch.joins.clear();
+      batch.leaves.clear();
+    }
+  }
+
+  /** Forgets every group and pending change. */
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.dirty = [];
+    this.groups.clear();
+  }
+
+  private mark(batch: GroupBatch): void {
+    if (batch.dirty) return;
+    batch.dirty = true;
+    this.dirty.push(batch);
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.interval);
+      this.timer.unref();
+    }
+  }
+}
+
+/** `diff` without `id`'s join; null when nothing else is left. */
+function withoutOwnJoin(diff: PresenceDiff, id: string): PresenceDiff | null {
+  const joins = diff.joins.filter((member) => member.id !== id);
+  return joins.length === 0 && diff.leaves.length === 0 ? null : { ...diff, joins };
+}
+
+const EMPTY: ReadonlyMap<string, PresenceMember> = new Map();
