@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   type ChannelLayer,
+  HistoryUnsupported,
   type JoinResult,
   JsonWebsocketConsumer,
   LayerUnavailable,
@@ -56,20 +57,27 @@ function frameOf(event: LayerMessage): string {
 }
 
 /**
- * Rooms keep history on every layer the demo runs on: set once per layer, where every sender of that
- * layer (other processes, `channelkit publish`) reads it.
+ * Rooms keep history on every layer the demo runs on that can keep it: set once per layer, where every
+ * sender of that layer (other processes, `channelkit publish`) reads it. Resolves false on a layer that
+ * keeps none (the list layer, workers without Redis): rooms there are live only.
  */
-const historySet = new WeakMap<ChannelLayer, Promise<void>>();
+const historySet = new WeakMap<ChannelLayer, Promise<boolean>>();
 
-function ensureHistory(layer: ChannelLayer): Promise<void> {
-  let done = historySet.get(layer);
-  if (!done) {
-    done = layer.setHistory(CHAT_HISTORY.pattern, { size: CHAT_HISTORY.size, ttl: CHAT_HISTORY.ttl });
-    // A failure (Redis down at the first connection) is retried by the next connection.
-    done.catch(() => historySet.delete(layer));
-    historySet.set(layer, done);
+function ensureHistory(layer: ChannelLayer): Promise<boolean> {
+  let kept = historySet.get(layer);
+  if (!kept) {
+    kept = layer.setHistory(CHAT_HISTORY.pattern, { size: CHAT_HISTORY.size, ttl: CHAT_HISTORY.ttl }).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof HistoryUnsupported) return false;
+        // Redis down at the first connection: the next connection tries again.
+        historySet.delete(layer);
+        throw error;
+      },
+    );
+    historySet.set(layer, kept);
   }
-  return done;
+  return kept;
 }
 
 /** Where a connection asked to start, from its query; a string is what was wrong with it. */
@@ -120,10 +128,13 @@ export class ChatConsumer extends JsonWebsocketConsumer<RouteParamsOf<typeof CHA
     }
     let joined: JoinResult | null = null;
     if (start.kind === 'live') await this.groupAdd(this.group);
-    else {
-      await ensureHistory(this.channelLayer);
+    else if (await ensureHistory(this.channelLayer)) {
       const from = start.kind === 'last' ? { last: start.last } : { since: { epoch: start.epoch, offset: start.offset } };
       joined = await this.groupJoin(this.group, from);
+    } else {
+      // No history on this layer: live messages only, and a `since` is told it was not recovered.
+      await this.groupAdd(this.group);
+      if (start.kind === 'since') joined = { recovered: false, messages: [], position: { epoch: '', offset: 0 } };
     }
     const members = name === null ? null : await this.presenceJoin(this.group, { id: randomBytes(6).toString('base64url'), name });
     this.accept();
