@@ -9,6 +9,8 @@ import {
   LayerUnavailable,
   type LayerMessage,
   type PresenceDiff,
+  type PresenceMember,
+  PresenceUnsupported,
   type RouteParamsOf,
 } from '../src';
 
@@ -136,7 +138,7 @@ export class ChatConsumer extends JsonWebsocketConsumer<RouteParamsOf<typeof CHA
       await this.groupAdd(this.group);
       if (start.kind === 'since') joined = { recovered: false, messages: [], position: { epoch: '', offset: 0 } };
     }
-    const members = name === null ? null : await this.presenceJoin(this.group, { id: randomBytes(6).toString('base64url'), name });
+    const members = name === null ? null : await this.joinPresence(name);
     this.accept();
     // Live messages wait in the mailbox until connect() returns: the replay goes first, in order.
     if (joined !== null) {
@@ -150,6 +152,16 @@ export class ChatConsumer extends JsonWebsocketConsumer<RouteParamsOf<typeof CHA
       }
     }
     if (members !== null) this.sendJson({ type: 'presence_state', members });
+  }
+
+  /** The room's members, this connection included; null on a layer that keeps no presence (no frames then). */
+  private async joinPresence(name: string): Promise<PresenceMember[] | null> {
+    try {
+      return await this.presenceJoin(this.group, { id: randomBytes(6).toString('base64url'), name });
+    } catch (error) {
+      if (error instanceof PresenceUnsupported) return null;
+      throw error;
+    }
   }
 
   override async receiveJson(value: unknown): Promise<void> {
