@@ -19,6 +19,8 @@ const url = process.env.REDIS_URL!;
 async function sender(): Promise<(group: string, payload: string) => Promise<unknown>> {
   if (system === 'channelkit') {
     const publisher = await createPublisher({ url });
+    // S3 + history: the group records every send (the servers read the setting from Redis).
+    if (process.env.BENCH_HISTORY === '1') await publisher.setHistory('bench', { size: 100, ttl: 3600 });
     return (group, payload) => publisher.groupSend(group, { type: 'bench.message', payload });
   }
   const client = createClient({ url });

@@ -23,6 +23,8 @@ interface S3Step {
 
 interface S3Row {
   system: SystemName;
+  /** channelkit runs twice: plain, and with history kept for the group (every send recorded in a Redis Stream). */
+  history: boolean;
   steps: S3Step[];
   /** Redis commands per group send (INFO commandstats delta over the steps / sends), and the commands seen. */
   commandsPerSend: number;
@@ -31,10 +33,10 @@ interface S3Row {
   subscriptions: [number, number][];
 }
 
-async function s3(system: SystemName): Promise<S3Row> {
+async function s3(system: SystemName, history = false): Promise<S3Row> {
   const { clientsPerServer, rates, stepMs, payloadBytes, stopLoss } = config.s3;
   const redis = await RedisServer.start();
-  const env = { REDIS_URL: redis.url };
+  const env: Record<string, string> = { REDIS_URL: redis.url, ...(history ? { BENCH_HISTORY: '1' } : {}) };
   const admin: RedisClient = createClient({ url: redis.url });
   admin.on('error', () => undefined);
   await admin.connect();
@@ -92,7 +94,7 @@ async function s3(system: SystemName): Promise<S3Row> {
         seen.push(`${name.toUpperCase()} ${fmt(delta / sends, 2)}`);
       }
     }
-    return { system, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs };
+    return { system, history, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs };
   } finally {
     if (publisher) await publisher.stop();
     await Promise.all(loadgens.map((l) => l.stop()));
@@ -129,7 +131,7 @@ function printS3(rows: S3Row[]): void {
   for (const r of rows) {
     for (const st of r.steps) {
       stepRows.push([
-        LABEL[r.system],
+        label(r),
         fmt(st.rate),
         fmt(st.sentPerSecond),
         fmt(st.perSecond),
@@ -142,7 +144,7 @@ function printS3(rows: S3Row[]): void {
     }
   }
   console.log(table(['system', 'offered group sends/s', 'sent/s', 'delivered msgs/s', 'delivered / sent×clients', 'loss', 'p50 ms', 'p99 ms', 'held'], stepRows));
-  const ck = rows.find((r) => r.system === 'channelkit');
+  const ck = rows.find((r) => r.system === 'channelkit' && !r.history);
   const ckBest = ck ? zeroLoss(ck) : undefined;
   console.log('\nS3 summary and Redis cost (commands per group send: INFO commandstats delta over all steps / group sends; subscriptions per server process from CLIENT LIST)');
   console.log(
@@ -167,7 +169,7 @@ function printS3(rows: S3Row[]): void {
           if (a && b) common = `${ratio(a.p99, b.p99)} at ${fmt(rate)}/s`;
         }
         return [
-          LABEL[r.system],
+          label(r),
           best ? fmt(best.rate) : 'none',
           best ? fmt(best.perSecond) : 'n/a',
           best ? fmt(best.p99, 2) : 'n/a',
@@ -181,5 +183,16 @@ function printS3(rows: S3Row[]): void {
   );
 }
 
-/** The ceiling probe has no cross-process form. */
-export const s3Scenario: Scenario<S3Row> = { name: 's3', which: (systems) => systems.filter((x) => x !== 'ceiling'), run: s3, print: printS3, profiled: true };
+const label = (row: S3Row): string => (row.history ? `${LABEL[row.system]} + history` : LABEL[row.system]);
+
+/**
+ * The ceiling probe has no cross-process form. channelkit runs a second time with history kept for
+ * the group (its "channelkit / this" column is then history's cost).
+ */
+export const s3Scenario: Scenario<S3Row[]> = {
+  name: 's3',
+  which: (systems) => systems.filter((x) => x !== 'ceiling'),
+  run: async (system) => (system === 'channelkit' ? [await s3(system), await s3(system, true)] : [await s3(system)]),
+  print: (runs) => printS3(runs.flat()),
+  profiled: true,
+};

@@ -102,3 +102,84 @@ describe('ChatConsumer', () => {
     }
   });
 });
+
+describe('ChatConsumer, protocol version 2: history, recovery, presence', () => {
+  let layer: InMemoryChannelLayer;
+  beforeEach(() => (layer = new InMemoryChannelLayer()));
+  afterEach(() => layer.close());
+
+  const open = async (room: string, query = '') => {
+    const communicator = new WebsocketCommunicator(application, `/ws/chat/${room}/${query}`, { channelLayer: layer });
+    expect((await communicator.connect()).connected).toBe(true);
+    return communicator;
+  };
+  type Frame = { message?: string; offset?: number; epoch?: string; type?: string; [key: string]: unknown };
+
+  /** Sends `count` messages through `sender` and returns the frames it got back. */
+  const say = async (sender: WebsocketCommunicator, texts: string[]): Promise<Frame[]> => {
+    for (const message of texts) sender.sendJsonTo({ message });
+    const frames: Frame[] = [];
+    for (let i = 0; i < texts.length; i++) frames.push((await sender.receiveJsonFrom()) as Frame);
+    return frames;
+  };
+
+  test('message frames carry offset (+1 each) and epoch; last=N replays the last N oldest first, with no recovered frame', async () => {
+    const alice = await open('lobby');
+    const sent = await say(alice, ['one', 'two', 'three']);
+    expect(sent.map((frame) => frame.offset)).toEqual([1, 2, 3]);
+    expect(new Set(sent.map((frame) => frame.epoch)).size).toBe(1);
+    expect(sent[0]).toEqual({ message: 'one', time: expect.any(Number), offset: 1, epoch: expect.any(String) });
+
+    const late = await open('lobby', '?last=2');
+    expect(await late.receiveJsonFrom()).toEqual(sent[1]);
+    expect(await late.receiveJsonFrom()).toEqual(sent[2]);
+    expect(await late.receiveNothing()).toBe(true);
+    alice.sendJsonTo({ message: 'four' });
+    expect(await late.receiveJsonFrom()).toMatchObject({ message: 'four', offset: 4 });
+    await Promise.all([alice.disconnect(), late.disconnect()]);
+  });
+
+  test('since=&epoch= replays every later message in order, then recovered true, then live ones exactly once', async () => {
+    const alice = await open('lobby');
+    const sent = await say(alice, ['a', 'b', 'c', 'd']);
+    const back = await open('lobby', `?since=1&epoch=${sent[0].epoch}`);
+    for (const frame of sent.slice(1)) expect(await back.receiveJsonFrom()).toEqual(frame);
+    expect(await back.receiveJsonFrom()).toEqual({ type: 'recovered', recovered: true });
+    alice.sendJsonTo({ message: 'e' });
+    expect(await back.receiveJsonFrom()).toMatchObject({ message: 'e', offset: 5 });
+    expect(await back.receiveNothing()).toBe(true);
+    await Promise.all([alice.disconnect(), back.disconnect()]);
+  });
+
+  test('since on another epoch is not recovered: only the room\'s epoch and latest offset', async () => {
+    const alice = await open('lobby');
+    const sent = await say(alice, ['a', 'b']);
+    const back = await open('lobby', '?since=1&epoch=not-this-one');
+    expect(await back.receiveJsonFrom()).toEqual({ type: 'recovered', recovered: false, epoch: sent[0].epoch, offset: 2 });
+    expect(await back.receiveNothing()).toBe(true);
+    await Promise.all([alice.disconnect(), back.disconnect()]);
+  });
+
+  test('invalid last, since or epoch refuse the handshake with 403', async () => {
+    for (const query of ['?last=101', '?last=-1', '?last=x', '?since=1', '?since=x&epoch=e', '?since=1&epoch=bad%20epoch', `?since=1&epoch=${'e'.repeat(65)}`]) {
+      const communicator = new WebsocketCommunicator(application, `/ws/chat/lobby/${query}`, { channelLayer: layer });
+      expect([query, await communicator.connect()]).toEqual([query, { connected: false, status: 403 }]);
+    }
+  });
+
+  test('a named connection gets presence_state (itself included), then presence_diff as others come and go; plain ones get none', async () => {
+    const alice = await open('lobby', '?name=Alice');
+    const state = (await alice.receiveJsonFrom()) as { type: string; members: { id: string; name: string }[] };
+    expect(state).toEqual({ type: 'presence_state', members: [{ id: expect.any(String), name: 'Alice' }] });
+    const plain = await open('lobby');
+    const bob = await open('lobby', '?name=Bob');
+    const bobState = (await bob.receiveJsonFrom()) as typeof state;
+    expect(bobState.members.map((member) => member.name).sort()).toEqual(['Alice', 'Bob']);
+    const bobId = bobState.members.find((member) => member.name === 'Bob')!.id;
+    expect(await alice.receiveJsonFrom()).toEqual({ type: 'presence_diff', joins: [{ id: bobId, name: 'Bob' }], leaves: [] });
+    await bob.disconnect();
+    expect(await alice.receiveJsonFrom()).toEqual({ type: 'presence_diff', joins: [], leaves: [{ id: bobId, name: 'Bob' }] });
+    expect(await plain.receiveNothing()).toBe(true);
+    await Promise.all([alice.disconnect(), plain.disconnect()]);
+  });
+});

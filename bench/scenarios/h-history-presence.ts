@@ -1,0 +1,211 @@
+// H1 recovery storm and H2 presence join, on the chat demo over a private Redis: what a deploy costs
+// when every client of a room comes back at once, and what a crowd joining one room costs.
+import WebSocket from 'ws';
+import { createClient } from 'redis';
+import { RedisServer } from '../../test/support/redis';
+import { ServerProcess } from '../../test/support/processes';
+import { createPublisher } from '../../src/publisher';
+import { quick, type SystemName } from '../options';
+import type { Scenario } from '../harness';
+import { fmt, table } from '../table';
+import { type RedisClient, commandStats } from './redis-cost';
+
+interface Row {
+  name: string;
+  clients: number;
+  messages: number;
+  ms: number;
+  commands: number;
+  seen: string;
+  check: string;
+}
+
+const sizes = {
+  stormClients: quick ? 500 : 2_000,
+  stormMessages: quick ? 200 : 1_000,
+  presenceClients: quick ? 300 : 1_000,
+};
+
+type Frame = { message?: string; offset?: number; epoch?: string; type?: string; recovered?: boolean; members?: unknown[]; joins?: { id: string }[]; leaves?: { id: string }[] };
+
+/** Opens `count` sockets to `url(i)` at once, each handing its frames to `onFrame(i, frame)`. */
+async function openAll(count: number, url: (i: number) => string, onFrame: (i: number, frame: Frame) => void): Promise<WebSocket[]> {
+  const sockets = Array.from({ length: count }, (_, i) => {
+    const socket = new WebSocket(url(i), { perMessageDeflate: false });
+    socket.on('message', (data) => onFrame(i, JSON.parse(String(data)) as Frame));
+    return socket;
+  });
+  await Promise.all(sockets.map((socket) => new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); })));
+  return sockets;
+}
+
+async function closeAll(sockets: WebSocket[]): Promise<void> {
+  await Promise.all(sockets.map((socket) => new Promise((resolve) => { socket.once('close', resolve); socket.close(); })));
+}
+
+function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = (): void => {
+      if (check()) resolve(true);
+      else if (Date.now() > deadline) resolve(false);
+      else setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
+/** Redis commands between two INFO commandstats reads, without the bench's own reads. */
+function delta(before: Map<string, number>, after: Map<string, number>): { total: number; seen: string } {
+  let total = 0;
+  const seen: string[] = [];
+  for (const [name, calls] of after) {
+    if (name === 'info' || name.startsWith('client')) continue;
+    const d = calls - (before.get(name) ?? 0);
+    if (d > 0) {
+      total += d;
+      seen.push(`${name.toUpperCase()} ${d}`);
+    }
+  }
+  return { total, seen: seen.join(', ') || 'none' };
+}
+
+async function withDemo<T>(body: (port: number, admin: RedisClient, redisUrl: string) => Promise<T>): Promise<T> {
+  const redis = await RedisServer.start();
+  const admin: RedisClient = createClient({ url: redis.url });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const server = new ServerProcess({ REDIS_URL: redis.url, LOG_LEVEL: 'warn' });
+  try {
+    return await body(await server.ready, admin, redis.url);
+  } finally {
+    await server.stop();
+    await admin.quit().catch(() => undefined);
+    await redis.close();
+  }
+}
+
+/**
+ * H1: N clients of one room, M messages published while they are away, all reconnect at once with
+ * `since`: the time until the last one has every missed message (checked: each offset once, in order)
+ * and its `recovered` frame, and the Redis commands the reconnects cost.
+ */
+async function recoveryStorm(): Promise<Row> {
+  const { stormClients: n, stormMessages: m } = sizes;
+  return withDemo(async (port, admin, redisUrl) => {
+    const publisher = await createPublisher({ url: redisUrl });
+    try {
+      // Room history long enough for the gap (the demo's rooms keep 100).
+      await publisher.setHistory('chat_storm', { size: m * 2, ttl: 3600 });
+      const base = `ws://127.0.0.1:${port}/ws/chat/storm/`;
+      let epoch = '';
+      let offset = 0;
+      let seen = 0;
+      const first = await openAll(n, () => base, (_, frame) => {
+        if (typeof frame.offset === 'number') {
+          epoch = frame.epoch!;
+          offset = frame.offset;
+          seen++;
+        }
+      });
+      await publisher.groupSend('chat_storm', { type: 'chat.message', message: 'before' });
+      await until(() => seen === n, 10_000);
+      await closeAll(first);
+      for (let i = 0; i < m; i++) await publisher.groupSend('chat_storm', { type: 'chat.message', message: `away ${i}` });
+      const next = new Array<number>(n).fill(offset + 1);
+      const recovered = new Array<boolean>(n).fill(false);
+      let wrong = 0;
+      let done = 0;
+      const before = await commandStats(admin);
+      const started = performance.now();
+      let finished = 0;
+      const second = await openAll(n, () => `${base}?since=${offset}&epoch=${epoch}`, (i, frame) => {
+        if (frame.type === 'recovered') {
+          if (!frame.recovered || next[i] !== offset + m + 1) wrong++;
+          recovered[i] = true;
+          if (++done === n) finished = performance.now();
+        } else if (typeof frame.offset === 'number') {
+          if (frame.offset !== next[i] || recovered[i]) wrong++;
+          next[i]++;
+        }
+      });
+      const ok = await until(() => done === n, 60_000);
+      const after = await commandStats(admin);
+      await closeAll(second);
+      const cost = delta(before, after);
+      return {
+        name: 'H1 recovery storm',
+        clients: n,
+        messages: m,
+        ms: ok ? finished - started : NaN,
+        commands: cost.total,
+        seen: cost.seen,
+        check: ok && wrong === 0 ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${done} recovered, ${wrong} wrong frames`,
+      };
+    } finally {
+      await publisher.close();
+    }
+  });
+}
+
+/**
+ * H2: N named clients join one room at once: the time until every member's list (snapshot + diffs)
+ * holds all N, and the Redis commands the joins cost.
+ */
+async function presenceJoin(): Promise<Row> {
+  const { presenceClients: n } = sizes;
+  return withDemo(async (port, admin) => {
+    const members = Array.from({ length: n }, () => new Set<string>());
+    let full = 0;
+    const before = await commandStats(admin);
+    const started = performance.now();
+    let finished = 0;
+    const sockets = await openAll(n, (i) => `ws://127.0.0.1:${port}/ws/chat/crowd/?name=user${i}`, (i, frame) => {
+      const set = members[i];
+      const had = set.size;
+      if (frame.type === 'presence_state') for (const member of frame.members as { id: string }[]) set.add(member.id);
+      else if (frame.type === 'presence_diff') {
+        for (const member of frame.joins!) set.add(member.id);
+        for (const member of frame.leaves!) set.delete(member.id);
+      } else return;
+      if (had < n && set.size === n && ++full === n) finished = performance.now();
+    });
+    const ok = await until(() => full === n, 60_000);
+    const after = await commandStats(admin);
+    await closeAll(sockets);
+    const cost = delta(before, after);
+    return {
+      name: 'H2 presence join',
+      clients: n,
+      messages: 0,
+      ms: ok ? finished - started : NaN,
+      commands: cost.total,
+      seen: cost.seen,
+      check: ok ? `every member lists all ${fmt(n)}` : `FAILED: ${full} of ${n} members have the full list`,
+    };
+  });
+}
+
+function print(rows: Row[]): void {
+  console.log(
+    '\nH history and presence on the chat demo (one server process, one private redis-server): H1 = clients of one room ' +
+      'reconnect at once with since/epoch after messages were published while they were away (time from the first ' +
+      'reconnect until the last has its recovered frame; every frame checked); H2 = named clients join one room at once ' +
+      '(time until every member lists all of them). Redis commands: INFO commandstats delta over the reconnects or joins.',
+  );
+  console.log(
+    table(
+      ['scenario', 'clients', 'missed messages', 'ms until the last is done', 'Redis commands', 'per client', 'commands seen', 'check'],
+      rows.map((r) => [r.name, fmt(r.clients), fmt(r.messages), fmt(r.ms), fmt(r.commands), fmt(r.commands / r.clients, 3), r.seen, r.check]),
+    ),
+  );
+}
+
+/** One run, for channelkit: its rows are the two measurements, not systems. */
+export const hScenario: Scenario<Row[]> = {
+  name: 'h',
+  which: (systems: SystemName[]) => systems.filter((system) => system === 'channelkit'),
+  run: async () => [await recoveryStorm(), await presenceJoin()],
+  print: (runs) => print(runs.flat()),
+  profiled: false,
+};
