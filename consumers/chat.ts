@@ -8,6 +8,7 @@ import {
   JsonWebsocketConsumer,
   LayerUnavailable,
   type LayerMessage,
+  type ReadonlyQuery,
   type PresenceDiff,
   type PresenceMember,
   PresenceUnsupported,
@@ -85,7 +86,7 @@ function ensureHistory(layer: ChannelLayer): Promise<boolean> {
 /** Where a connection asked to start, from its query; a string is what was wrong with it. */
 type Start = { kind: 'live' } | { kind: 'last'; last: number } | { kind: 'since'; epoch: string; offset: number };
 
-function startOf(query: URLSearchParams): Start | string {
+function startOf(query: ReadonlyQuery): Start | string {
   const since = query.get('since');
   if (since !== null) {
     const epoch = query.get('epoch');
