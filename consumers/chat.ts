@@ -83,6 +83,8 @@ function ensureHistory(layer: ChannelLayer): Promise<boolean> {
   return kept;
 }
 
+function noop(): void {}
+
 /** Where a connection asked to start, from its query; a string is what was wrong with it. */
 type Start = { kind: 'live' } | { kind: 'last'; last: number } | { kind: 'since'; epoch: string; offset: number };
 
@@ -130,8 +132,12 @@ export class ChatConsumer extends JsonWebsocketConsumer<RouteParamsOf<typeof CHA
       return;
     }
     let joined: JoinResult | null = null;
-    if (start.kind === 'live') await this.groupAdd(this.group);
-    else if (await ensureHistory(this.channelLayer)) {
+    // Every room keeps history from its first connection on; a plain one does not wait for it (nor fail on it).
+    const history = ensureHistory(this.channelLayer);
+    if (start.kind === 'live') {
+      history.catch(noop);
+      await this.groupAdd(this.group);
+    } else if (await history) {
       const from = start.kind === 'last' ? { last: start.last } : { since: { epoch: start.epoch, offset: start.offset } };
       joined = await this.groupJoin(this.group, from);
     } else {

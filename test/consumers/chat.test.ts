@@ -12,15 +12,19 @@ describe('ChatConsumer', () => {
     const query = name === undefined ? '' : `?name=${encodeURIComponent(name)}`;
     const communicator = new WebsocketCommunicator(application, `/ws/chat/${room}/${query}`, { channelLayer: layer });
     expect((await communicator.connect()).connected).toBe(true);
+    // A named connection is a member of the room's presence: its first frame is the member list.
+    if (name !== undefined) expect(await communicator.receiveJsonFrom()).toMatchObject({ type: 'presence_state' });
     return communicator;
   };
+  /** Every message of a room is recorded: its frame carries the room's offset and epoch. */
+  const recorded = { offset: expect.any(Number), epoch: expect.any(String) };
 
   test('a message reaches every client of the room, and only that room, with the time it was sent', async () => {
     const [alice, bob, elsewhere] = [await join('lobby'), await join('lobby'), await join('kitchen')];
     const before = Date.now();
     alice.sendJsonTo({ message: 'hi' });
     const frame = (await alice.receiveJsonFrom()) as { time: number };
-    expect(frame).toEqual({ message: 'hi', time: expect.any(Number) });
+    expect(frame).toEqual({ message: 'hi', time: expect.any(Number), ...recorded });
     expect(frame.time).toBeGreaterThanOrEqual(before);
     expect(frame.time).toBeLessThanOrEqual(Date.now());
     expect(await bob.receiveJsonFrom()).toEqual(frame);
@@ -31,11 +35,11 @@ describe('ChatConsumer', () => {
   test('a named connection\'s messages carry its name; a plain connection\'s carry none', async () => {
     const [alice, plain] = [await join('lobby', 'Alice B-2_x'), await join('lobby')];
     alice.sendJsonTo({ message: 'from alice' });
-    const fromAlice = { message: 'from alice', name: 'Alice B-2_x', time: expect.any(Number) };
+    const fromAlice = { message: 'from alice', name: 'Alice B-2_x', time: expect.any(Number), ...recorded };
     expect(await alice.receiveJsonFrom()).toEqual(fromAlice);
     expect(await plain.receiveJsonFrom()).toEqual(fromAlice);
     plain.sendJsonTo({ message: 'anonymous' });
-    const anonymous = { message: 'anonymous', time: expect.any(Number) };
+    const anonymous = { message: 'anonymous', time: expect.any(Number), ...recorded };
     expect(await alice.receiveJsonFrom()).toEqual(anonymous);
     expect(await plain.receiveJsonFrom()).toEqual(anonymous);
     await Promise.all([alice.disconnect(), plain.disconnect()]);
@@ -46,11 +50,11 @@ describe('ChatConsumer', () => {
     const before = Date.now();
     alice.sendJsonTo({ message: 'spoof', name: 'bob', time: 1, type: 'presence_diff' });
     const frame = (await bob.receiveJsonFrom()) as { time: number };
-    expect(frame).toEqual({ message: 'spoof', name: 'alice', time: expect.any(Number) });
+    expect(frame).toEqual({ message: 'spoof', name: 'alice', time: expect.any(Number), ...recorded });
     expect(frame.time).toBeGreaterThanOrEqual(before);
     bob.sendJsonTo({ message: 'spoof too', name: 'alice' });
     expect(await alice.receiveJsonFrom()).toMatchObject({ message: 'spoof' });
-    expect(await alice.receiveJsonFrom()).toEqual({ message: 'spoof too', time: expect.any(Number) });
+    expect(await alice.receiveJsonFrom()).toEqual({ message: 'spoof too', time: expect.any(Number), ...recorded });
     await Promise.all([alice.disconnect(), bob.disconnect()]);
   });
 
@@ -70,19 +74,19 @@ describe('ChatConsumer', () => {
   test('a group send from another process keeps its time and name; a publish without them has neither', async () => {
     const client = await join('lobby');
     await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'relayed', time: 1_700_000_000_000, name: 'Remote' });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'relayed', time: 1_700_000_000_000, name: 'Remote' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'relayed', time: 1_700_000_000_000, name: 'Remote', ...recorded });
     // As `channelkit publish` sends it: no name, no time; and no field of the wrong type is relayed.
     await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'published' });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'published' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'published', ...recorded });
     await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'odd', time: 'noon', name: 42 });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'odd' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'odd', ...recorded });
     await client.disconnect();
   });
 
   test('a group send of chat.message from outside reaches the room', async () => {
     const client = await join('lobby');
     await layer.groupSend('chat_lobby', { type: 'chat.message', message: 'from a backend' });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'from a backend' });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'from a backend', ...recorded });
     await client.disconnect();
   });
 
@@ -91,7 +95,7 @@ describe('ChatConsumer', () => {
     client.sendJsonTo({ text: 'wrong field' });
     expect(await client.receiveJsonFrom()).toEqual({ error: 'expected {"message": "<text>"}' });
     client.sendJsonTo({ message: 'right' });
-    expect(await client.receiveJsonFrom()).toEqual({ message: 'right', time: expect.any(Number) });
+    expect(await client.receiveJsonFrom()).toEqual({ message: 'right', time: expect.any(Number), ...recorded });
     await client.disconnect();
   });
 
