@@ -25,15 +25,17 @@ describeRedis('several server processes on one Redis', () => {
     const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
     inboxes.push(a, b);
     a.ws.send(JSON.stringify({ message: 'across processes' }));
-    expect(await b.nextJson(5000)).toEqual({ message: 'across processes', time: expect.any(Number) });
-    expect(await a.nextJson(5000)).toEqual({ message: 'across processes', time: expect.any(Number) });
+    // Rooms keep history: every sender records, the CLI too (offsets 1 then 2, one epoch).
+    const first = { message: 'across processes', time: expect.any(Number), offset: 1, epoch: expect.any(String) };
+    expect(await b.nextJson(5000)).toEqual(first);
+    expect(await a.nextJson(5000)).toEqual(first);
 
     const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "from the CLI"}'], {
       REDIS_URL: redis.url,
     });
     expect(published).toMatchObject({ code: 0, stdout: 'published to group chat_lobby\n' });
-    expect(await a.nextJson(5000)).toEqual({ message: 'from the CLI' });
-    expect(await b.nextJson(5000)).toEqual({ message: 'from the CLI' });
+    expect(await a.nextJson(5000)).toEqual({ message: 'from the CLI', offset: 2, epoch: expect.any(String) });
+    expect(await b.nextJson(5000)).toEqual({ message: 'from the CLI', offset: 2, epoch: expect.any(String) });
   }, 30_000);
 
   test('the publisher CLI fails clearly on bad JSON, a bad group name and an unreachable Redis', async () => {
@@ -108,13 +110,14 @@ describeRedis('server processes on a Redis Cluster (REDIS_CLUSTER_URL)', () => {
     const [a, b] = await Promise.all(ports.map(async (port) => new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/lobby/`))));
     inboxes.push(a, b);
     a.ws.send(JSON.stringify({ message: 'over the cluster' }));
-    expect(await b.nextJson(5000)).toEqual({ message: 'over the cluster', time: expect.any(Number) });
-    expect(await a.nextJson(5000)).toEqual({ message: 'over the cluster', time: expect.any(Number) });
+    const first = { message: 'over the cluster', time: expect.any(Number), offset: 1, epoch: expect.any(String) };
+    expect(await b.nextJson(5000)).toEqual(first);
+    expect(await a.nextJson(5000)).toEqual(first);
     const published = await runCli(['publish', '--group', 'chat_lobby', '{"type": "chat.message", "message": "cluster CLI"}'], {
       REDIS_CLUSTER_URL: cluster.urls.join(','),
     });
     expect(published).toMatchObject({ code: 0 });
-    expect(await a.nextJson(5000)).toEqual({ message: 'cluster CLI' });
-    expect(await b.nextJson(5000)).toEqual({ message: 'cluster CLI' });
+    expect(await a.nextJson(5000)).toEqual({ message: 'cluster CLI', offset: 2, epoch: expect.any(String) });
+    expect(await b.nextJson(5000)).toEqual({ message: 'cluster CLI', offset: 2, epoch: expect.any(String) });
   }, 30_000);
 });

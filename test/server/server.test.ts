@@ -54,8 +54,9 @@ describe('Server over real sockets', () => {
     ({ server, base } = await start({ app: application }));
     const [a, b] = [new Inbox(await client(`${base}/ws/chat/lobby/`)), new Inbox(await client(`${base}/ws/chat/lobby/`))];
     a.ws.send(JSON.stringify({ message: 'hello from a' }));
-    expect(await b.nextJson()).toEqual({ message: 'hello from a', time: expect.any(Number) });
-    expect(await a.nextJson()).toEqual({ message: 'hello from a', time: expect.any(Number) });
+    const frame = { message: 'hello from a', time: expect.any(Number), offset: 1, epoch: expect.any(String) };
+    expect(await b.nextJson()).toEqual(frame);
+    expect(await a.nextJson()).toEqual(frame);
   });
 
   test('handshakes: no route 404, consumer refusal 403, foreign origin 403, bad key 400', async () => {

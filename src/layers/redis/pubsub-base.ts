@@ -348,7 +348,12 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private async sendRecorded(group: string, message: LayerMessage, policy: HistoryPolicy): Promise<void> {
     const head = this.history.recorder.head(message);
     const redisChannel = this.groupPrefix + group;
-    if (!this.canPublish(redisChannel)) throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; not recorded, not sent`);
+    if (!this.canPublish(redisChannel)) {
+      // As for any group: this process's members still get it, but without an offset (nothing assigned
+      // one) and outside the history caches; it is not recorded, and the caller is told.
+      if (this.local.hasGroup(group)) this.deliverToGroup(group, this.codec.decode(this.codec.encode(message)));
+      throw new LayerUnavailable(`${this.monitor.detail() || 'Redis is down'}; delivered to this process's members only, not recorded`);
+    }
     try {
       await this.history.recorder.send(redisChannel, head, policy);
     } catch (error) {
