@@ -75,7 +75,7 @@ async function withDemo<T>(body: (port: number, admin: RedisClient, redisUrl: st
   const admin: RedisClient = createClient({ url: redis.url });
   admin.on('error', () => undefined);
   await admin.connect();
-  const server = new ServerProcess({ REDIS_URL: redis.url, LOG_LEVEL: 'warn' });
+  const server = new ServerProcess({ REDIS_URL: redis.url });
   try {
     return await body(await server.ready, admin, redis.url);
   } finally {
