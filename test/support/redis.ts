@@ -183,3 +183,33 @@ export async function startSentinelGroup(masterName: string, serverArgs: string[
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/**
+ * For a describe block: one private redis-server (started before its tests, stopped after) and
+ * `make(options)`, a layer on it that is closed after each test. `server` is read inside tests.
+ */
+export function layersOnPrivateRedis<L extends { close(): Promise<void> }, O>(
+  create: (url: string, options: O) => L,
+): { make(options?: O): L; readonly server: RedisServer } {
+  let server: RedisServer | null = null;
+  const layers: L[] = [];
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(layers.splice(0).map((layer) => layer.close()));
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return {
+    make(options = {} as O) {
+      const layer = create(server!.url, options);
+      layers.push(layer);
+      return layer;
+    },
+    get server() {
+      return server!;
+    },
+  };
+}

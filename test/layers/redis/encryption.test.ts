@@ -196,6 +196,35 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
     }
   });
 
+  test('presence with keys: the member hash and the change messages hold tokens, not names; members see the names', async () => {
+    const a = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY], presenceInterval: 20 }));
+    const b = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY], presenceInterval: 20 }));
+    const raw = createClient({ url: server.url });
+    raw.on('error', () => {});
+    await raw.connect();
+    const published: Buffer[] = [];
+    const spy = raw.duplicate();
+    spy.on('error', () => {});
+    await spy.connect();
+    await spy.pSubscribe('asgi__presence_events__*', (message) => published.push(message), true);
+    try {
+      await a.presenceJoin('sealed_room', await a.newChannel(), { id: 'a-1', name: 'Agent Smith' });
+      const snapshot = await b.presenceJoin('sealed_room', await b.newChannel(), { id: 'b-1', name: 'Neo' });
+      expect(snapshot.map((member) => member.name).sort()).toEqual(['Agent Smith', 'Neo']);
+      const hash = await raw.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).hGetAll('asgi__presence__{sealed_room}');
+      expect(Object.keys(hash).sort()).toEqual(['a-1', 'b-1']);
+      for (const value of Object.values(hash)) {
+        expect((value as Buffer).includes('Agent')).toBe(false);
+        expect((value as Buffer).includes('Neo')).toBe(false);
+      }
+      await until(() => published.length === 2, 5_000, 'the two join messages');
+      for (const payload of published) expect(payload.includes('Agent') || payload.includes('Neo')).toBe(false);
+    } finally {
+      await spy.close();
+      await raw.close();
+    }
+  });
+
   test('createPublisher with symmetricEncryptionKeys reaches encrypted pub/sub and list layers; a layer without the key refuses it', async () => {
     const pubsub = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY] }));
     const keyless = make(new RedisPubSubChannelLayer({ url: server.url }));

@@ -2,28 +2,16 @@
 import { createClient } from 'redis';
 import { decode, encode } from '@msgpack/msgpack';
 import { RedisPubSubChannelLayer } from '../../../src/layers/redis/pubsub';
-import { RedisServer, describeRedis } from '../../support/redis';
+import { describeRedis, layersOnPrivateRedis } from '../../support/redis';
 
 describeRedis('history on RedisPubSubChannelLayer', () => {
-  let server: RedisServer;
-  const layers: RedisPubSubChannelLayer[] = [];
-  const make = () => {
-    const layer = new RedisPubSubChannelLayer({ url: server.url });
-    layers.push(layer);
-    return layer;
-  };
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-  afterEach(async () => {
-    await Promise.all(layers.splice(0).map((layer) => layer.close()));
-  });
-  afterAll(() => server.close());
+  const fixture = layersOnPrivateRedis((url) => new RedisPubSubChannelLayer({ url }));
+  const make = () => fixture.make();
 
   test('a recorded group send publishes channels_redis msgpack: the message with epoch and offset as its last keys', async () => {
     const layer = make();
     await layer.setHistory('wire', { size: 10, ttl: 60 });
-    const raw = createClient({ url: server.url });
+    const raw = createClient({ url: fixture.server.url });
     raw.on('error', () => {});
     await raw.connect();
     try {
@@ -39,10 +27,10 @@ describeRedis('history on RedisPubSubChannelLayer', () => {
       expect(seen[0].toString('hex')).toBe(Buffer.from(encode({ ...message, epoch, offset: 1 })).toString('hex'));
       expect(seen[1].toString('hex')).toBe(Buffer.from(encode({ ...message, epoch, offset: 2 })).toString('hex'));
       // The stream keeps the same bytes; stream and meta expire.
-      expect(Number(server.cli('XLEN', 'asgi__stream__{asgi__group__wire}').trim())).toBe(2);
-      expect(Number(server.cli('TTL', 'asgi__stream__{asgi__group__wire}').trim())).toBeGreaterThan(0);
-      expect(Number(server.cli('TTL', 'asgi__meta__{asgi__group__wire}').trim())).toBeGreaterThan(60);
-      expect(server.cli('HGET', 'asgi__history', 'wire').trim()).toBe('1 10 60');
+      expect(Number(fixture.server.cli('XLEN', 'asgi__stream__{asgi__group__wire}').trim())).toBe(2);
+      expect(Number(fixture.server.cli('TTL', 'asgi__stream__{asgi__group__wire}').trim())).toBeGreaterThan(0);
+      expect(Number(fixture.server.cli('TTL', 'asgi__meta__{asgi__group__wire}').trim())).toBeGreaterThan(60);
+      expect(fixture.server.cli('HGET', 'asgi__history', 'wire').trim()).toBe('1 10 60');
     } finally {
       await raw.close();
     }

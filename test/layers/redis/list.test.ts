@@ -1,6 +1,6 @@
 import { ChannelFull, LayerUnavailable } from '../../../src/layers/layer';
 import { RedisChannelLayer, type RedisChannelLayerOptions } from '../../../src/layers/redis/list';
-import { describeRedis, RedisServer } from '../../support/redis';
+import { describeRedis, layersOnPrivateRedis, RedisServer } from '../../support/redis';
 import { until } from '../../support/wait';
 import { describeLayerConformance } from '../conformance';
 
@@ -39,22 +39,8 @@ describeRedis('RedisChannelLayer sharded over two private redis-servers', () => 
 });
 
 describeRedis('RedisChannelLayer wire format and outages', () => {
-  let server: RedisServer;
-  const layers: RedisChannelLayer[] = [];
-  const make = (options: RedisChannelLayerOptions = {}) => {
-    const layer = new RedisChannelLayer({ url: server.url, ...options });
-    layers.push(layer);
-    return layer;
-  };
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-  afterEach(async () => {
-    await Promise.all(layers.splice(0).map((layer) => layer.close()));
-  });
-  afterAll(async () => {
-    await server.close();
-  });
+  const fixture = layersOnPrivateRedis((url, options: RedisChannelLayerOptions) => new RedisChannelLayer({ url, ...options }));
+  const make = (options: RedisChannelLayerOptions = {}) => fixture.make(options);
 
   test('keys, scores and expiries are where channels_redis 4 puts them', async () => {
     const layer = make({ expiry: 30, groupExpiry: 120 });
@@ -62,13 +48,13 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     await layer.groupAdd('chat_lobby', channel);
     await layer.send('worker.jobs', { type: 'job' });
     // No separator between prefix and channel (core.py: `self.prefix + channel_non_local_name`).
-    expect(server.cli('TYPE', 'asgiworker.jobs').trim()).toBe('zset');
-    expect(Number(server.cli('TTL', 'asgiworker.jobs'))).toBeGreaterThan(25);
-    expect(server.cli('TYPE', 'asgi:group:chat_lobby').trim()).toBe('zset');
-    expect(server.cli('ZRANGE', 'asgi:group:chat_lobby', '0', '-1').trim()).toBe(channel);
-    expect(Number(server.cli('TTL', 'asgi:group:chat_lobby'))).toBeGreaterThan(115);
+    expect(fixture.server.cli('TYPE', 'asgiworker.jobs').trim()).toBe('zset');
+    expect(Number(fixture.server.cli('TTL', 'asgiworker.jobs'))).toBeGreaterThan(25);
+    expect(fixture.server.cli('TYPE', 'asgi:group:chat_lobby').trim()).toBe('zset');
+    expect(fixture.server.cli('ZRANGE', 'asgi:group:chat_lobby', '0', '-1').trim()).toBe(channel);
+    expect(Number(fixture.server.cli('TTL', 'asgi:group:chat_lobby'))).toBeGreaterThan(115);
     // The member is binary (random bytes + msgpack) and may hold a newline: the score is the last line.
-    const score = Number(server.cli('ZRANGE', 'asgiworker.jobs', '0', '0', 'WITHSCORES').trim().split('\n').pop());
+    const score = Number(fixture.server.cli('ZRANGE', 'asgiworker.jobs', '0', '0', 'WITHSCORES').trim().split('\n').pop());
     expect(Math.abs(score - Date.now() / 1000)).toBeLessThan(5); // seconds since the epoch, as time.time()
   });
 
@@ -81,8 +67,8 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     await layer.groupAdd('workers', 'worker.small');
     await layer.groupAdd('workers', 'worker.big');
     await layer.groupSend('workers', { type: 'all' });
-    expect(server.cli('ZCARD', 'asgiworker.small').trim()).toBe('2');
-    expect(server.cli('ZCARD', 'asgiworker.big').trim()).toBe('6');
+    expect(fixture.server.cli('ZCARD', 'asgiworker.small').trim()).toBe('2');
+    expect(fixture.server.cli('ZCARD', 'asgiworker.big').trim()).toBe('6');
     expect(layer.skippedFull).toBe(1);
   });
 
@@ -111,7 +97,7 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     expect(await layer.receive(channel)).toEqual({ type: 'before' });
     expect(layer.health()).toEqual({ state: 'up', backend: 'redis' });
 
-    await server.stop();
+    await fixture.server.stop();
     await until(() => layer.health().state === 'degraded', 10_000, 'degraded');
     const started = Date.now();
     await expect(layer.send('worker.jobs', { type: 'down' })).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
@@ -119,7 +105,7 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
     expect(Date.now() - started).toBeLessThan(500);
     expect(layer.health().detail).toContain('127.0.0.1');
 
-    await server.start();
+    await fixture.server.start();
     await until(() => layer.health().state === 'up', 10_000, 'up');
     // The receive loop reconnected too: a message to the process channel still arrives.
     const received = layer.receive(channel);
@@ -129,7 +115,6 @@ describeRedis('RedisChannelLayer wire format and outages', () => {
 
   test('a layer created while Redis is unreachable reports it instead of hanging', async () => {
     const layer = new RedisChannelLayer({ url: 'redis://127.0.0.1:1', connectTimeout: 300 });
-    layers.push(layer);
     await expect(layer.send('worker.jobs', { type: 'x' })).rejects.toBeInstanceOf(LayerUnavailable);
     expect(layer.health().state).toBe('degraded');
     await layer.close();

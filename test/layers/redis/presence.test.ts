@@ -6,7 +6,7 @@ import { encode } from '@msgpack/msgpack';
 import type { LayerMessage } from '../../../src/layers/layer';
 import type { PresenceDiff } from '../../../src/layers/presence';
 import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
-import { RedisServer, describeRedis } from '../../support/redis';
+import { RedisServer, describeRedis, layersOnPrivateRedis } from '../../support/redis';
 import { until } from '../../support/wait';
 
 /** Calls of every command since the last CONFIG RESETSTAT, by name, without INFO and CONFIG themselves. */
@@ -35,20 +35,8 @@ function diffLog(layer: RedisPubSubChannelLayer, channel: string): Promise<Prese
 const ids = (diffs: PresenceDiff[], kind: 'joins' | 'leaves') => new Set(diffs.flatMap((diff) => diff[kind].map((member) => member.id)));
 
 describeRedis('Redis presence', () => {
-  let server: RedisServer;
-  const layers: RedisPubSubChannelLayer[] = [];
-  const make = (options: RedisPubSubLayerOptions = {}) => {
-    const layer = new RedisPubSubChannelLayer({ presenceInterval: 50, ...options, url: server.url });
-    layers.push(layer);
-    return layer;
-  };
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-  afterEach(async () => {
-    await Promise.all(layers.splice(0).map((layer) => layer.close()));
-  });
-  afterAll(() => server.close());
+  const fixture = layersOnPrivateRedis((url, options: RedisPubSubLayerOptions) => new RedisPubSubChannelLayer({ presenceInterval: 50, ...options, url }));
+  const make = (options: RedisPubSubLayerOptions = {}) => fixture.make(options);
 
   test('a join and a leave cost the same Redis commands in a room of 1 as in a room of 1000 (INFO commandstats)', async () => {
     // No heartbeat during the measurement.
@@ -61,12 +49,12 @@ describeRedis('Redis presence', () => {
       const channels = await Promise.all(Array.from({ length: size }, () => a.newChannel()));
       await Promise.all(channels.map((channel, i) => a.presenceJoin(group, channel, { id: `m${i}`, name: `Member ${i}` })));
       const channel = await b.newChannel();
-      server.cli('CONFIG', 'RESETSTAT');
+      fixture.server.cli('CONFIG', 'RESETSTAT');
       const snapshot = await b.presenceJoin(group, channel, { id: 'joiner', name: 'J' });
-      const joinCalls = commandCalls(server);
-      server.cli('CONFIG', 'RESETSTAT');
+      const joinCalls = commandCalls(fixture.server);
+      fixture.server.cli('CONFIG', 'RESETSTAT');
       await b.presenceLeave(group, channel);
-      const leaveCalls = commandCalls(server);
+      const leaveCalls = commandCalls(fixture.server);
       expect(snapshot).toHaveLength(size + 1);
       return { joinCalls, leaveCalls };
     };
@@ -84,7 +72,7 @@ describeRedis('Redis presence', () => {
   }, 60_000);
 
   test('presence changes travel on their own channel: a subscriber of the group channel (Django) sees none', async () => {
-    const django = createClient({ url: server.url });
+    const django = createClient({ url: fixture.server.url });
     await django.connect();
     const heard: string[] = [];
     await django.subscribe('asgi__group__quiet', (message) => heard.push(message));
@@ -99,7 +87,7 @@ describeRedis('Redis presence', () => {
       // The presence publishes went first on the same connection, so they would have arrived before the marker.
       expect(heard).toHaveLength(1);
       // Presence has a channel of its own (kept until the next heartbeat after its last local member left).
-      expect(server.cli('PUBSUB', 'CHANNELS', '*quiet*').split('\n').filter(Boolean).sort()).toEqual(['asgi__group__quiet', 'asgi__presence_events__{quiet}']);
+      expect(fixture.server.cli('PUBSUB', 'CHANNELS', '*quiet*').split('\n').filter(Boolean).sort()).toEqual(['asgi__group__quiet', 'asgi__presence_events__{quiet}']);
     } finally {
       await django.close();
     }
@@ -111,8 +99,8 @@ describeRedis('Redis presence', () => {
     const diffs = await diffLog(b, cb);
     await a.presenceJoin('restart', ca, { id: 'survivor', name: 'S' });
     await b.presenceJoin('restart', cb, { id: 'watcher' });
-    await server.stop();
-    await server.start();
+    await fixture.server.stop();
+    await fixture.server.start();
     await until(async () => (await a.presenceCount('restart').catch(() => 0)) === 2, 15_000, 'both members back in Redis');
     expect((await b.presence('restart')).map((member) => member.id).sort()).toEqual(['survivor', 'watcher']);
     // Others hear the re-add as a join (harmless for a client that still had it).
@@ -121,7 +109,7 @@ describeRedis('Redis presence', () => {
 
   test('a dead process is swept at most 500 members per group and heartbeat, with leave diffs, until none is left', async () => {
     // A process that died without leaving: 1200 members written as its JOIN script would, its deadline passed.
-    const writer = createClient({ url: server.url });
+    const writer = createClient({ url: fixture.server.url });
     await writer.connect();
     const dead = 'deadbeefdeadbeef';
     const ghosts = Array.from({ length: 1200 }, (_, i) => `ghost-${i}`);
@@ -143,7 +131,7 @@ describeRedis('Redis presence', () => {
     const sizes = diffs.map((diff) => diff.leaves.length).filter((n) => n > 0);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(500);
     expect(await layer.presence('haunted')).toEqual([{ id: 'living' }]);
-    expect(server.cli('ZRANGE', 'asgi__presence__{haunted}:procs', '0', '-1').trim()).toBe(layer.processId);
+    expect(fixture.server.cli('ZRANGE', 'asgi__presence__{haunted}:procs', '0', '-1').trim()).toBe(layer.processId);
   });
 
   describe('with a real child process', () => {
@@ -162,7 +150,7 @@ describeRedis('Redis presence', () => {
       const lines: Array<Record<string, unknown>> = [];
       const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join(__dirname, '..', '..', 'fixtures', 'presence-member.ts')], {
         cwd: join(__dirname, '..', '..', '..'),
-        env: { ...process.env, REDIS_URL: server.url, GROUP: 'crash', MEMBERS: '3' },
+        env: { ...process.env, REDIS_URL: fixture.server.url, GROUP: 'crash', MEMBERS: '3' },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       child = proc;

@@ -3,7 +3,7 @@ import { encode } from '@msgpack/msgpack';
 import type { LayerMessage } from '../../../src/layers/layer';
 import { RedisPubSubChannelLayer, type RedisPubSubLayerOptions } from '../../../src/layers/redis/pubsub';
 import { consistentHash, crc32 } from '../../../src/layers/redis/consistent-hash';
-import { RedisServer, describeRedis } from '../../support/redis';
+import { RedisServer, describeRedis, layersOnPrivateRedis } from '../../support/redis';
 import { describeLayerConformance } from '../conformance';
 import { oneMessageEach, poll, until } from '../../support/wait';
 import { hostsControl } from './history-control';
@@ -41,25 +41,13 @@ describe('consistentHash (consistent-hash.ts) matches channels_redis.utils._cons
 });
 
 describeRedis('RedisPubSubChannelLayer on one host', () => {
-  let server: RedisServer;
-  const layers: RedisPubSubChannelLayer[] = [];
-  const make = (options: RedisPubSubLayerOptions = {}) => {
-    const layer = new RedisPubSubChannelLayer({ ...options, url: server.url });
-    layers.push(layer);
-    return layer;
-  };
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-  afterEach(async () => {
-    await Promise.all(layers.splice(0).map((layer) => layer.close()));
-  });
-  afterAll(() => server.close());
+  const fixture = layersOnPrivateRedis((url, options: RedisPubSubLayerOptions) => new RedisPubSubChannelLayer({ ...options, url }));
+  const make = (options: RedisPubSubLayerOptions = {}) => fixture.make(options);
 
   describeLayerConformance('RedisPubSubChannelLayer (one host)', {
-    create: async (options) => new RedisPubSubChannelLayer({ ...options, url: server.url }),
+    create: async (options) => new RedisPubSubChannelLayer({ ...options, url: fixture.server.url }),
     ...PUBSUB_FLAGS,
-    redis: hostsControl(() => [server]),
+    redis: hostsControl(() => [fixture.server]),
   });
 
   test('1000 local members of a group cost one SUBSCRIBE, all channels one PSUBSCRIBE, a groupSend one PUBLISH', async () => {
@@ -70,20 +58,20 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     const remote = await b.newChannel();
     await b.groupAdd('G', remote);
     // One subscription per process (a and b), not per member.
-    expect(server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n2\n');
-    expect(server.cli('PUBSUB', 'NUMPAT').trim()).toBe('2');
+    expect(fixture.server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n2\n');
+    expect(fixture.server.cli('PUBSUB', 'NUMPAT').trim()).toBe('2');
     expect(a.subscriptionCounts()).toEqual({ groups: 1, named: 0 });
 
-    const before = commandCalls(server, 'publish');
+    const before = commandCalls(fixture.server, 'publish');
     const allHere = oneMessageEach(a, members);
     await a.groupSend('G', { type: 'fan.out' });
     await allHere;
     expect(await b.receive(remote)).toEqual({ type: 'fan.out' });
-    expect(commandCalls(server, 'publish') - before).toBe(1);
+    expect(commandCalls(fixture.server, 'publish') - before).toBe(1);
 
     // The last local member leaving releases the process's subscription.
     await Promise.all(members.map((channel) => a.groupDiscard('G', channel)));
-    expect(server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n1\n');
+    expect(fixture.server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n1\n');
     expect(a.subscriptionCounts().groups).toBe(0);
   });
 
@@ -103,7 +91,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     const [worker, web] = [make(), make()];
     const job = worker.receive('thumbnails.generate');
     await expect(nextMessage(worker, 'not-yet', 10)).resolves.toBe('timeout');
-    await poll(() => server.cli('PUBSUB', 'NUMSUB', 'thumbnails.generate') === 'thumbnails.generate\n1\n', 500, 10);
+    await poll(() => fixture.server.cli('PUBSUB', 'NUMSUB', 'thumbnails.generate') === 'thumbnails.generate\n1\n', 500, 10);
     await web.send('thumbnails.generate', { type: 'thumbnails.generate', id: 7 });
     expect(await job).toEqual({ type: 'thumbnails.generate', id: 7 });
     expect(worker.subscriptionCounts().named).toBe(2);
@@ -111,7 +99,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
 
   test('speaks channels_redis wire format: msgpack on <prefix>__group__G and on the channel name', async () => {
     const layer = make({ prefix: 'custom' });
-    const raw = createClient({ url: server.url });
+    const raw = createClient({ url: fixture.server.url });
     raw.on('error', () => {});
     await raw.connect();
     try {
