@@ -1,6 +1,10 @@
 // H1 recovery storm and H2 presence join, on the chat demo over a private Redis: what a deploy costs
 // when every client of a room comes back at once, and what a crowd joining one room costs.
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
 import WebSocket from 'ws';
+import { io as ioClient, type Socket } from 'socket.io-client';
+import { TS_NODE } from '../child';
 import { createClient } from 'redis';
 import { RedisServer } from '../../test/support/redis';
 import { ServerProcess } from '../../test/support/processes';
@@ -149,6 +153,61 @@ async function recoveryStorm(): Promise<Row> {
 }
 
 /**
+ * H1 for Socket.IO 4 with connection state recovery (in-memory adapter, its only form with recovery
+ * here): the same shape, each client's transport closed (a network drop; a clean disconnect would
+ * discard its session), M messages emitted meanwhile, all reconnect at once. No Redis: commands n/a.
+ */
+async function socketioRecoveryStorm(): Promise<Row> {
+  const { stormClients: n, stormMessages: m } = sizes;
+  const child = fork(join(__dirname, '..', 'servers', 'socketio-recovery.ts'), [], { execArgv: ['-r', TS_NODE] });
+  const next = (): Promise<{ type: string; port?: number }> => new Promise((resolve) => child.once('message', resolve));
+  const sockets: Socket[] = [];
+  try {
+    const { port } = await next();
+    const got = new Array<number>(n).fill(0);
+    const expected = new Array<number>(n).fill(0);
+    let wrong = 0;
+    for (let i = 0; i < n; i++) {
+      const socket = ioClient(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+      socket.on('m', (seq: number) => {
+        if (seq !== expected[i]) wrong++;
+        expected[i] = seq + 1;
+        got[i]++;
+      });
+      sockets.push(socket);
+    }
+    await Promise.all(sockets.map((socket) => new Promise((resolve) => (socket.connected ? resolve(0) : socket.once('connect', () => resolve(0))))));
+    child.send({ emit: 1, from: 0 });
+    await next();
+    await until(() => got.every((count) => count === 1), 10_000);
+    await Promise.all(sockets.map((socket) => new Promise((resolve) => {
+      socket.once('disconnect', resolve);
+      (socket.io as unknown as { engine: { close(): void } }).engine.close();
+    })));
+    child.send({ emit: m, from: 1 });
+    await next();
+    let recovered = 0;
+    for (const socket of sockets) socket.once('connect', () => void (socket.recovered && recovered++));
+    const started = performance.now();
+    for (const socket of sockets) socket.connect();
+    const ok = await until(() => got.every((count) => count === m + 1), 60_000);
+    const ms = performance.now() - started;
+    return {
+      name: 'H1 recovery storm, Socket.IO 4',
+      clients: n,
+      messages: m,
+      ms: ok ? ms : NaN,
+      commands: NaN,
+      seen: 'no Redis (in-memory adapter)',
+      check: ok && wrong === 0 && recovered === n ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${recovered} recovered, ${wrong} wrong`,
+    };
+  } finally {
+    for (const socket of sockets) socket.close();
+    child.kill();
+  }
+}
+
+/**
  * H2: N named clients join one room at once: the time until every member's list (snapshot + diffs)
  * holds all N, and the Redis commands the joins cost.
  */
@@ -196,7 +255,7 @@ function print(rows: Row[]): void {
   console.log(
     table(
       ['scenario', 'clients', 'missed messages', 'ms until the last is done', 'Redis commands', 'per client', 'commands seen', 'check'],
-      rows.map((r) => [r.name, fmt(r.clients), fmt(r.messages), fmt(r.ms), fmt(r.commands), fmt(r.commands / r.clients, 3), r.seen, r.check]),
+      rows.map((r) => [r.name, fmt(r.clients), fmt(r.messages), fmt(r.ms), Number.isNaN(r.commands) ? 'n/a' : fmt(r.commands), Number.isNaN(r.commands) ? 'n/a' : fmt(r.commands / r.clients, 3), r.seen, r.check]),
     ),
   );
 }
@@ -205,7 +264,7 @@ function print(rows: Row[]): void {
 export const hScenario: Scenario<Row[]> = {
   name: 'h',
   which: (systems: SystemName[]) => systems.filter((system) => system === 'channelkit'),
-  run: async () => [await recoveryStorm(), await presenceJoin()],
+  run: async () => [await recoveryStorm(), await socketioRecoveryStorm(), await presenceJoin()],
   print: (runs) => print(runs.flat()),
   profiled: false,
 };

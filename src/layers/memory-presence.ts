@@ -19,6 +19,11 @@ export class MemoryPresence {
     return this.batcher.skipped;
   }
 
+  /** This process's members over every group (all of them: one process). */
+  get localMembers(): number {
+    return this.batcher.members;
+  }
+
   join(group: string, channel: string, given: PresenceMember): PresenceMember[] {
     const member = presenceMember(given);
     const previous = this.batcher.watch(group, channel, member);

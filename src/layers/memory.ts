@@ -139,6 +139,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
     // Synchronous from the result to the membership: the next group send is the member's first live message.
     const result = this.historyOf(group, policy).join(from);
     this.local.groupAdd(group, channel);
+    this.local.stats.countJoin('since' in from, result.recovered);
     return result;
   }
 
@@ -195,7 +196,10 @@ export class InMemoryChannelLayer implements ChannelLayer {
   }
 
   private presenceOf(): MemoryPresence {
-    return (this.presenceState ??= new MemoryPresence(this.presenceInterval, (channel, diff) => this.local.deliver(channel, diff)));
+    if (this.presenceState) return this.presenceState;
+    this.presenceState = new MemoryPresence(this.presenceInterval, (channel, diff) => this.local.deliver(channel, diff));
+    this.local.stats.presence = this.presenceState;
+    return this.presenceState;
   }
 
   private copy(message: LayerMessage): LayerMessage {

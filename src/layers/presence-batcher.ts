@@ -48,6 +48,9 @@ export class PresenceBatcher {
   /** Diffs a full channel could not take (counted by the layer with its other skips). */
   skipped = 0;
 
+  /** This process's members over every group (the `channelkit_presence_members` gauge). */
+  members = 0;
+
   constructor(
     private readonly interval: number,
     private readonly deliver: DiffDelivery,
@@ -62,6 +65,7 @@ export class PresenceBatcher {
     if (!batch) this.groups.set(group, (batch = new GroupBatch(group)));
     const previous = batch.watchers.get(channel);
     batch.watchers.set(channel, member);
+    if (previous === undefined) this.members++;
     return previous;
   }
 
@@ -71,6 +75,7 @@ export class PresenceBatcher {
     const member = batch?.watchers.get(channel);
     if (!batch || !member) return undefined;
     batch.watchers.delete(channel);
+    this.members--;
     if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
     return member;
   }

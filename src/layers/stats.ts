@@ -37,10 +37,8 @@ export interface LinkStates {
  * One per layer (its LocalChannels holds it, `ChannelLayer.stats` exposes it). Counts only: no timer,
  * no log, nothing to close.
  *
- * Hooks for what other parts of a layer add: history (`historyRecovered`, `historyNotRecovered`: bump one
- * per join `since` a position, as `JoinResult.recovered` says) and presence (`presenceMembers`: this
- * process's members of every group's presence, +1 on join and -1 on leave). /metrics reads them whether
- * or not anything bumps them.
+ * History joins `since` a position are counted by `countJoin`; presence members are read from the
+ * layer's presence state (`presence`) when scraped.
  */
 export class LayerStats {
   /** `groupSend` calls made through this layer in this process. */
@@ -61,6 +59,18 @@ export class LayerStats {
   historyRecovered = 0;
   /** Joins `since` a position the history no longer covered (history hook). */
   historyNotRecovered = 0;
-  /** This process's presence members over all groups (presence hook). */
-  presenceMembers = 0;
+  /** The layer's presence state once it has one: its count of this process's members. */
+  presence: { readonly localMembers: number } | null = null;
+
+  /** This process's presence members over all groups. */
+  get presenceMembers(): number {
+    return this.presence?.localMembers ?? 0;
+  }
+
+  /** Counts a history join: one `since` a position is recovered or not; a `last` is neither. */
+  countJoin(since: boolean, recovered: boolean): void {
+    if (!since) return;
+    if (recovered) this.historyRecovered++;
+    else this.historyNotRecovered++;
+  }
 }

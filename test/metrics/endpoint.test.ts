@@ -1,8 +1,9 @@
 // GET /metrics after known traffic: exact counts of connections, handshakes, frames, group sends, deliveries, drops.
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { type LayerMessage, Server, type ServerOptions, URLRouter, WebsocketConsumer, createLogger, path } from '../../src';
+import { createDemo } from '../../routing';
 import { sample, samples, scrape } from '../support/metrics';
-import { Inbox, handshakeStatus, openClient } from '../support/sockets';
+import { Inbox, handshakeStatus, openClient, openInbox } from '../support/sockets';
 import { until } from '../support/wait';
 
 /** Joins `room`; a client frame is group-sent to the room, and every member relays it to its client. */
@@ -143,6 +144,26 @@ describe('GET /metrics', () => {
     expect(sample(text, 'channelkit_slow_reader_closes_total')).toBe(1);
     stalled.destroy();
     reader.ws.terminate();
+  });
+
+  test('history recoveries by result, and presence members, from the chat demo', async () => {
+    const { application } = createDemo({ secret: 's', demoPassword: 'p', pushSecret: 'x', development: false, allowedOrigins: ['127.0.0.1'] });
+    server = new Server({ app: application, port: 0, heartbeatInterval: 0, logger: createLogger('silent') });
+    const { port } = await server.listen();
+    const chat = (query: string) => openInbox(`ws://127.0.0.1:${port}/ws/chat/metrics/${query}`);
+    const alice = await chat('?name=Alice');
+    await alice.nextJson(); // presence_state
+    alice.ws.send(JSON.stringify({ message: 'one' }));
+    const { epoch } = (await alice.nextJson()) as { epoch: string };
+    const back = await chat(`?since=0&epoch=${epoch}&name=Bob`);
+    const gone = await chat('?since=0&epoch=another');
+    await until(async () => sample((await scrape(`http://127.0.0.1:${port}/metrics`)).text, 'channelkit_presence_members') === 2, 5000, 'two members');
+    const { text } = await scrape(`http://127.0.0.1:${port}/metrics`);
+    expect(sample(text, 'channelkit_history_recoveries_total{result="recovered"}')).toBe(1);
+    expect(sample(text, 'channelkit_history_recoveries_total{result="not_recovered"}')).toBe(1);
+    back.ws.close();
+    await until(async () => sample((await scrape(`http://127.0.0.1:${port}/metrics`)).text, 'channelkit_presence_members') === 1, 5000, 'one member left');
+    for (const inbox of [alice, gone]) inbox.ws.close();
   });
 
   test('HEAD answers the headers only; other methods 405', async () => {

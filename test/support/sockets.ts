@@ -16,6 +16,20 @@ export function openClient(url: string, options: WebSocket.ClientOptions = {}, p
   });
 }
 
+/**
+ * Opens a client with its Inbox attached before the handshake completes: a frame the server sends right
+ * after accept (a presence list, a replay) can arrive in the same read as the 101, before `openClient`'s
+ * caller could listen.
+ */
+export function openInbox(url: string): Promise<Inbox> {
+  const ws = new WebSocket(url);
+  const inbox = new Inbox(ws);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(inbox));
+    ws.once('error', reject);
+  });
+}
+
 /** The HTTP status a refused handshake got. */
 export async function handshakeStatus(url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
   try {

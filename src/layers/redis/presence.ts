@@ -159,6 +159,11 @@ export class RedisPresence {
     return this.batcher.skipped;
   }
 
+  /** This process's members over every group. */
+  get localMembers(): number {
+    return this.batcher.members;
+  }
+
   async join(group: string, channel: string, given: PresenceMember): Promise<PresenceMember[]> {
     const member = presenceMember(given);
     const keys = this.keys(group);

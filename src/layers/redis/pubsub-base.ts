@@ -325,6 +325,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
         const result = this.history.caches.join(group, from, policy);
         if (result) {
           this.local.groupAdd(group, channel);
+          this.local.stats.countJoin('since' in from, result.recovered);
           return result;
         }
       }
@@ -451,10 +452,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   }
 
   private presenceOf(): RedisPresence {
-    return (this.presenceState ??= new RedisPresence(
+    if (this.presenceState) return this.presenceState;
+    this.presenceState = new RedisPresence(
       this.presenceLink(), this.codec, this.prefix, this.processId, this.presenceOptions,
       (channel, diff) => this.local.deliver(channel, diff), this.logger,
-    ));
+    );
+    this.local.stats.presence = this.presenceState;
+    return this.presenceState;
   }
 
   get stats(): LayerStats {
