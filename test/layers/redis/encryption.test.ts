@@ -89,6 +89,19 @@ function expectToken(payload: Buffer): void {
   expect(() => decode(payload)).toThrow();
 }
 
+/** A plain client to read Redis raw, and the payloads published on channels matching `pattern`, as bytes. */
+async function rawReader(url: string, pattern: string) {
+  const raw = createClient({ url });
+  raw.on('error', () => {});
+  await raw.connect();
+  const published: Buffer[] = [];
+  const spy = raw.duplicate();
+  spy.on('error', () => {});
+  await spy.connect();
+  await spy.pSubscribe(pattern, (message) => published.push(message), true);
+  return { raw, published, close: async () => void (await Promise.all([spy.close(), raw.close()])) };
+}
+
 describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer format)', () => {
   let server: RedisServer;
   const layers: ChannelLayer[] = [];
@@ -164,14 +177,7 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
     await sender.setHistory('sealed_*', { size: 10, ttl: 60 });
     const live = await member.newChannel();
     await member.groupAdd('sealed_room', live);
-    const raw = createClient({ url: server.url });
-    raw.on('error', () => {});
-    await raw.connect();
-    const published: Buffer[] = [];
-    const spy = raw.duplicate();
-    spy.on('error', () => {});
-    await spy.connect();
-    await spy.subscribe('asgi__group__sealed_room', (message) => published.push(message), true);
+    const { raw, published, close } = await rawReader(server.url, 'asgi__group__sealed_room');
     try {
       await sender.groupSend('sealed_room', { type: 'chat.message', message: SECRET_TEXT });
       const publisher = await createPublisher({ url: server.url, symmetricEncryptionKeys: [KEY] });
@@ -191,22 +197,14 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
       const joined = await late.groupJoin('sealed_room', await late.newChannel(), { last: 5 });
       expect(joined.messages.map((message) => [message.message, message.offset])).toEqual([[SECRET_TEXT, 1], [`${SECRET_TEXT} 2`, 2]]);
     } finally {
-      await spy.close();
-      await raw.close();
+      await close();
     }
   });
 
   test('presence with keys: the member hash and the change messages hold tokens, not names; members see the names', async () => {
     const a = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY], presenceInterval: 20 }));
     const b = make(new RedisPubSubChannelLayer({ url: server.url, symmetricEncryptionKeys: [KEY], presenceInterval: 20 }));
-    const raw = createClient({ url: server.url });
-    raw.on('error', () => {});
-    await raw.connect();
-    const published: Buffer[] = [];
-    const spy = raw.duplicate();
-    spy.on('error', () => {});
-    await spy.connect();
-    await spy.pSubscribe('asgi__presence_events__*', (message) => published.push(message), true);
+    const { raw, published, close } = await rawReader(server.url, 'asgi__presence_events__*');
     try {
       await a.presenceJoin('sealed_room', await a.newChannel(), { id: 'a-1', name: 'Agent Smith' });
       const snapshot = await b.presenceJoin('sealed_room', await b.newChannel(), { id: 'b-1', name: 'Neo' });
@@ -220,8 +218,7 @@ describeRedis('encrypted Redis pub/sub layer (channels_redis >= 4.2 serializer f
       await until(() => published.length === 2, 5_000, 'the two join messages');
       for (const payload of published) expect(payload.includes('Agent') || payload.includes('Neo')).toBe(false);
     } finally {
-      await spy.close();
-      await raw.close();
+      await close();
     }
   });
 
