@@ -5,6 +5,7 @@ import { PubSubLayerBase, type PubSubLayerOptions, type RawListener, toBuffer } 
 import { AS_BUFFERS, type HistoryCommand } from './history';
 import type { PresenceLink } from './presence';
 import { ClusterPresenceLink } from './presence-links';
+import { keySlot } from './key-slot';
 
 export interface RedisShardedPubSubLayerOptions extends PubSubLayerOptions {
   /** Seed nodes of the cluster (any reachable one is enough to discover the others). Required. */
@@ -106,6 +107,28 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     const command = this.cluster.sUnsubscribe(redisChannel, listener, true);
     command.catch(noop);
     return this.canPublish() ? command : Promise.resolve();
+  }
+
+  /**
+   * SSUBSCRIBE refuses channels of different slots in one command (CROSSSLOT), and node-redis
+   * routes it by its first channel, so a batch is one slot. Group channels carry no hash tag (their
+   * names are the wire format), so distinct groups rarely share a slot: here batching mostly pays
+   * for groups of one slot and at reconnects, and the linger does the rest.
+   */
+  protected subscriptionBatchKey(redisChannel: string): number {
+    return keySlot(redisChannel);
+  }
+
+  protected subscriberReady(): boolean {
+    return this.canPublish();
+  }
+
+  protected subscribeGroups(redisChannels: string[]): Promise<void> {
+    return this.cluster.sSubscribe(redisChannels, this.onGroupMessage, true);
+  }
+
+  protected unsubscribeGroups(redisChannels: string[]): Promise<void> {
+    return this.cluster.sUnsubscribe(redisChannels, this.onGroupMessage, true);
   }
 
   /** Presence: routed by the group's hash tag, changes on SPUBLISH/SSUBSCRIBE. */

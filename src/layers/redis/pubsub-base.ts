@@ -15,6 +15,7 @@ import { type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, val
 import { type HistoryCommand, type PublishCommand, RedisHistory } from './history';
 import { PRESENCE_DEFAULTS, type PresenceMember } from '../presence';
 import { type PresenceLink, RedisPresence } from './presence';
+import { SubscriptionBatcher } from './subscription-batcher';
 
 /** Options of both Redis pub/sub layers, on top of `capacity`, `expiry`, `groupExpiry` (LayerOptions). */
 export interface PubSubLayerOptions extends LayerOptions {
@@ -35,7 +36,18 @@ export interface PubSubLayerOptions extends LayerOptions {
    * without leaving). Default 3 heartbeats: 15000, so members of a dead process go within 20 s.
    */
   presenceTimeout?: number;
+  /**
+   * Milliseconds a group's Redis subscription is kept after its last local member left, so a room
+   * that empties and fills again within it costs no UNSUBSCRIBE and no SUBSCRIBE (and that join
+   * resolves at once). An empty group holds its subscription at most this long (messages to it meanwhile
+   * are dropped on arrival); expired ones go out together, one UNSUBSCRIBE per host (Cluster: per
+   * slot). 0 unsubscribes at the end of the tick, still batched. Default 1000.
+   */
+  subscriptionLinger?: number;
 }
+
+/** Default of `subscriptionLinger`: longer than a page reload's leave-then-join, short next to a room's quiet spells. */
+export const SUBSCRIPTION_LINGER_DEFAULT = 1000;
 
 /** node-redis hands buffer-mode pub/sub listeners the payload and the Redis channel it came on. */
 export type RawListener = (message: Buffer, channel: Buffer) => void;
@@ -66,10 +78,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** `<...>.<processId>!`: the non-local part every channel of this process ends with. */
   private readonly ownMarker: string;
   /**
-   * The SUBSCRIBE of each group LocalChannels has members of, set on its first member and deleted
-   * with its last: it settles when the SUBSCRIBE did (or at once while the link is down).
+   * The subscription of each group LocalChannels has members of (or a `groupJoin` holds), set on
+   * its first member and deleted with its last: it settles when its SUBSCRIBE was answered (or at
+   * once while the link is down).
    */
   private readonly groupSubs = new Map<string, Promise<void>>();
+  /** Group subscriptions in Redis: batched SUBSCRIBEs, UNSUBSCRIBEs after a linger (see SubscriptionBatcher). */
+  private readonly groupSubscriptions: SubscriptionBatcher;
   /** Named channels (no '!') read here: subscribed on the first receive/listen, until flush/close. */
   private readonly namedSubs = new Map<string, Promise<void>>();
   private startupDone = false;
@@ -82,7 +97,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
-    const { prefix = 'asgi', logger, symmetricEncryptionKeys, presenceInterval, presenceHeartbeat = 5000, presenceTimeout, ...limits } = options;
+    const {
+      prefix = 'asgi', logger, symmetricEncryptionKeys, presenceInterval, presenceHeartbeat = 5000, presenceTimeout,
+      subscriptionLinger = SUBSCRIPTION_LINGER_DEFAULT, ...limits
+    } = options;
+    if (!Number.isFinite(subscriptionLinger) || subscriptionLinger < 0) {
+      throw new RangeError(`subscriptionLinger must be a finite number of milliseconds >= 0, got ${subscriptionLinger}`);
+    }
     this.sealer = symmetricEncryptionKeys && symmetricEncryptionKeys.length > 0 ? new Sealer(symmetricEncryptionKeys) : undefined;
     this.codec = this.sealer ? new SealedCodec(this.sealer) : new MsgpackCodec();
     this.presenceOptions = {
@@ -99,6 +120,19 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.local.stats.links = this.monitor;
     this.skips = new FullChannelSkips(backend, logger);
     this.refused = new RefusedMessages(backend, logger);
+    // The transport exists only after the subclass constructor: the link reaches it when used.
+    this.groupSubscriptions = new SubscriptionBatcher({
+      keyOf: (channel) => this.subscriptionBatchKey(channel),
+      ready: (channel) => this.subscriberReady(channel),
+      subscribe: (channels) => this.subscribeGroups(channels),
+      unsubscribe: (channels) => this.unsubscribeGroups(channels),
+    }, {
+      linger: subscriptionLinger,
+      refused: (channels, error) => logger?.error(
+        { backend, channels: channels.length, first: channels[0], error: error.message },
+        'channel layer: Redis refused a group subscription; those groups get no messages from other processes',
+      ),
+    });
     this.history = new RedisHistory(prefix, {
       command: (route, args, buffers) => this.historyCommand(route, args, buffers),
       publish: () => this.publishCommand,
@@ -121,6 +155,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /** Must not wait for a link that is down: node-redis replays subscriptions after reconnecting. */
   protected abstract subscribe(redisChannel: string, listener: RawListener): Promise<void>;
   protected abstract unsubscribe(redisChannel: string, listener: RawListener): Promise<void>;
+  /** Group channels with the same key may share one command: the host, or the Cluster slot. */
+  protected abstract subscriptionBatchKey(redisChannel: string): string | number;
+  /** Whether the subscriber connection of `redisChannel` takes commands now. */
+  protected abstract subscriberReady(redisChannel: string): boolean;
+  /** One (S)SUBSCRIBE of group channels of one batch key, with the group listener; settles on Redis's answer. */
+  protected abstract subscribeGroups(redisChannels: string[]): Promise<void>;
+  protected abstract unsubscribeGroups(redisChannels: string[]): Promise<void>;
   protected abstract closeTransport(): Promise<void>;
   /**
    * Whether every connection can take a command now (node-redis's `isReady`). `health()` says 'up'
@@ -238,7 +279,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.history.caches.invalidateAll();
     if (this.closed) return;
     await Promise.all([
-      ...groups.map((group) => this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop)),
+      groups.length > 0 || this.groupSubscriptions.size > 0 ? this.groupSubscriptions.clear() : undefined,
       ...named.map((channel) => this.unsubscribe(channel, this.onChannelMessage).catch(noop)),
     ]);
   }
@@ -253,6 +294,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.closed = true;
     this.local.close();
     this.monitor.release();
+    this.groupSubscriptions.close();
     await this.closeTransport();
   }
 
@@ -265,9 +307,18 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     return health;
   }
 
-  /** Redis subscriptions this process holds for groups and named channels (for tests and metrics). */
-  subscriptionCounts(): { groups: number; named: number } {
-    return { groups: this.groupSubs.size, named: this.namedSubs.size };
+  /**
+   * Redis subscriptions this process holds: `groups` counts every group subscription in Redis,
+   * `lingering` those of them whose group has no local member left (kept `subscriptionLinger`),
+   * `named` named channels (for tests, metrics and the soak bench).
+   */
+  subscriptionCounts(): { groups: number; lingering: number; named: number } {
+    return { groups: this.groupSubscriptions.size, lingering: this.groupSubscriptions.lingeringCount, named: this.namedSubs.size };
+  }
+
+  /** Group (S)SUBSCRIBE and (S)UNSUBSCRIBE commands this layer sent (each may carry many groups). */
+  subscriptionCommands(): { subscribe: number; unsubscribe: number } {
+    return { subscribe: this.groupSubscriptions.subscribeCommands, unsubscribe: this.groupSubscriptions.unsubscribeCommands };
   }
 
   /**
@@ -279,7 +330,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     if (this.closed) return;
     this.history.reconnected();
     this.presenceState?.reassert();
-    for (const group of this.groupSubs.keys()) this.groupSubs.set(group, this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop));
+    this.groupSubscriptions.reassert();
+    for (const group of this.groupSubs.keys()) this.groupSubs.set(group, this.groupSubscriptions.acquire(this.groupPrefix + group));
     for (const channel of this.namedSubs.keys()) this.subscribe(channel, this.onChannelMessage).catch(noop);
   }
 
@@ -317,7 +369,7 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     this.joining.set(group, (this.joining.get(group) ?? 0) + 1);
     try {
       let subscribed = this.groupSubs.get(group);
-      if (!subscribed) this.groupSubs.set(group, (subscribed = this.subscribe(redisChannel, this.onGroupMessage).catch(noop)));
+      if (!subscribed) this.groupSubs.set(group, (subscribed = this.groupSubscriptions.acquire(redisChannel)));
       await subscribed;
       // A cache forgotten between the read and this tick (a gap, a reconnect) is read again.
       for (let attempt = 0; attempt < 5; attempt++) {
@@ -490,15 +542,18 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   private async subscribeGroup(group: string): Promise<void> {
     if (!this.startupDone) await this.awaitStartup();
     if (!this.local.hasGroup(group) && !this.joining.has(group)) return;
-    await this.subscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+    // Still wanted, so dropGroup has not run since (or ran before this acquire and released nothing).
+    await this.groupSubscriptions.acquire(this.groupPrefix + group);
   }
 
+  /** The group's last local member left: its subscription lingers, then goes (SubscriptionBatcher). */
   private dropGroup(group: string): Promise<void> {
     // A join reading the group's history holds its subscription; it drops it if it adds nobody.
     if (this.joining.has(group)) return Promise.resolve();
     this.history.caches.drop(group);
     if (!this.groupSubs.delete(group) || this.closed) return Promise.resolve();
-    return this.unsubscribe(this.groupPrefix + group, this.onGroupMessage).catch(noop);
+    this.groupSubscriptions.release(this.groupPrefix + group);
+    return Promise.resolve();
   }
 
   private async subscribeNamed(channel: string): Promise<void> {

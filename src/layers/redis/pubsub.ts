@@ -134,6 +134,23 @@ export class RedisPubSubChannelLayer extends PubSubLayerBase {
     return settleIfDown(subscriber, subscriber.unsubscribe(redisChannel, listener, true));
   }
 
+  // Group subscriptions are batched per host: one SUBSCRIBE carries channels of any slot.
+  protected subscriptionBatchKey(redisChannel: string): number {
+    return this.hosts.length === 1 ? 0 : consistentHash(redisChannel, this.hosts.length);
+  }
+
+  protected subscriberReady(redisChannel: string): boolean {
+    return this.host(redisChannel).subscriber.isReady;
+  }
+
+  protected subscribeGroups(redisChannels: string[]): Promise<void> {
+    return this.host(redisChannels[0]).subscriber.subscribe(redisChannels, this.onGroupMessage, true);
+  }
+
+  protected unsubscribeGroups(redisChannels: string[]): Promise<void> {
+    return this.host(redisChannels[0]).subscriber.unsubscribe(redisChannels, this.onGroupMessage, true);
+  }
+
   protected async closeTransport(): Promise<void> {
     await Promise.all(this.hosts.flatMap((host) => [closeClient(host.publisher), closeClient(host.subscriber)]));
     await this.sentinel?.close();

@@ -60,7 +60,7 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     // One subscription per process (a and b), not per member.
     expect(fixture.server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n2\n');
     expect(fixture.server.cli('PUBSUB', 'NUMPAT').trim()).toBe('2');
-    expect(a.subscriptionCounts()).toEqual({ groups: 1, named: 0 });
+    expect(a.subscriptionCounts()).toEqual({ groups: 1, lingering: 0, named: 0 });
 
     const before = commandCalls(fixture.server, 'publish');
     const allHere = oneMessageEach(a, members);
@@ -69,9 +69,10 @@ describeRedis('RedisPubSubChannelLayer on one host', () => {
     expect(await b.receive(remote)).toEqual({ type: 'fan.out' });
     expect(commandCalls(fixture.server, 'publish') - before).toBe(1);
 
-    // The last local member leaving releases the process's subscription.
+    // The last local member leaving releases the process's subscription, after its linger.
     await Promise.all(members.map((channel) => a.groupDiscard('G', channel)));
-    expect(fixture.server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G')).toBe('asgi__group__G\n1\n');
+    expect(a.subscriptionCounts()).toEqual({ groups: 1, lingering: 1, named: 0 });
+    await until(() => fixture.server.cli('PUBSUB', 'NUMSUB', 'asgi__group__G') === 'asgi__group__G\n1\n', 3000, 'the lingering subscription to go');
     expect(a.subscriptionCounts().groups).toBe(0);
   });
 
