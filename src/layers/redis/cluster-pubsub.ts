@@ -171,13 +171,20 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     this.monitor.add('cluster');
     const seeds = urls.map(redactUrl).join(',');
     this.cluster.on('error', (error: Error) => this.monitor.failed('cluster', `${seeds}: ${error.message}`));
+    // Nodes whose link failed since their last 'ready'. node-redis opens a node's sharded subscriber
+    // on its first SSUBSCRIBE (and drops it when it holds none), and that 'ready' is no comeback:
+    // re-asserting then would re-send every SSUBSCRIBE still unanswered and drop the history caches.
+    const failed = new Set<string>();
+    const fail = (node: { host: string; port: number }) => failed.add(`${node.host}:${node.port}`);
     this.cluster.on('node-error', (error: Error, node: { host: string; port: number }) => {
+      fail(node);
       this.monitor.failed(`${node.host}:${node.port}`, error.message);
     });
+    this.cluster.on('node-reconnecting', fail);
     this.cluster.on('node-ready', (node: { host: string; port: number }) => {
       this.monitor.up(`${node.host}:${node.port}`);
       // node-redis replays a node's shard subscriptions itself; re-assert any lost in flight.
-      if (this.cluster.isReady) {
+      if (failed.delete(`${node.host}:${node.port}`) && this.cluster.isReady) {
         this.cluster.sSubscribe(this.processChannel, this.onEnvelope, true).catch(noop);
         this.reassertSubscriptions();
       }

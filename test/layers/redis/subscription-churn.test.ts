@@ -112,6 +112,9 @@ describeRedis('Redis pub/sub layer under room churn (subscriptions batched and l
     const calls = subscriptionCalls(server);
     await a.groupDiscard('room', channel);
     expect(a.subscriptionCounts()).toEqual({ groups: 1, lingering: 1, named: 0 });
+    // Still subscribed, but what arrives for the empty group reaches nobody.
+    await b.groupSend('room', { type: 'while.away' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
     await new Promise((resolve) => setTimeout(resolve, linger / 2));
     const started = performance.now();
     await a.groupAdd('room', channel);
@@ -119,7 +122,7 @@ describeRedis('Redis pub/sub layer under room churn (subscriptions batched and l
     expect(performance.now() - started).toBeLessThan(50);
     expect(a.subscriptionCounts()).toEqual({ groups: 1, lingering: 0, named: 0 });
     await b.groupSend('room', { type: 'back' });
-    expect(await a.receive(channel)).toEqual({ type: 'back' });
+    expect(await a.receive(channel)).toEqual({ type: 'back' }); // and not 'while.away'
     await new Promise((resolve) => setTimeout(resolve, linger)); // past the first linger: still a member, still subscribed
     expect(numsub(server, 'asgi__group__room')).toEqual([1]);
     expect(subscriptionCalls(server)).toBe(calls);
@@ -136,6 +139,18 @@ describeRedis('Redis pub/sub layer under room churn (subscriptions batched and l
     expect(held).toBeLessThan(linger + 250); // the timer, plus a loaded machine's delay
     expect(a.subscriptionCounts()).toEqual({ groups: 0, lingering: 0, named: 0 });
     expect(commandCalls(server, 'unsubscribe') - unsubscribes).toBe(1);
+  });
+
+  test('linger 0: the subscription goes at once, in one UNSUBSCRIBE for all the groups left in one turn', async () => {
+    const a = make({ subscriptionLinger: 0 });
+    const channels = await Promise.all(Array.from({ length: 20 }, () => a.newChannel()));
+    await Promise.all(channels.map((channel, i) => a.groupAdd(`instant${i}`, channel)));
+    const before = commandCalls(server, 'unsubscribe');
+    for (let i = 0; i < 20; i++) await a.groupDiscard(`instant${i}`, channels[i]);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(a.subscriptionCounts().groups).toBe(0);
+    await until(() => numsub(server, ...channels.map((_, i) => `asgi__group__instant${i}`)).every((n) => n === 0), 3000, 'Redis to agree');
+    expect(commandCalls(server, 'unsubscribe') - before).toBe(1);
   });
 
   test('groups that empty together are unsubscribed together: one UNSUBSCRIBE for 50', async () => {
