@@ -55,7 +55,8 @@ export type RawListener = (message: Buffer, channel: Buffer) => void;
 /**
  * The ChannelLayer API for Redis pub/sub transports. Local queues, listeners and group membership are
  * LocalChannels; this class decides which Redis subscriptions a process holds: one per group with
- * local members (its first and last local member, as LocalChannels reports them, decide), one per
+ * local members (its first and last local member, as LocalChannels reports them, decide; the
+ * subscriptions are batched and linger `subscriptionLinger` after the last, see SubscriptionBatcher), one per
  * named channel read here, and one per process for all of its `newChannel()` names (set up by the
  * subclass). Subclasses only move bytes.
  */
@@ -316,7 +317,11 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     return { groups: this.groupSubscriptions.size, lingering: this.groupSubscriptions.lingeringCount, named: this.namedSubs.size };
   }
 
-  /** Group (S)SUBSCRIBE and (S)UNSUBSCRIBE commands this layer sent (each may carry many groups). */
+  /**
+   * Group (S)SUBSCRIBE and (S)UNSUBSCRIBE commands this layer asked node-redis for, each carrying
+   * one batch of groups. node-redis sends nothing for channels it already holds (a re-assert after a
+   * reconnect), so Redis's INFO commandstats may show fewer; never more.
+   */
   subscriptionCommands(): { subscribe: number; unsubscribe: number } {
     return { subscribe: this.groupSubscriptions.subscribeCommands, unsubscribe: this.groupSubscriptions.unsubscribeCommands };
   }
