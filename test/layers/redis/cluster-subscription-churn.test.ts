@@ -157,4 +157,39 @@ describeRedis('Redis Cluster layer under room churn (subscriptions batched per s
     const names = Array.from({ length: 100 }, (_, i) => `asgi__group__churn${i}`);
     await until(() => shardNumsub(cluster, names).every((n) => n === 0), 3000, 'Redis to agree');
   }, 30_000);
+
+  test('a master restarts during churn: its subscriptions are restored and delivery resumes', async () => {
+    const [a, b] = [make(), make()];
+    await b.groupSend('warm', { type: 'warm' });
+    // Stable members on groups spread over every master, next to the churn.
+    const stableGroups = Array.from({ length: 30 }, (_, i) => `steady${i}`);
+    const stable = await a.newChannel();
+    const counts = new Map<number, number>();
+    await tally(a, stable, counts);
+    await Promise.all(stableGroups.map((group) => a.groupAdd(group, stable)));
+    const stableNames = stableGroups.map((group) => `asgi__group__${group}`);
+    let disturbance = 0;
+    const churn = runChurn({
+      member: a, sender: b, prefix: 'noderestart', groups: 100, channels: 20, durationMs: 8000, disturbance: () => disturbance, probeTimeoutMs: 1000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    disturbance++;
+    const victim = cluster.servers[1];
+    await victim.stop();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await victim.start();
+    await until(() => a.health().state === 'up' && b.health().state === 'up', 20_000, 'up again');
+    await until(() => shardNumsub(cluster, stableNames).every((n) => n === 1), 10_000, 'the stable groups re-subscribed');
+    disturbance++;
+    const result = await churn;
+    console.log(`cluster churn across a master restart: ${JSON.stringify(result)}`);
+    expect(result.missing).toBe(0);
+    expect(result.duplicates).toBe(0);
+    expect(result.strays).toBe(0);
+    expect(result.checked).toBeGreaterThan(20);
+    for (let i = 0; i < stableGroups.length; i++) await b.groupSend(stableGroups[i], { type: 'after', n: i });
+    await until(() => counts.size === stableGroups.length, 5000, 'every stable group after the restart');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+  }, 90_000);
 });
