@@ -39,9 +39,10 @@ export interface PubSubLayerOptions extends LayerOptions {
   /**
    * Milliseconds a group's Redis subscription is kept after its last local member left, so a room
    * that empties and fills again within it costs no UNSUBSCRIBE and no SUBSCRIBE (and that join
-   * resolves at once). An empty group holds its subscription at most this long (messages to it meanwhile
-   * are dropped on arrival); expired ones go out together, one UNSUBSCRIBE per host (Cluster: per
-   * slot). 0 unsubscribes at the end of the tick, still batched. Default 1000.
+   * resolves at once). An empty group holds its subscription at most this long, plus event-loop
+   * delay (longer only while its own SUBSCRIBE is still unanswered); messages to it meanwhile are
+   * dropped on arrival. Expired ones go out together, one UNSUBSCRIBE per host (Cluster: per slot).
+   * 0 unsubscribes at once, batched with the others released in the same turn. Default 1000.
    */
   subscriptionLinger?: number;
 }
@@ -320,7 +321,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   /**
    * Group (S)SUBSCRIBE and (S)UNSUBSCRIBE commands this layer asked node-redis for, each carrying
    * one batch of groups. node-redis sends nothing for channels it already holds (a re-assert after a
-   * reconnect), so Redis's INFO commandstats may show fewer; never more.
+   * reconnect), and replays its own subscriptions after a reconnect uncounted here, so Redis's INFO
+   * commandstats is the figure to trust across reconnects.
    */
   subscriptionCommands(): { subscribe: number; unsubscribe: number } {
     return { subscribe: this.groupSubscriptions.subscribeCommands, unsubscribe: this.groupSubscriptions.unsubscribeCommands };
