@@ -171,11 +171,13 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     this.monitor.add('cluster');
     const seeds = urls.map(redactUrl).join(',');
     this.cluster.on('error', (error: Error) => this.monitor.failed('cluster', `${seeds}: ${error.message}`));
-    // Nodes whose link failed since their last 'ready'. node-redis opens a node's sharded subscriber
-    // on its first SSUBSCRIBE (and drops it when it holds none), and that 'ready' is no comeback:
-    // re-asserting then would re-send every SSUBSCRIBE still unanswered and drop the history caches.
-    const failed = new Set<string>();
-    const fail = (node: { host: string; port: number }) => failed.add(`${node.host}:${node.port}`);
+    // Node connections that failed since their last 'ready'. node-redis opens a node's sharded
+    // subscriber on its first SSUBSCRIBE (and drops it when it holds none), and that 'ready' is no
+    // comeback: re-asserting then would re-send every SSUBSCRIBE still unanswered and drop the
+    // history caches. node-redis hands each connection's events one frozen object of its own, so
+    // the key is that object: a node's command and subscriber connections come back one by one.
+    const failed = new WeakSet<object>();
+    const fail = (node: { host: string; port: number }) => failed.add(node);
     this.cluster.on('node-error', (error: Error, node: { host: string; port: number }) => {
       fail(node);
       this.monitor.failed(`${node.host}:${node.port}`, error.message);
@@ -183,11 +185,12 @@ export class RedisShardedPubSubChannelLayer extends PubSubLayerBase {
     this.cluster.on('node-reconnecting', fail);
     this.cluster.on('node-ready', (node: { host: string; port: number }) => {
       this.monitor.up(`${node.host}:${node.port}`);
-      // node-redis replays a node's shard subscriptions itself; re-assert any lost in flight.
-      if (failed.delete(`${node.host}:${node.port}`) && this.cluster.isReady) {
-        this.cluster.sSubscribe(this.processChannel, this.onEnvelope, true).catch(noop);
-        this.reassertSubscriptions();
-      }
+      // node-redis replays a node's shard subscriptions itself; re-assert any lost in flight. The
+      // process channel on every 'ready', as always (node-redis sends nothing when it holds it).
+      const cameBack = failed.delete(node);
+      if (!this.cluster.isReady) return;
+      this.cluster.sSubscribe(this.processChannel, this.onEnvelope, true).catch(noop);
+      if (cameBack) this.reassertSubscriptions();
     });
   }
 }

@@ -1,4 +1,5 @@
 // Group subscriptions of a Redis pub/sub layer, batched and lingering: many groups per SUBSCRIBE, and a room that empties then refills soon costs no command.
+import { ErrorReply } from 'redis';
 
 /** How the batcher reaches Redis; channels of one `keyOf` may share one command. */
 export interface SubscriptionLink {
@@ -18,7 +19,7 @@ export interface SubscriptionBatcherOptions {
    * at the end of the tick. Required here; the layers default it (PubSubLayerOptions.subscriptionLinger).
    */
   linger: number;
-  /** Told when Redis refused a SUBSCRIBE on a connection that is up (an ACL, say): those groups are deaf. */
+  /** Told when Redis answered a SUBSCRIBE with an error (an ACL, say): those groups are deaf. */
   refused?: (channels: string[], error: Error) => void;
 }
 
@@ -216,7 +217,8 @@ export class SubscriptionBatcher {
       const left = this.inFlight.get(key)! - 1;
       if (left > 0) this.inFlight.set(key, left);
       else this.inFlight.delete(key);
-      if (error && !this.closed && this.link.ready(channels[0])) this.options.refused?.(channels, error as Error);
+      // A refusal is Redis's answer (an ACL's NOPERM, say); a lost connection is not, reassert covers that.
+      if (error instanceof ErrorReply && !this.closed) this.options.refused?.(channels, error);
       for (let i = 0; i < batch.length; i++) {
         const subscription = batch[i];
         // Renewed by a reassert since: the newer SUBSCRIBE settles it.
