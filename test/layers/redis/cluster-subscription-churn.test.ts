@@ -39,14 +39,14 @@ function tally(layer: RedisShardedPubSubChannelLayer, channel: string, counts: M
 /** `perSlot` group names in each of `slots` hash slots (group channels carry no hash tag, so they are found by trying). */
 function groupsSharingSlots(slots: number, perSlot: number): string[][] {
   const bySlot = new Map<number, string[]>();
+  const full: string[][] = [];
   for (let i = 0; ; i++) {
     const group = `slotmate${i}`;
     const slot = keySlot(`asgi__group__${group}`);
     const names = bySlot.get(slot) ?? [];
     names.push(group);
     bySlot.set(slot, names);
-    const full = [...bySlot.values()].filter((list) => list.length >= perSlot);
-    if (full.length >= slots) return full.slice(0, slots).map((list) => list.slice(0, perSlot));
+    if (names.length === perSlot && full.push(names) === slots) return full;
   }
 }
 
