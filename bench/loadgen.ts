@@ -14,6 +14,7 @@ import {
   nowUs,
   packHist,
 } from './protocol';
+import { RoomChurn, type RoomMember } from './room-churn';
 
 const hist = new Float64Array(HIST_SIZE);
 let received = 0;
@@ -44,6 +45,8 @@ class Client {
   private pending: Buffer | null = null;
   private upgraded = false;
   lastSeq = -1;
+  /** S7: this connection's room loop, once a `rooms` command started it. */
+  churn: RoomMember | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -99,6 +102,7 @@ class Client {
       if (opcode === 1 || opcode === 2 || opcode === 0) {
         if (len >= HEADER_LEN) this.message(buf, start, start + len, now);
         else if (this.sio && len === 1 && buf[start] === 0x32) this.socket.write(SIO_PONG); // engine.io ping "2"
+        else if (this.churn !== null) this.churn.control(buf, start, len, now);
       } else if (opcode === 9) {
         this.socket.write(maskedControl(0xa, buf.subarray(start, start + len)));
       }
@@ -117,6 +121,7 @@ class Client {
     for (let i = 0; i < SEQ_DIGITS; i++) seq = seq * 10 + (buf[p++] - 48);
     let ts = 0;
     for (let i = 0; i < TS_DIGITS; i++) ts = ts * 10 + (buf[p++] - 48);
+    if (this.churn !== null) return this.churn.message(seq, ts, buf, p);
     if (seq < minSeq) {
       stale++; // sent before the last reset (a previous step's backlog)
       return;
@@ -262,6 +267,12 @@ process.on('message', (command: LoadgenCommand) => {
     case 'churn':
       churn(command);
       break;
+    case 'rooms': {
+      const churn = new RoomChurn(command, send);
+      for (const client of clients) client.churn = churn.member(client.socket);
+      churn.start();
+      break;
+    }
     case 'stats':
       send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed, stale });
       break;

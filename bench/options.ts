@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 's6', 's7'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -48,6 +48,28 @@ export const config = {
   s4: {
     durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
     concurrency: Number(flag('s4-concurrency') ?? 32),
+  },
+  s6: {
+    /** Room counts, one run each (rooms of `members` members). */
+    rooms: list('s6-rooms', quick ? [2_000] : [2_000, 5_000]),
+    members: 4,
+    /** Server processes over the one Redis: 2, or more to see how the per-send cost grows with them. */
+    processes: Number(flag('s6-processes') ?? 2),
+    rates: list('s6-rates', quick ? [2_000, 10_000, 20_000] : [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000]),
+    stepMs: Number(flag('s6-seconds') ?? (quick ? 1.5 : 3)) * 1000,
+    payloadBytes: 64,
+    stopLoss: 0.01,
+  },
+  s7: {
+    clientsPerServer: Number(flag('s7-clients') ?? (quick ? 200 : 500)),
+    /** Rooms the clients join and leave (more rooms than clients: most joins find a room empty in that process). */
+    rooms: Number(flag('s7-rooms') ?? (quick ? 1_000 : 2_000)),
+    /** How long a client stays in a room once its join was acknowledged. */
+    dwellMs: Number(flag('s7-dwell-ms') ?? 50),
+    durationMs: Number(flag('s7-seconds') ?? (quick ? 2 : 5)) * 1000,
+    /** Group sends per second spread round-robin over the rooms while the clients churn. */
+    rate: Number(flag('s7-rate') ?? (quick ? 2_000 : 5_000)),
+    payloadBytes: 64,
   },
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),

@@ -71,6 +71,8 @@ export function addPacked(into: Float64Array, packed: number[]): void {
 
 export type ServerCommand =
   | { cmd: 'count' }
+  /** The process's CPU time so far (process.cpuUsage): S6 reads it around each step. */
+  | { cmd: 'cpu' }
   | { cmd: 'rss' }
   | {
       cmd: 'publish';
@@ -96,6 +98,7 @@ export type ServerCommand =
 export type ServerReply =
   | { type: 'ready'; port: number }
   | { type: 'count'; members: number }
+  | { type: 'cpu'; userUs: number; systemUs: number }
   | { type: 'rss'; rss: number; heapUsed: number }
   | { type: 'published'; messages: number; startUs: number; endUs: number; pausedTurns: number; turns: number; meanBatch: number }
   | { type: 'broadcasted'; sendUs: number };
@@ -103,6 +106,8 @@ export type ServerReply =
 export type LoadgenCommand =
   | { cmd: 'connect'; port: number; paths: string[]; count: number; mode: 'ws' | 'sio'; localAddresses: string[]; concurrency: number }
   | { cmd: 'stats' }
+  /** S7: every client so far joins and leaves rooms `<prefix><0..rooms-1>` over its open connection (see room-churn.ts). */
+  | { cmd: 'rooms'; mode: 'ws' | 'sio'; prefix: string; rooms: number; dwellMs: number; durationMs: number }
   /** Zeroes the counters; messages with a sequence number below `minSeq` count as stale from now on. */
   | { cmd: 'reset'; minSeq: number; epoch: number }
   /** Report `received` every `intervalMs` while it moves (0: stop). */
@@ -115,4 +120,5 @@ export type LoadgenReply =
   | { type: 'connected'; ok: number; failed: number; ms: number; error?: string }
   | { type: 'stats'; received: number; lastUs: number; firstUs: number; hist: number[]; closed: number; malformed: number; stale: number }
   | { type: 'progress'; received: number; epoch: number }
+  | { type: 'roomed'; joins: number; leaves: number; received: number; lost: number; duplicates: number; strays: number; late: number; timeouts: number; ms: number }
   | { type: 'churned'; cycles: number; failed: number; ms: number };

@@ -4,10 +4,25 @@
 import { Emitter } from '@socket.io/redis-emitter';
 import { createClient } from 'redis';
 import { createPublisher } from '../src/publisher';
-import { makePayload, nowUs } from './protocol';
+import { HEADER_LEN, TS_DIGITS, makePayload, nowUs } from './protocol';
+import { ROOM_SPAN } from './room-churn';
 
 export type PublisherCommand =
-  | { cmd: 'step'; group: string; rate: number; durationMs: number; seqStart: number; payloadBytes: number }
+  | {
+      cmd: 'step';
+      group: string;
+      rate: number;
+      durationMs: number;
+      seqStart: number;
+      payloadBytes: number;
+      /** S6, S7: the sends go round-robin over these groups instead of to `group`. */
+      groups?: string[];
+      /**
+       * S7: each group numbers its own messages (see room-churn.ts: sequence = group index × ROOM_SPAN + its
+       * counter, then the send time of its previous message); `seqStart` is ignored and the counters go on over steps.
+       */
+      roomSeq?: boolean;
+    }
   | { cmd: 'exit' };
 export type PublisherReply =
   | { type: 'ready' }
@@ -33,6 +48,12 @@ async function sender(): Promise<(group: string, payload: string) => Promise<unk
   return (group, payload) => client.publish(`bench:${group}`, payload);
 }
 
+/** S7's per-room counters and each room's last send time, kept across steps. */
+let roomCounters: number[] = [];
+let previousTs: number[] = [];
+/** Round-robin position over `groups`, kept across steps so that every group gets its share. */
+let nextGroup = 0;
+
 function reply(message: PublisherReply): void {
   process.send!(message);
 }
@@ -49,12 +70,27 @@ async function main(): Promise<void> {
     let errors = 0;
     const onError = (): void => void errors++;
     const total = Math.round((command.rate * command.durationMs) / 1000);
+    const groups = command.groups ?? [command.group];
+    if (command.roomSeq) {
+      if (roomCounters.length !== groups.length) roomCounters = groups.map(() => 0);
+      if (previousTs.length !== groups.length) previousTs = groups.map(() => 0);
+    }
+    const roomPadding = 'x'.repeat(Math.max(0, command.payloadBytes - HEADER_LEN - TS_DIGITS));
+    /** The i-th send of the step: its group, and its payload (stamped now). */
+    const one = (i: number): Promise<unknown> => {
+      const g = nextGroup++ % groups.length;
+      if (!command.roomSeq) return send(groups[g], makePayload(command.seqStart + i, padding));
+      const previous = String(previousTs[g]);
+      const payload = makePayload(g * ROOM_SPAN + roomCounters[g]++, '0'.repeat(TS_DIGITS - previous.length) + previous + roomPadding);
+      previousTs[g] = Number(payload.slice(HEADER_LEN - TS_DIGITS, HEADER_LEN));
+      return send(groups[g], payload);
+    };
     // A 1 ms timer: each tick sends what the offered rate says is due by now.
     const tick = (): void => {
       const now = nowUs();
       const due = Math.min(total, Math.floor(((now - startUs) / 1e6) * command.rate));
       while (sent < due) {
-        const p = send(command.group, makePayload(command.seqStart + sent, padding));
+        const p = one(sent);
         p.catch(onError);
         sent++;
       }

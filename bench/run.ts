@@ -10,6 +10,8 @@ import { s3Scenario } from './scenarios/s3-redis';
 import { s4Scenario } from './scenarios/s4-churn';
 import { s5Scenario } from './scenarios/s5-broadcast';
 import { hScenario } from './scenarios/h-history-presence';
+import { s6Scenario } from './scenarios/s6-small-rooms';
+import { s7Scenario } from './scenarios/s7-room-churn';
 
 async function main(): Promise<void> {
   const os = require('node:os') as typeof import('node:os');
@@ -22,6 +24,8 @@ async function main(): Promise<void> {
   await scenario(s4Scenario);
   await scenario(s5Scenario);
   await scenario(hScenario);
+  await scenario(s6Scenario);
+  await scenario(s7Scenario);
 }
 
 /**

@@ -13,6 +13,16 @@ class BenchConsumer extends WebsocketConsumer<{ group: string }> {
   benchMessage(event: LayerMessage): void {
     this.send(event.payload as string);
   }
+
+  /** S7: `j:<room>` joins a room, `l:<room>` leaves it; the answer `ok <frame>` goes once the layer has done it. */
+  override async receive(data: string | Buffer): Promise<void> {
+    const text = String(data);
+    const room = text.slice(2);
+    if (text.startsWith('j:')) await this.groupAdd(room);
+    else if (text.startsWith('l:')) await this.groupDiscard(room);
+    else throw new Error(`bench consumer: unknown frame ${text.slice(0, 40)}`); // logged, and the socket closes with 1011
+    this.send(`ok ${text}`);
+  }
 }
 
 const redisUrl = process.env.REDIS_URL;

@@ -102,6 +102,11 @@ export async function serve(system: System): Promise<void> {
       case 'count':
         reply({ type: 'count', members: system.members() });
         break;
+      case 'cpu': {
+        const { user, system: kernel } = process.cpuUsage();
+        reply({ type: 'cpu', userUs: user, systemUs: kernel });
+        break;
+      }
       case 'rss': {
         const gc = (globalThis as { gc?: () => void }).gc;
         if (gc) {

@@ -14,8 +14,24 @@ io.on('connection', (socket) => {
   const room = String(socket.handshake.query.room ?? 'bench');
   void socket.join(room);
   sockets.add(socket);
+  // S7: join and leave rooms over the open connection, acknowledged once done (both are local to the process).
+  socket.on('j', (name: unknown, ack: unknown) => {
+    if (typeof name !== 'string' || typeof ack !== 'function') return refuse(socket, 'j');
+    void socket.join(name);
+    ack();
+  });
+  socket.on('l', (name: unknown, ack: unknown) => {
+    if (typeof name !== 'string' || typeof ack !== 'function') return refuse(socket, 'l');
+    void socket.leave(name);
+    ack();
+  });
   socket.on('disconnect', () => sockets.delete(socket));
 });
+
+function refuse(socket: Socket, event: string): void {
+  console.error(`socket.io bench server: '${event}' needs a room name and an acknowledgement callback`);
+  socket.disconnect(true);
+}
 
 type EngineConn = { writeBuffer: unknown[]; transport: { socket?: { bufferedAmount: number } } };
 

@@ -1,0 +1,258 @@
+// S6 many small rooms: thousands of 4-member rooms over two server processes and one private Redis, group sends
+// spread over the rooms by an outside publisher at stepped rates; rooms spread over the processes, or each room on
+// one process (room affinity). The highest rate held, and what a send costs the servers and Redis.
+import { createClient } from 'redis';
+import { RedisServer } from '../../test/support/redis';
+import { poll } from '../../test/support/wait';
+import { Child, type LoadgenChild, type ServerChild, spawn } from '../child';
+import { drain, merged, pathFor, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
+import { LABEL, type SystemName, config } from '../options';
+import { percentile } from '../protocol';
+import type { PublisherCommand, PublisherReply } from '../publisher';
+import { fmt, ratio, table } from '../table';
+import { type RedisClient, subscriptions } from './redis-cost';
+
+type Layout = 'spread' | 'affinity';
+
+interface S6Step {
+  rate: number;
+  sent: number;
+  sentPerSecond: number;
+  perSecond: number;
+  loss: number;
+  p99: number;
+  /** Messages that arrived twice or out of order (per client). */
+  disorder: number;
+  /** CPU time of all server processes over the step and its drain, µs. */
+  serverCpuUs: number;
+  /** redis-server's CPU time (INFO CPU, user + sys) over the step and its drain, µs. */
+  redisCpuUs: number;
+  /** Deliveries that arrived. */
+  received: number;
+}
+
+interface S6Row {
+  system: SystemName;
+  rooms: number;
+  layout: Layout;
+  processes: number;
+  steps: S6Step[];
+  /** Subscriptions per server process: [channels, patterns]. */
+  subscriptions: [number, number][];
+}
+
+/** Which process member `j` of room `i` connects to. Spread: the members go round the processes; affinity: all on one. */
+const processOf = (layout: Layout, room: number, member: number, processes: number): number =>
+  layout === 'spread' ? (room + member) % processes : room % processes;
+
+async function redisCpuUs(admin: RedisClient): Promise<number> {
+  const text = await admin.info('cpu');
+  const read = (field: string): number => Number(new RegExp(`${field}:([\\d.]+)`).exec(text)?.[1] ?? NaN);
+  return (read('used_cpu_sys') + read('used_cpu_user')) * 1e6;
+}
+
+async function serverCpuUs(servers: ServerChild[]): Promise<number> {
+  const replies = await Promise.all(servers.map((s) => s.request({ cmd: 'cpu' }, 'cpu')));
+  return replies.reduce((sum, r) => sum + r.userUs + r.systemUs, 0);
+}
+
+/**
+ * Connects one client per entry of `groups` to `server`, the list dealt over the load generators (each gets its own
+ * slice: connectSome would give every generator the same first paths), and waits until the server counts them all.
+ */
+async function connectRooms(system: SystemName, server: ServerChild, port: number, loadgens: LoadgenChild[], groups: string[]): Promise<void> {
+  const n = loadgens.length;
+  const paths = groups.map((g) => pathFor(system, g));
+  const replies = await Promise.all(
+    loadgens.map((l, i) => {
+      const mine = paths.filter((_, j) => j % n === i);
+      return l.request(
+        { cmd: 'connect', port, paths: mine, count: mine.length, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: ['127.0.0.1'], concurrency: 64 },
+        'connected',
+        300_000,
+      );
+    }),
+  );
+  const failed = replies.reduce((s, r) => s + r.failed, 0);
+  if (failed > 0) throw new Error(`${system}: ${failed} of ${groups.length} connections failed`);
+  let members = 0;
+  const all = await poll(async () => (members = (await server.request({ cmd: 'count' }, 'count')).members) >= groups.length, 60_000, 100);
+  if (!all) throw new Error(`${system}: only ${members} of ${groups.length} joined`);
+}
+
+async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6Row> {
+  const { members, processes, rates, stepMs, payloadBytes, stopLoss } = config.s6;
+  const redis = await RedisServer.start();
+  const env = { REDIS_URL: redis.url };
+  const admin: RedisClient = createClient({ url: redis.url });
+  admin.on('error', () => undefined);
+  await admin.connect();
+  const names = Array.from({ length: rooms }, (_, i) => `r${i}`);
+  const servers: ServerChild[] = [];
+  const loadgens = spawnLoadgens(rooms * members, 1);
+  let publisher: Child<PublisherCommand, PublisherReply> | null = null;
+  try {
+    const subs: [number, number][] = [];
+    let before = await subscriptions(admin);
+    for (let p = 0; p < processes; p++) {
+      const { server, port } = await startServer(system, [], env);
+      servers.push(server);
+      const mine: string[] = [];
+      for (let i = 0; i < rooms; i++) for (let j = 0; j < members; j++) if (processOf(layout, i, j, processes) === p) mine.push(names[i]);
+      await connectRooms(system, server, port, loadgens, mine);
+      await sleep(300);
+      const now = await subscriptions(admin);
+      subs.push([now[0] - before[0], now[1] - before[1]]);
+      before = now;
+    }
+    publisher = new Child<PublisherCommand, PublisherReply>(spawn('publisher.ts', [], env, [system]), 'publisher');
+    await publisher.wait('ready');
+    await sleep(500);
+    let seq = 0;
+    const steps: S6Step[] = [];
+    for (const rate of rates) {
+      resetLoadgens(loadgens, seq);
+      const cpuBefore = await serverCpuUs(servers);
+      const redisBefore = await redisCpuUs(admin);
+      const stepped = await publisher.request(
+        { cmd: 'step', group: names[0], groups: names, rate, durationMs: stepMs, seqStart: seq, payloadBytes },
+        'stepped',
+        stepMs + 30_000,
+      );
+      seq += stepped.sent;
+      const expected = stepped.sent * members;
+      const m = merged(await drain(loadgens, expected, 1500, 8_000));
+      const cpuAfter = await serverCpuUs(servers);
+      const redisAfter = await redisCpuUs(admin);
+      steps.push({
+        rate,
+        sent: stepped.sent,
+        sentPerSecond: stepped.sent / ((stepped.endUs - stepped.startUs) / 1e6),
+        perSecond: m.received / ((Math.max(m.lastUs, stepped.endUs) - stepped.startUs) / 1e6),
+        loss: expected === 0 ? 0 : 1 - m.received / expected,
+        p99: percentile(m.hist, 0.99) / 1000,
+        disorder: m.disorder,
+        serverCpuUs: cpuAfter - cpuBefore,
+        redisCpuUs: redisAfter - redisBefore,
+        received: m.received,
+      });
+      const last = steps[steps.length - 1];
+      if (last.loss > stopLoss || last.perSecond < 0.5 * last.sentPerSecond * members) break;
+      await sleep(300);
+    }
+    return { system, rooms, layout, processes, steps, subscriptions: subs };
+  } finally {
+    if (publisher) await publisher.stop();
+    await Promise.all(loadgens.map((l) => l.stop()));
+    for (const server of servers) await server.stop();
+    await admin.quit().catch(() => undefined);
+    await redis.close();
+  }
+}
+
+/** Held: nothing lost, nothing twice, and deliveries kept pace (≥ 90% of sent × members per second). */
+const held = (step: S6Step): boolean =>
+  step.loss === 0 && step.disorder === 0 && step.perSecond >= 0.9 * step.sentPerSecond * config.s6.members;
+
+/** The highest offered rate held (with every lower step held too), or undefined. */
+function best(row: S6Row): S6Step | undefined {
+  let top: S6Step | undefined;
+  for (const step of row.steps) {
+    if (!held(step)) break;
+    top = step;
+  }
+  return top;
+}
+
+const layoutLabel = (layout: Layout, processes: number): string =>
+  layout === 'affinity' ? 'room affinity' : `spread (${Array.from({ length: Math.min(processes, config.s6.members) }, () => config.s6.members / Math.min(processes, config.s6.members)).join('+')})`;
+
+function printS6(rows: S6Row[]): void {
+  const c = config.s6;
+  console.log(
+    `\nS6 many small rooms: one private redis-server, ${c.processes} server processes, rooms of ${c.members} members ` +
+      `(${c.rooms.map((r) => fmt(r)).join(' and ')} rooms), group sends spread round-robin over the rooms by an outside publisher ` +
+      `at stepped offered rates for ${c.stepMs / 1000} s each (${c.payloadBytes}-byte payloads). Layouts: spread (a room's members ` +
+      `go round the processes) and room affinity (every member of a room on one process, as a load balancer routing by room gives). ` +
+      `Held: zero loss, nothing twice, deliveries ≥ 90% of sent × ${c.members} per second. Server CPU: process.cpuUsage() of all ` +
+      `server processes over the step and its drain, per group send; Redis CPU: INFO CPU (user + sys) per delivery, same span.`,
+  );
+  const stepRows: string[][] = [];
+  for (const r of rows) {
+    for (const st of r.steps) {
+      stepRows.push([
+        LABEL[r.system],
+        fmt(r.rooms),
+        layoutLabel(r.layout, r.processes),
+        fmt(st.rate),
+        fmt(st.sentPerSecond),
+        fmt(st.perSecond),
+        `${(st.loss * 100).toFixed(2)}%`,
+        fmt(st.p99, 2),
+        fmt(st.serverCpuUs / st.sent, 1),
+        fmt(st.redisCpuUs / Math.max(1, st.received), 2),
+        held(st) ? 'yes' : 'no',
+      ]);
+    }
+  }
+  console.log(
+    table(['system', 'rooms', 'layout', 'offered sends/s', 'sent/s', 'delivered msgs/s', 'loss', 'p99 ms', 'server CPU µs / send', 'Redis CPU µs / delivery', 'held'], stepRows),
+  );
+  console.log(
+    '\nS6 summary (per room count and layout: the highest rate held; CPU figures at the highest rate both systems held; ' +
+      'subscriptions per server process from CLIENT LIST, channels + patterns)',
+  );
+  const summary: string[][] = [];
+  for (const r of rows) {
+    const top = best(r);
+    const peers = rows.filter((o) => o.rooms === r.rooms && o.layout === r.layout);
+    const tops = peers.map(best);
+    const common = tops.every((t) => t !== undefined) ? Math.min(...tops.map((t) => t!.rate)) : undefined;
+    const at = common === undefined ? undefined : r.steps.find((st) => st.rate === common);
+    const ck = peers.find((o) => o.system === 'channelkit');
+    const ckAt = common === undefined ? undefined : ck?.steps.find((st) => st.rate === common);
+    summary.push([
+      LABEL[r.system],
+      fmt(r.rooms),
+      layoutLabel(r.layout, r.processes),
+      top ? fmt(top.rate) : 'none',
+      top ? fmt(top.p99, 2) : 'n/a',
+      r.subscriptions.map(([sub, psub]) => `${sub} + ${psub}`).join('; '),
+      at ? fmt(common!) : 'n/a',
+      at ? fmt(at.serverCpuUs / at.sent, 1) : 'n/a',
+      at ? fmt(at.redisCpuUs / Math.max(1, at.received), 2) : 'n/a',
+      at && ckAt ? ratio(ckAt.serverCpuUs / ckAt.sent, at.serverCpuUs / at.sent) : 'n/a',
+    ]);
+  }
+  console.log(
+    table(
+      [
+        'system',
+        'rooms',
+        'layout',
+        'highest sends/s held',
+        'p99 ms there',
+        'subscriptions per process',
+        'rate both held',
+        'server CPU µs / send there',
+        'Redis CPU µs / delivery there',
+        'channelkit / this (server CPU per send)',
+      ],
+      summary,
+    ),
+  );
+}
+
+/** Both systems through Redis: channelkit's RedisPubSubChannelLayer and Socket.IO's redis-adapter (others have no such form here). */
+export const s6Scenario: Scenario<S6Row[]> = {
+  name: 's6',
+  which: (systems) => systems.filter((x) => x === 'channelkit' || x === 'socketio'),
+  run: async (system) => {
+    const rows: S6Row[] = [];
+    for (const rooms of config.s6.rooms) for (const layout of ['spread', 'affinity'] as const) rows.push(await s6(system, rooms, layout));
+    return rows;
+  },
+  print: (runs) =>
+    printS6(runs.flat().sort((a, b) => a.rooms - b.rooms || a.layout.localeCompare(b.layout) || a.system.localeCompare(b.system))),
+  profiled: false,
+};
