@@ -55,7 +55,7 @@ export const config = {
     members: 4,
     /** Server processes over the one Redis: 2, or more to see how the per-send cost grows with them. */
     processes: Number(flag('s6-processes') ?? 2),
-    rates: list('s6-rates', quick ? [2_000, 10_000, 20_000] : [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000]),
+    rates: list('s6-rates', quick ? [500, 2_000, 5_000, 10_000, 20_000] : [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000]),
     stepMs: Number(flag('s6-seconds') ?? (quick ? 1.5 : 3)) * 1000,
     payloadBytes: 64,
     stopLoss: 0.01,
