@@ -57,6 +57,8 @@ export const config = {
     processes: Number(flag('s6-processes') ?? 2),
     rates: list('s6-rates', quick ? [500, 2_000, 5_000, 10_000, 20_000] : [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000]),
     stepMs: Number(flag('s6-seconds') ?? (quick ? 1.5 : 3)) * 1000,
+    /** Sends at the first rate before the measured steps (JIT, buffers). */
+    warmupMs: quick ? 1000 : 2000,
     payloadBytes: 64,
     stopLoss: 0.01,
   },

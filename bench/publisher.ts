@@ -22,6 +22,8 @@ export type PublisherCommand =
        * counter, then the send time of its previous message); `seqStart` is ignored and the counters go on over steps.
        */
       roomSeq?: boolean;
+      /** S6, S7: reply once the last send settled (Redis took it), not when it was handed to the client library. */
+      settle?: boolean;
     }
   | { cmd: 'exit' };
 export type PublisherReply =
@@ -41,12 +43,17 @@ async function sender(): Promise<(group: string, payload: string) => Promise<unk
   const client = createClient({ url });
   client.on('error', (e: Error) => console.error('publisher redis', e.message));
   await client.connect();
+  // The emitter does not return its PUBLISH's promise: a PING behind it on the same connection tells when Redis has it.
+  barrier = () => client.ping();
   if (system === 'socketio') {
     const emitter = new Emitter(client);
     return async (group, payload) => emitter.to(group).emit('m', payload);
   }
   return (group, payload) => client.publish(`bench:${group}`, payload);
 }
+
+/** Resolves once Redis has taken every send made so far; null: the last send's own promise says so. */
+let barrier: (() => Promise<unknown>) | null = null;
 
 /** S7's per-room counters and each room's last send time, kept across steps. */
 let roomCounters: number[] = [];
@@ -86,16 +93,21 @@ async function main(): Promise<void> {
       return send(groups[g], payload);
     };
     // A 1 ms timer: each tick sends what the offered rate says is due by now.
+    let last: Promise<unknown> = Promise.resolve();
     const tick = (): void => {
       const now = nowUs();
       const due = Math.min(total, Math.floor(((now - startUs) / 1e6) * command.rate));
       while (sent < due) {
         const p = one(sent);
         p.catch(onError);
+        last = p;
         sent++;
       }
-      if (sent >= total || now >= endUs + 1_000_000) reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors });
-      else setTimeout(tick, 1);
+      if (sent >= total || now >= endUs + 1_000_000) {
+        // Replies come in order on one connection: the last send settled means every send did.
+        if (command.settle) void (barrier ? barrier() : last).catch(() => undefined).then(() => reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors }));
+        else reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors });
+      } else setTimeout(tick, 1);
     };
     tick();
   });

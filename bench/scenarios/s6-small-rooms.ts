@@ -81,7 +81,7 @@ async function connectRooms(system: SystemName, server: ServerChild, port: numbe
 }
 
 async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6Row> {
-  const { members, processes, rates, stepMs, payloadBytes, stopLoss } = config.s6;
+  const { members, processes, rates, stepMs, warmupMs, payloadBytes, stopLoss } = config.s6;
   const redis = await RedisServer.start();
   const env = { REDIS_URL: redis.url };
   const admin: RedisClient = createClient({ url: redis.url });
@@ -108,14 +108,21 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
     publisher = new Child<PublisherCommand, PublisherReply>(spawn('publisher.ts', [], env, [system]), 'publisher');
     await publisher.wait('ready');
     await sleep(500);
-    let seq = 0;
+    // Warm-up at the first rate, not measured: the first step's CPU per send would carry the JIT's work.
+    const warm = await publisher.request(
+      { cmd: 'step', group: names[0], groups: names, settle: true, rate: rates[0], durationMs: warmupMs, seqStart: 0, payloadBytes },
+      'stepped',
+      warmupMs + 30_000,
+    );
+    let seq = warm.sent;
+    await drain(loadgens, warm.sent * members, 1000, 8_000);
     const steps: S6Step[] = [];
     for (const rate of rates) {
       resetLoadgens(loadgens, seq);
       const cpuBefore = await serverCpuUs(servers);
       const redisBefore = await redisCpuUs(admin);
       const stepped = await publisher.request(
-        { cmd: 'step', group: names[0], groups: names, rate, durationMs: stepMs, seqStart: seq, payloadBytes },
+        { cmd: 'step', group: names[0], groups: names, settle: true, rate, durationMs: stepMs, seqStart: seq, payloadBytes },
         'stepped',
         stepMs + 30_000,
       );

@@ -14,8 +14,9 @@ type Churned = Omit<Extract<LoadgenReply, { type: 'roomed' }>, 'type'>;
 
 interface S7Row extends Churned {
   system: SystemName;
-  /** Group sends made while the clients churned. */
+  /** Group sends made while the clients churned, and the PUBLISH commands Redis counted meanwhile. */
   sent: number;
+  published: number;
   /** SUBSCRIBE + SSUBSCRIBE + PSUBSCRIBE calls, and the UNSUBSCRIBE family, over the churn (INFO commandstats). */
   subscribeCalls: number;
   unsubscribeCalls: number;
@@ -55,7 +56,7 @@ async function s7(system: SystemName): Promise<S7Row> {
     const mode = system === 'socketio' ? 'sio' : 'ws';
     const [stepped, ...churned] = await Promise.all([
       publisher.request(
-        { cmd: 'step', group: names[0], groups: names, roomSeq: true, rate, durationMs, seqStart: 0, payloadBytes },
+        { cmd: 'step', group: names[0], groups: names, settle: true, roomSeq: true, rate, durationMs, seqStart: 0, payloadBytes },
         'stepped',
         durationMs + 30_000,
       ),
@@ -68,11 +69,13 @@ async function s7(system: SystemName): Promise<S7Row> {
     const joins = sum('joins');
     let subscribeCalls = 0;
     let unsubscribeCalls = 0;
+    let published = 0;
     const others: string[] = [];
     for (const [name, calls] of statsAfter) {
       if (name === 'info' || name.startsWith('client')) continue; // the bench's own reads
       const delta = calls - (statsBefore.get(name) ?? 0);
       if (delta <= 0) continue;
+      if (name === 'publish' || name === 'spublish') published += delta;
       if (SUBSCRIBE.has(name)) subscribeCalls += delta;
       else if (UNSUBSCRIBE.has(name)) unsubscribeCalls += delta;
       else others.push(`${name.toUpperCase()} ${fmt(delta / Math.max(1, joins), 2)}`);
@@ -89,6 +92,7 @@ async function s7(system: SystemName): Promise<S7Row> {
       timeouts: sum('timeouts'),
       ms: Math.max(...churned.map((r) => r.ms)),
       sent: stepped.sent,
+      published,
       subscribeCalls,
       unsubscribeCalls,
       others: others.join(', '),
@@ -126,7 +130,7 @@ function printS7(rows: S7Row[]): void {
         'joins+leaves /s',
         'joins',
         'exact',
-        'group sends',
+        'group sends (PUBLISH seen)',
         'room msgs received',
         'lost',
         'twice / out of order',
@@ -145,7 +149,7 @@ function printS7(rows: S7Row[]): void {
         fmt(perSecond(r)),
         fmt(r.joins),
         exact(r) ? 'yes' : 'no',
-        fmt(r.sent),
+        `${fmt(r.sent)} (${fmt(r.published)})`,
         fmt(r.received),
         fmt(r.lost),
         fmt(r.duplicates),
