@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h] [--profile]`
+// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h,s6,s7] [--profile]`
 // Each system is a child process server on a free loopback port; the load generators are child processes too.
 import { join } from 'node:path';
 import type { Scenario } from './harness';
