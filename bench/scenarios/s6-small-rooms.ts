@@ -170,9 +170,12 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
   }
 }
 
-/** Held: nothing lost, nothing twice, and deliveries kept pace (≥ 90% of sent × members per second). */
+/**
+ * Held: the publisher got ≥ 90% of the offered rate into Redis (else the rate was never offered: the machine's
+ * limit), nothing lost, nothing twice, and deliveries kept pace (≥ 90% of sent × members per second).
+ */
 const held = (step: S6Step): boolean =>
-  step.loss === 0 && step.disorder === 0 && step.perSecond >= 0.9 * step.sentPerSecond * config.s6.members;
+  step.sentPerSecond >= 0.9 * step.rate && step.loss === 0 && step.disorder === 0 && step.perSecond >= 0.9 * step.sentPerSecond * config.s6.members;
 
 /** The highest offered rate held (with every lower step held too), or undefined. */
 function best(row: S6Row): S6Step | undefined {
