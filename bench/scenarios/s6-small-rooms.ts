@@ -26,8 +26,9 @@ interface S6Step {
   p99: number;
   /** Messages that arrived twice or out of order (per client). */
   disorder: number;
-  /** CPU time of all server processes over the step and its drain, µs. */
+  /** CPU time of all server processes over the step and its drain, µs; and of each. */
   serverCpuUs: number;
+  processCpuUs: number[];
   /** redis-server's CPU time (INFO CPU, user + sys) over the step and its drain, µs. */
   redisCpuUs: number;
   /** Deliveries that arrived. */
@@ -58,9 +59,13 @@ async function redisCpuUs(admin: RedisClient): Promise<number> {
   return (read('used_cpu_sys') + read('used_cpu_user')) * 1e6;
 }
 
-async function serverCpuUs(servers: ServerChild[]): Promise<number> {
+async function processCpuUs(servers: ServerChild[]): Promise<number[]> {
   const replies = await Promise.all(servers.map((s) => s.request({ cmd: 'cpu' }, 'cpu')));
-  return replies.reduce((sum, r) => sum + r.userUs + r.systemUs, 0);
+  return replies.map((r) => r.userUs + r.systemUs);
+}
+
+async function serverCpuUs(servers: ServerChild[]): Promise<number> {
+  return (await processCpuUs(servers)).reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -129,7 +134,7 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
     const steps: S6Step[] = [];
     for (const rate of rates) {
       resetLoadgens(loadgens, seq);
-      const cpuBefore = await serverCpuUs(servers);
+      const cpuBefore = await processCpuUs(servers);
       const spanFrom = performance.now();
       const redisBefore = await redisCpuUs(admin);
       const stepped = await publisher.request(
@@ -140,7 +145,8 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
       seq += stepped.sent;
       const expected = stepped.sent * members;
       const m = merged(await drain(loadgens, expected, 1500, 8_000));
-      const cpuAfter = await serverCpuUs(servers);
+      const cpuAfter = await processCpuUs(servers);
+      const perProcess = cpuAfter.map((after, i) => after - cpuBefore[i]);
       const spanUs = (performance.now() - spanFrom) * 1000;
       const redisAfter = await redisCpuUs(admin);
       steps.push({
@@ -151,7 +157,8 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
         loss: expected === 0 ? 0 : 1 - m.received / expected,
         p99: percentile(m.hist, 0.99) / 1000,
         disorder: m.disorder,
-        serverCpuUs: cpuAfter - cpuBefore,
+        serverCpuUs: perProcess.reduce((a, b) => a + b, 0),
+        processCpuUs: perProcess,
         redisCpuUs: redisAfter - redisBefore,
         received: m.received,
         spanUs,
@@ -258,6 +265,7 @@ function printS6(rows: S6Row[]): void {
       at ? `${fmt(common!.rate)}${common!.held ? '' : ' (zero loss, pace not held)'}` : 'n/a',
       at ? fmt(at.serverCpuUs / at.sent, 1) : 'n/a',
       at ? fmt(netCpu(r, at), 1) : 'n/a',
+      at ? at.processCpuUs.map((us) => fmt(us / at.sent, 1)).join('; ') : 'n/a',
       fmt(r.idleCpuUsPerSecond / 1000, 1),
       at ? fmt(at.redisCpuUs / Math.max(1, at.received), 2) : 'n/a',
       at && ckAt ? ratio(ckAt.serverCpuUs / ckAt.sent, at.serverCpuUs / at.sent) : 'n/a',
@@ -276,6 +284,7 @@ function printS6(rows: S6Row[]): void {
         'rate both held',
         'server CPU µs / send there',
         'same, idle CPU taken out',
+        'each process µs / send there',
         'idle server CPU ms/s',
         'Redis CPU µs / delivery there',
         'channelkit / this (server CPU per send)',
