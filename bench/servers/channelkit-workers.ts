@@ -104,6 +104,14 @@ async function runPrimary(): Promise<void> {
           toRunner({ type: 'rss', rss, heapUsed });
         });
         break;
+      case 'cpu':
+        void Promise.all(workers.map((w) => ask(w, command))).then((all) => {
+          const own = process.cpuUsage();
+          let { user, system } = own;
+          for (const r of all) if (r.type === 'cpu') (user += r.user), (system += r.system);
+          toRunner({ type: 'cpu', user, system });
+        });
+        break;
       case 'exit':
         for (const w of workers) w.send(command);
         void Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve)))).then(() => process.exit(0));
