@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'g'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -48,6 +48,11 @@ export const config = {
   s4: {
     durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
     concurrency: Number(flag('s4-concurrency') ?? 32),
+  },
+  /** Cost growth: S2 at each group size, S3 at each count of server processes (clients and rates as S3's). */
+  g: {
+    sizes: list('g-sizes', [100, 1_000, 10_000]),
+    processes: list('g-processes', [1, 2, 4]),
   },
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
