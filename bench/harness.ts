@@ -38,8 +38,8 @@ export function pathFor(system: SystemName, group: string): string {
   }
 }
 
-export function spawnLoadgens(count: number, minimum: number): LoadgenChild[] {
-  const n = Math.max(minimum, Math.ceil(count / SOCKETS_PER_LOADGEN));
+export function spawnLoadgens(count: number, minimum: number, perLoadgen = SOCKETS_PER_LOADGEN): LoadgenChild[] {
+  const n = Math.max(minimum, Math.ceil(count / perLoadgen));
   return Array.from({ length: n }, (_, i) => new Child<LoadgenCommand, LoadgenReply>(spawn('loadgen.ts'), `loadgen${i}`));
 }
 

@@ -57,6 +57,8 @@ export const config = {
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
     rounds: quick ? 1 : 3,
+    /** channelkit-workers' worker processes in S5; 0 = enough that each stays well under the fd hard limit (at least 2). */
+    workers: Number(flag('s5-workers') ?? 0),
   },
 };
 /** Sockets per load generator: under the 20,000 fd hard limit with room to spare. */
