@@ -20,9 +20,13 @@ export async function startServer(
   system: SystemName,
   extraArgs: string[] = [],
   env: Record<string, string> = {},
+  readyMs = 60_000,
 ): Promise<{ server: ServerChild; port: number }> {
   const server: ServerChild = new Child(spawn(`servers/${system}.ts`, extraArgs, env), system);
-  const ready = await server.wait('ready', 60_000);
+  const ready = await server.wait('ready', readyMs).catch(async (error: unknown) => {
+    server.proc.kill('SIGKILL'); // not left behind: a server that never got ready never listens to 'exit'
+    throw error;
+  });
   return { server, port: ready.port };
 }
 
