@@ -82,7 +82,8 @@ async function s5(system: SystemName): Promise<S5Row> {
     await sleep(SETTLE_MS);
     const empty = await server.request({ cmd: 'rss' }, 'rss');
     const addresses = sourceAddresses(Math.max(loadgens.length, Math.ceil(count / SOCKETS_PER_ADDRESS) + 1), 20);
-    const options = { localAddresses: addresses, tolerateFailures: true };
+    // 20 ms a socket at least: 50,000 handshakes through the primary's round-robin took over 300 s on 2 busy cores.
+    const options = { localAddresses: addresses, tolerateFailures: true, timeoutMs: Math.max(300_000, count * 20) };
     const halfway = Math.floor(count / 2);
     const a = await connectSome(system, server, port, loadgens, halfway, halfway, ['bench'], options);
     await sleep(SETTLE_MS);
