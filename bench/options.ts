@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'g'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -49,9 +49,16 @@ export const config = {
     durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
     concurrency: Number(flag('s4-concurrency') ?? 32),
   },
+  /** Cost growth: S2 at each group size, S3 at each count of server processes (clients and rates as S3's). */
+  g: {
+    sizes: list('g-sizes', [100, 1_000, 10_000]),
+    processes: list('g-processes', [1, 2, 4]),
+  },
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
     rounds: quick ? 1 : 3,
+    /** channelkit-workers' worker processes in S5; 0 = enough that each stays well under the fd hard limit (at least 2). */
+    workers: Number(flag('s5-workers') ?? 0),
   },
 };
 /** Sockets per load generator: under the 20,000 fd hard limit with room to spare. */

@@ -91,6 +91,8 @@ export type ServerCommand =
   | { cmd: 'credit'; received: number }
   /** One message to the group, now (S5). */
   | { cmd: 'broadcast'; group: string; seq: number; payloadBytes: number }
+  /** The server process's (a cluster's: every process's) CPU time so far, process.cpuUsage() in µs. */
+  | { cmd: 'cpu' }
   | { cmd: 'exit' };
 
 export type ServerReply =
@@ -98,7 +100,8 @@ export type ServerReply =
   | { type: 'count'; members: number }
   | { type: 'rss'; rss: number; heapUsed: number }
   | { type: 'published'; messages: number; startUs: number; endUs: number; pausedTurns: number; turns: number; meanBatch: number }
-  | { type: 'broadcasted'; sendUs: number };
+  | { type: 'broadcasted'; sendUs: number }
+  | { type: 'cpu'; user: number; system: number };
 
 export type LoadgenCommand =
   | { cmd: 'connect'; port: number; paths: string[]; count: number; mode: 'ws' | 'sio'; localAddresses: string[]; concurrency: number }

@@ -10,6 +10,7 @@ import { s3Scenario } from './scenarios/s3-redis';
 import { s4Scenario } from './scenarios/s4-churn';
 import { s5Scenario } from './scenarios/s5-broadcast';
 import { hScenario } from './scenarios/h-history-presence';
+import { gScenario } from './scenarios/g-cost-growth';
 
 async function main(): Promise<void> {
   const os = require('node:os') as typeof import('node:os');
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   await scenario(s4Scenario);
   await scenario(s5Scenario);
   await scenario(hScenario);
+  await scenario(gScenario);
 }
 
 /**

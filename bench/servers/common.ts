@@ -112,6 +112,9 @@ export async function serve(system: System): Promise<void> {
         reply({ type: 'rss', rss: usage.rss, heapUsed: usage.heapUsed });
         break;
       }
+      case 'cpu':
+        reply({ type: 'cpu', ...process.cpuUsage() });
+        break;
       case 'publish':
         runPublisher(system, command);
         break;
