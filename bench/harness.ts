@@ -57,7 +57,11 @@ export async function connectSome(
   count: number,
   members: number,
   groups: string[],
-  { localAddresses = ['127.0.0.1'], tolerateFailures = false }: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
+  {
+    localAddresses = ['127.0.0.1'],
+    tolerateFailures = false,
+    deflate = false,
+  }: { localAddresses?: string[]; tolerateFailures?: boolean; /** offer permessage-deflate (scenario C) */ deflate?: boolean } = {},
 ): Promise<{ ms: number; ok: number; failed: number; members: number }> {
   const n = children.length;
   const paths = groups.map((g) => pathFor(system, g));
@@ -67,7 +71,7 @@ export async function connectSome(
       // Each generator its own slice of the source addresses (ephemeral ports are per source address).
       const mine = localAddresses.filter((_, j) => localAddresses.length < n || j % n === i);
       return child.request(
-        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64 },
+        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64, deflate },
         'connected',
         300_000,
       );

@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'c'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -48,6 +48,14 @@ export const config = {
   s4: {
     durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
     concurrency: Number(flag('s4-concurrency') ?? 32),
+  },
+  c: {
+    clients: Number(flag('c-clients') ?? 1_000),
+    durationMs: Number(flag('c-seconds') ?? (quick ? 2 : 5)) * 1000,
+    warmupMs: quick ? 500 : 1000,
+    /** Chat JSON of ~200 B (one message) and ~4 KiB (a history batch). */
+    payloads: list('c-payloads', [200, 4096]),
+    window: Number(flag('window') ?? 64),
   },
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
