@@ -22,7 +22,7 @@ export interface PerMessageDeflateOptions {
   /**
    * Answer with `client_no_context_takeover` (RFC 7692 lets a server add it to any offer): the client then
    * compresses each message on its own, and the server releases its inflate stream after each client message
-   * instead of keeping ~40 KiB of zlib state per socket that has ever sent one. The price: one inflate stream
+   * instead of keeping its zlib state (16 KiB, bench/README.md) per socket that has ever sent one. The price: one inflate stream
    * set up per compressed client message, and a worse ratio on the client's side. Default true.
    */
   clientNoContextTakeover?: boolean;

@@ -333,7 +333,7 @@ export class SocketTransport extends Outbox implements Transport {
 
   /**
    * With client_no_context_takeover no message depends on the previous one: ws's inflate stream for this
-   * socket (~40 KiB of zlib state, kept by ws until the socket ends) is closed after each message, and ws
+   * socket (zlib state, kept by ws until the socket ends: bench/README.md has its size) is closed after each message, and ws
    * makes a new one for the next compressed message. `cleanup()` is the extension's own release, which ws
    * calls at close; ws has no public accessor for the extension object, so `_extensions` is read here.
    */

@@ -271,6 +271,23 @@ describe('frames from the client', () => {
     await server.close();
   });
 
+  test.each([
+    [true, false],
+    [false, true],
+  ])("clientNoContextTakeover %s: ws's inflate state for the socket is kept: %s", async (clientNoContextTakeover, kept) => {
+    const { server, port } = await start({ perMessageDeflate: { clientNoContextTakeover } });
+    const { ws } = await openWs(port, '/', { perMessageDeflate: { threshold: 0 } });
+    const echoed = nextMessage(ws);
+    ws.send(big(2000));
+    await echoed;
+    // The one socket's extension object, as ws holds it (what bench/inflate-memory.ts measures).
+    const [transport] = (server as unknown as { live: Set<{ ws: { _extensions: Record<string, { _inflate: unknown }> } }> }).live;
+    expect(transport.ws._extensions['permessage-deflate']._inflate !== null).toBe(kept);
+    ws.close();
+    await until(() => server.connectionCount === 0);
+    await server.close();
+  });
+
   test('a message whose inflated size is over maxPayload closes with 1009 (zip bomb)', async () => {
     const { server, port } = await start({ perMessageDeflate: true, maxPayload: 64 * 1024 });
     const client = await RawClient.open(port, '/', { extensions: OFFER });
