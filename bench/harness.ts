@@ -65,7 +65,15 @@ export async function connectSome(
     localAddresses = ['127.0.0.1'],
     tolerateFailures = false,
     timeoutMs = 300_000,
-  }: { localAddresses?: string[]; tolerateFailures?: boolean; /** for the load generators' connects */ timeoutMs?: number } = {},
+    deflate = false,
+  }: {
+    localAddresses?: string[];
+    tolerateFailures?: boolean;
+    /** for the load generators' connects */
+    timeoutMs?: number;
+    /** offer permessage-deflate (scenario C) */
+    deflate?: boolean;
+  } = {},
 ): Promise<{ ms: number; ok: number; failed: number; members: number }> {
   const n = children.length;
   const paths = groups.map((g) => pathFor(system, g));
@@ -75,7 +83,7 @@ export async function connectSome(
       // Each generator its own slice of the source addresses (ephemeral ports are per source address).
       const mine = localAddresses.filter((_, j) => localAddresses.length < n || j % n === i);
       return child.request(
-        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64 },
+        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64, deflate },
         'connected',
         timeoutMs,
       );

@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'g'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'g', 'c'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -53,6 +53,14 @@ export const config = {
   g: {
     sizes: list('g-sizes', [100, 1_000, 10_000]),
     processes: list('g-processes', [1, 2, 4]),
+  },
+  c: {
+    clients: Number(flag('c-clients') ?? 1_000),
+    durationMs: Number(flag('c-seconds') ?? (quick ? 2 : 5)) * 1000,
+    warmupMs: quick ? 500 : 1000,
+    /** Chat JSON of ~200 B (one message) and ~4 KiB (a history batch). */
+    payloads: list('c-payloads', [200, 4096]),
+    window: Number(flag('window') ?? 64),
   },
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h] [--profile]`
+// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h,c] [--profile]`
 // Each system is a child process server on a free loopback port; the load generators are child processes too.
 import { join } from 'node:path';
 import type { Scenario } from './harness';
@@ -11,6 +11,7 @@ import { s4Scenario } from './scenarios/s4-churn';
 import { s5Scenario } from './scenarios/s5-broadcast';
 import { hScenario } from './scenarios/h-history-presence';
 import { gScenario } from './scenarios/g-cost-growth';
+import { cScenario } from './scenarios/c-compression';
 
 async function main(): Promise<void> {
   const os = require('node:os') as typeof import('node:os');
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   await scenario(s5Scenario);
   await scenario(hScenario);
   await scenario(gScenario);
+  await scenario(cScenario);
 }
 
 /**

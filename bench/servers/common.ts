@@ -1,5 +1,5 @@
 // What every bench server shares: the IPC loop with the runner and the flow-controlled publisher.
-import { type ServerCommand, type ServerReply, makePayload, nowUs } from '../protocol';
+import { type ServerCommand, type ServerReply, makeChatPayload, makePayload, nowUs } from '../protocol';
 
 export interface System {
   /** Listens on a free loopback port; returns it. */
@@ -83,7 +83,8 @@ function runPublisher(system: System, command: Extract<ServerCommand, { cmd: 'pu
     } else {
       const n = room;
       if (payloads.length !== n) payloads = new Array(n);
-      for (let i = 0; i < n; i++) payloads[i] = makePayload(seq++, padding);
+      if (command.chat) for (let i = 0; i < n; i++) payloads[i] = makeChatPayload(seq++, command.payloadBytes);
+      else for (let i = 0; i < n; i++) payloads[i] = makePayload(seq++, padding);
       system.publish(command.group, payloads);
       publishingTurns++;
       const took = nowUs() - now;
@@ -118,6 +119,11 @@ export async function serve(system: System): Promise<void> {
       case 'publish':
         runPublisher(system, command);
         break;
+      case 'cpu': {
+        const usage = process.cpuUsage();
+        reply({ type: 'cpu', user: usage.user, system: usage.system });
+        break;
+      }
       case 'credit': {
         credited = command.received;
         const resume = onCredit;

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Application, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
 import { FrameCache } from './protocol';
+import { deflateSettings } from './permessage-deflate';
 import { buildScope, destroyOnError, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from '../layers/layer';
 import { InMemoryChannelLayer } from '../layers/memory';
@@ -45,7 +46,7 @@ export class Server {
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
-    const { app, channelLayer, logger, http, rateLimit, metrics, ...limits } = options;
+    const { app, channelLayer, logger, http, rateLimit, metrics, perMessageDeflate, ...limits } = options;
     this.options = { ...SERVER_DEFAULTS, ...stripUndefined(limits) };
     this.rateLimit = rateLimit === false ? null : { ...RATE_LIMIT_DEFAULTS, ...stripUndefined(rateLimit ?? {}) };
     this.app = app;
@@ -77,15 +78,17 @@ export class Server {
       oversize: { maxOutboundFrame },
       slowReader: { maxBufferedBytes: this.options.maxBufferedBytes },
     });
+    const deflate = deflateSettings(perMessageDeflate);
     this.host = {
-      frames: new FrameCache(),
+      frames: new FrameCache(deflate),
+      deflate,
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
       maxOutboundFrame,
       stats: this.stats,
       dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
-      upgrader: SocketTransport.createUpgrader(this.options.maxPayload),
+      upgrader: SocketTransport.createUpgrader(this.options.maxPayload, deflate),
       opened: (transport) => this.track(transport),
       ended: (transport, code) => this.ended(transport, code),
       socketError: (transport, error) => this.logger.debug({ err: error, path: transport.scope.path }, 'socket error'),
