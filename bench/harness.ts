@@ -20,9 +20,13 @@ export async function startServer(
   system: SystemName,
   extraArgs: string[] = [],
   env: Record<string, string> = {},
+  readyMs = 60_000,
 ): Promise<{ server: ServerChild; port: number }> {
   const server: ServerChild = new Child(spawn(`servers/${system}.ts`, extraArgs, env), system);
-  const ready = await server.wait('ready', 60_000);
+  const ready = await server.wait('ready', readyMs).catch((error: unknown) => {
+    server.proc.kill('SIGKILL'); // not left behind: a server that never got ready never listens to 'exit'
+    throw error;
+  });
   return { server, port: ready.port };
 }
 
@@ -38,8 +42,8 @@ export function pathFor(system: SystemName, group: string): string {
   }
 }
 
-export function spawnLoadgens(count: number, minimum: number): LoadgenChild[] {
-  const n = Math.max(minimum, Math.ceil(count / SOCKETS_PER_LOADGEN));
+export function spawnLoadgens(count: number, minimum: number, perLoadgen = SOCKETS_PER_LOADGEN): LoadgenChild[] {
+  const n = Math.max(minimum, Math.ceil(count / perLoadgen));
   return Array.from({ length: n }, (_, i) => new Child<LoadgenCommand, LoadgenReply>(spawn('loadgen.ts'), `loadgen${i}`));
 }
 
@@ -57,7 +61,19 @@ export async function connectSome(
   count: number,
   members: number,
   groups: string[],
-  { localAddresses = ['127.0.0.1'], tolerateFailures = false }: { localAddresses?: string[]; tolerateFailures?: boolean } = {},
+  {
+    localAddresses = ['127.0.0.1'],
+    tolerateFailures = false,
+    timeoutMs = 300_000,
+    deflate = false,
+  }: {
+    localAddresses?: string[];
+    tolerateFailures?: boolean;
+    /** for the load generators' connects */
+    timeoutMs?: number;
+    /** offer permessage-deflate (scenario C) */
+    deflate?: boolean;
+  } = {},
 ): Promise<{ ms: number; ok: number; failed: number; members: number }> {
   const n = children.length;
   const paths = groups.map((g) => pathFor(system, g));
@@ -67,9 +83,9 @@ export async function connectSome(
       // Each generator its own slice of the source addresses (ephemeral ports are per source address).
       const mine = localAddresses.filter((_, j) => localAddresses.length < n || j % n === i);
       return child.request(
-        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64 },
+        { cmd: 'connect', port, paths, count: share, mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: mine, concurrency: 64, deflate },
         'connected',
-        300_000,
+        timeoutMs,
       );
     }),
   );

@@ -1,6 +1,7 @@
 // The load generator: lean raw-TCP WebSocket clients. The upgrade is written by hand, frames are parsed
 // by header only, and each message's sequence number and send time are read in place from its payload.
 import { type Socket, connect } from 'node:net';
+import * as zlib from 'node:zlib';
 import {
   HEADER_LEN,
   HIST_SIZE,
@@ -26,6 +27,9 @@ let stale = 0;
 let minSeq = 0;
 let epoch = 0;
 let progressTimer: NodeJS.Timeout | null = null;
+/** Bytes read after the upgrades, and RSV1 messages inflated (scenario C). */
+let bytes = 0;
+let inflatedCount = 0;
 const clients: Client[] = [];
 
 const SIO_CONNECT = maskedText('40');
@@ -41,12 +45,41 @@ function maskedControl(opcode: number, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
 }
 
+// ---- permessage-deflate (scenario C). The generator offers what Chrome offers and inflates each RSV1 message.
+// With `server_no_context_takeover` in the 101 a message inflates on its own, and equal compressed bytes mean
+// an equal message: a group send compressed once reaches every client of this generator as the same bytes,
+// so the bench header is read once per distinct message (a small cache) rather than inflated per client. A
+// server keeping its context (ws's default) gets a per-client inflate stream, asynchronous like ws's own.
+
+const DEFLATE_OFFER = 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n';
+const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const SYNC = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+/** Compressed bytes (latin1) to their inflated head, for servers without context takeover. */
+const inflatedHeads = new Map<string, Buffer>();
+
+/** The first bytes of a message inflated on its own: enough for the bench header. */
+function inflatedHead(buf: Buffer, start: number, end: number): Buffer {
+  const key = buf.toString('latin1', start, end);
+  let head = inflatedHeads.get(key);
+  if (head === undefined) {
+    const plain = zlib.inflateRawSync(Buffer.concat([buf.subarray(start, end), TRAILER]), SYNC);
+    head = plain.subarray(0, MARK_SEARCH + HEADER_LEN);
+    if (inflatedHeads.size >= 4096) inflatedHeads.clear();
+    inflatedHeads.set(key, head);
+  }
+  return head;
+}
+
 class Client {
   private pending: Buffer | null = null;
   private upgraded = false;
   lastSeq = -1;
   /** S7: this connection's room loop, once a `rooms` command started it. */
   churn: RoomMember | null = null;
+  /** Set from the 101: 'message' when each message inflates alone, 'stream' when the server keeps its context. */
+  deflate: 'message' | 'stream' | null = null;
+  private inflater: zlib.InflateRaw | null = null;
+  private inflating: { now: number; chunks: Buffer[] }[] = [];
 
   constructor(
     readonly socket: Socket,
@@ -75,11 +108,14 @@ class Client {
         this.socket.destroy();
         return;
       }
+      const head = buf.toString('latin1', 0, end).toLowerCase();
+      if (head.includes('permessage-deflate')) this.deflate = head.includes('server_no_context_takeover') ? 'message' : 'stream';
       this.upgraded = true;
       if (this.sio) this.socket.write(SIO_CONNECT);
       this.onUpgrade(true);
       buf = buf.subarray(end + 4);
     }
+    bytes += chunk.length;
     const now = nowUs();
     let off = 0;
     const n = buf.length;
@@ -99,7 +135,9 @@ class Client {
       if (n - off < head + len) break;
       const start = off + head;
       const opcode = b0 & 0x0f;
-      if (opcode === 1 || opcode === 2 || opcode === 0) {
+      if ((b0 & 0x40) !== 0 && this.deflate !== null) {
+        this.compressed(buf, start, start + len, now);
+      } else if (opcode === 1 || opcode === 2 || opcode === 0) {
         if (len >= HEADER_LEN) this.message(buf, start, start + len, now);
         else if (this.sio && len === 1 && buf[start] === 0x32) this.socket.write(SIO_PONG); // engine.io ping "2"
         else if (this.churn !== null) this.churn.control(buf, start, len, now);
@@ -109,6 +147,28 @@ class Client {
       off = start + len;
     }
     if (off < n) this.pending = off === 0 ? buf : buf.subarray(off);
+  }
+
+  /** An RSV1 message (unfragmented: the bench servers send whole messages). */
+  private compressed(buf: Buffer, start: number, end: number, now: number): void {
+    inflatedCount++;
+    if (this.deflate === 'message') {
+      const head = inflatedHead(buf, start, end);
+      if (head.length >= HEADER_LEN) this.message(head, 0, head.length, now);
+      return;
+    }
+    if (this.inflater === null) {
+      this.inflater = zlib.createInflateRaw();
+      this.inflater.on('data', (chunk: Buffer) => this.inflating[0]?.chunks.push(chunk));
+    }
+    const job = { now, chunks: [] as Buffer[] };
+    this.inflating.push(job);
+    this.inflater.write(Buffer.concat([buf.subarray(start, end), TRAILER]));
+    this.inflater.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+      this.inflating.shift();
+      const plain = Buffer.concat(job.chunks);
+      if (plain.length >= HEADER_LEN) this.message(plain, 0, plain.length, job.now);
+    });
   }
 
   private message(buf: Buffer, start: number, end: number, now: number): void {
@@ -158,7 +218,9 @@ function connectAll(command: Extract<LoadgenCommand, { cmd: 'connect' }>): void 
   const request = (path: string): Buffer =>
     Buffer.from(
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${command.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+        (command.deflate ? DEFLATE_OFFER : '') +
+        '\r\n',
     );
   const pump = (): void => {
     while (inFlight < command.concurrency && next < command.count) {
@@ -274,7 +336,7 @@ process.on('message', (command: LoadgenCommand) => {
       break;
     }
     case 'stats':
-      send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed, stale });
+      send({ type: 'stats', received, firstUs, lastUs, hist: packHist(hist), closed, malformed, stale, bytes, inflated: inflatedCount });
       break;
     case 'reset':
       hist.fill(0);
@@ -283,6 +345,8 @@ process.on('message', (command: LoadgenCommand) => {
       lastUs = 0;
       malformed = 0;
       stale = 0;
+      bytes = 0;
+      inflatedCount = 0;
       minSeq = command.minSeq;
       epoch = command.epoch;
       break;

@@ -20,7 +20,7 @@ export const LABEL: Record<SystemName, string> = {
   ceiling: 'ceiling probe',
 };
 export const systems = (flag('only')?.split(',') ?? [...SYSTEMS]) as SystemName[];
-export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 's6', 's7'];
+export const scenarios = flag('scenarios')?.split(',') ?? ['s1', 's2', 's3', 's4', 's5', 'h', 'g', 'c', 's6', 's7'];
 const list = (name: string, fallback: number[]): number[] => flag(name)?.split(',').map(Number) ?? fallback;
 
 export const config = {
@@ -49,6 +49,19 @@ export const config = {
     durationMs: Number(flag('s4-seconds') ?? (quick ? 2 : 5)) * 1000,
     concurrency: Number(flag('s4-concurrency') ?? 32),
   },
+  /** Cost growth: S2 at each group size, S3 at each count of server processes (clients and rates as S3's). */
+  g: {
+    sizes: list('g-sizes', [100, 1_000, 10_000]),
+    processes: list('g-processes', [1, 2, 4]),
+  },
+  c: {
+    clients: Number(flag('c-clients') ?? 1_000),
+    durationMs: Number(flag('c-seconds') ?? (quick ? 2 : 5)) * 1000,
+    warmupMs: quick ? 500 : 1000,
+    /** Chat JSON of ~200 B (one message) and ~4 KiB (a history batch). */
+    payloads: list('c-payloads', [200, 4096]),
+    window: Number(flag('window') ?? 64),
+  },
   s6: {
     /** Room counts, one run each (rooms of `members` members). */
     rooms: list('s6-rooms', quick ? [2_000] : [2_000, 5_000]),
@@ -76,6 +89,8 @@ export const config = {
   s5: {
     target: Number(flag('s5-connections') ?? (quick ? 5_000 : 100_000)),
     rounds: quick ? 1 : 3,
+    /** channelkit-workers' worker processes in S5; 0 = enough that each stays well under the fd hard limit (at least 2). */
+    workers: Number(flag('s5-workers') ?? 0),
   },
 };
 /** Sockets per load generator: under the 20,000 fd hard limit with room to spare. */

@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h,s6,s7] [--profile]`
+// `npm run bench [-- --quick] [--only=channelkit,naive] [--scenarios=s1,s2,s3,s4,s5,h,g,c,s6,s7] [--profile]`
 // Each system is a child process server on a free loopback port; the load generators are child processes too.
 import { join } from 'node:path';
 import type { Scenario } from './harness';
@@ -10,6 +10,8 @@ import { s3Scenario } from './scenarios/s3-redis';
 import { s4Scenario } from './scenarios/s4-churn';
 import { s5Scenario } from './scenarios/s5-broadcast';
 import { hScenario } from './scenarios/h-history-presence';
+import { gScenario } from './scenarios/g-cost-growth';
+import { cScenario } from './scenarios/c-compression';
 import { s6Scenario } from './scenarios/s6-small-rooms';
 import { s7Scenario } from './scenarios/s7-room-churn';
 
@@ -24,6 +26,8 @@ async function main(): Promise<void> {
   await scenario(s4Scenario);
   await scenario(s5Scenario);
   await scenario(hScenario);
+  await scenario(gScenario);
+  await scenario(cScenario);
   await scenario(s6Scenario);
   await scenario(s7Scenario);
 }

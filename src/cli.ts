@@ -62,6 +62,7 @@ async function serve(argv: string[]): Promise<void> {
     logger,
     host: config.host,
     port: config.port,
+    perMessageDeflate: config.perMessageDeflate,
     metrics: clusterMetrics ? { ...(typeof metrics === 'object' ? metrics : {}), exposition: clusterMetrics.exposition } : metrics,
   });
   await server.listen();

@@ -32,6 +32,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'CHANNEL_LAYER_KEYS', default: 'unset: msgpack in the clear', meaning: '`key1,key2`: encrypt layer messages as channels_redis\'s `symmetric_encryption_keys` (first encrypts, all decrypt)', scope: 'framework' },
   { name: 'METRICS', default: 'on', meaning: '`on` or `off`: `GET /metrics` on `PORT`', scope: 'framework' },
   { name: 'METRICS_PORT', default: 'unset', meaning: 'serve `/metrics` on this port instead of `PORT` (0 picks a free one); not with `METRICS=off`', scope: 'framework' },
+  { name: 'PERMESSAGE_DEFLATE', default: 'off', meaning: '`on` or `off`: compress frames for clients that offer permessage-deflate, once per group send (threshold 1 KiB)', scope: 'framework' },
   { name: 'SECRET', default: 'random per process', meaning: 'signs the demo\'s tokens; set the same on every process', scope: 'demo' },
   { name: 'ALLOWED_ORIGINS', default: 'localhost,127.0.0.1,[::1]', meaning: 'browser origins allowed to connect, comma-separated', scope: 'demo' },
   { name: 'DEMO_PASSWORD', default: 'unset: any name logs in in development, login refused (503) elsewhere', meaning: 'the notifications demo\'s shared login password', scope: 'demo' },
@@ -53,6 +54,8 @@ export interface ServeConfig {
   /** CHANNEL_LAYER_KEYS; undefined when unset. */
   layerKeys: string[] | undefined;
   metrics: boolean | MetricsOptions;
+  /** PERMESSAGE_DEFLATE=on: the server's `perMessageDeflate: true`. */
+  perMessageDeflate: boolean;
 }
 
 /**
@@ -70,6 +73,7 @@ export function serveConfig(env: NodeJS.ProcessEnv, args: string[]): { config: S
     layer: layerChoiceFromEnv(env),
     layerKeys: layerKeysFromEnv(env),
     metrics: metricsFromEnv(env),
+    perMessageDeflate: onOffFromEnv('PERMESSAGE_DEFLATE', env.PERMESSAGE_DEFLATE, false),
   };
   return { config, rest };
 }
@@ -80,6 +84,13 @@ export function portFromEnv(value: string | undefined): number | undefined {
   const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
   if (!(port <= 65535)) throw new Error(`PORT: "${value}" is not a port; expected an integer from 0 to 65535 (0 picks a free port)`);
   return port;
+}
+
+/** An `on`/`off` variable, checked; empty is unset. */
+export function onOffFromEnv(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value !== 'on' && value !== 'off') throw new Error(`${name}: "${value}" is not a setting; expected on or off (default ${fallback ? 'on' : 'off'})`);
+  return value === 'on';
 }
 
 /** LOG_LEVEL, checked: pino's own error ("default level:x must be included in custom levels") names neither. */

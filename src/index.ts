@@ -53,6 +53,7 @@ export { type OriginValidatorOptions, originValidator } from './routing/middlewa
 export { NoRoute, type Route, type RouteParamsOf, URLRouter, path, rePath } from './routing/router';
 export type { ReadonlyQuery, RouteParamValue, RouteParams, Scope, ScopeUser } from './application';
 export type { HttpHandler, ServerOptions } from './server/options';
+export type { PerMessageDeflateOptions } from './server/permessage-deflate';
 export { Server } from './server/server';
 export type { ServerStats } from './server/stats';
 export { serveFile } from './server/static';

@@ -52,7 +52,8 @@ describe('configuration in one place', () => {
   test('serveConfig reads one typed object with the defaults', () => {
     const { config, rest } = serveConfig({}, ['--workers', '2', 'app.ts']);
     expect(rest).toEqual(['app.ts']);
-    expect(config).toEqual({ host: undefined, port: undefined, logLevel: 'info', workers: 2, layer: { kind: 'memory' }, layerKeys: undefined, metrics: true });
+    expect(config).toEqual({ host: undefined, port: undefined, logLevel: 'info', workers: 2, layer: { kind: 'memory' }, layerKeys: undefined, metrics: true, perMessageDeflate: false });
+    expect(serveConfig({ PERMESSAGE_DEFLATE: 'on' }, []).config.perMessageDeflate).toBe(true);
   });
 
   test.each([
@@ -69,6 +70,7 @@ describe('configuration in one place', () => {
     [{ CHANNEL_LAYER_KEYS: 'a,,b' }, /^CHANNEL_LAYER_KEYS: an empty key in a list of 3; expected comma-separated keys/],
     [{ METRICS: 'maybe' }, /^METRICS: "maybe" is not a setting; expected on or off/],
     [{ METRICS_PORT: 'x' }, /^METRICS_PORT: "x" is not a port/],
+    [{ PERMESSAGE_DEFLATE: 'yes' }, /^PERMESSAGE_DEFLATE: "yes" is not a setting; expected on or off/],
   ])('%j stops startup naming the variable, its value and the expected form', (env, message) => {
     expect(() => serveConfig(env, [])).toThrow(message);
   });

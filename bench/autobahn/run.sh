@@ -3,6 +3,8 @@
 # channelkit echo consumer and a plain `ws` echo server, then prints the per-behaviour counts of both and
 # every case where channelkit is worse. Needs ../shared/autobahn (Python 2.7 and the suite); ~5 minutes.
 #   sh bench/autobahn/run.sh [workdir]      (AB_PORTS="9001 9002" to move the two servers)
+#   AB_DEFLATE=1 sh bench/autobahn/run.sh   permessage-deflate on in both servers, and only cases 12.* and 13.* (long:
+#                                           1,000 messages per case, up to 128 KiB each; AB_ONLY narrows the cases)
 set -e
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${1:-/tmp/channelkit-autobahn}
@@ -11,10 +13,15 @@ PYTHON=${PYTHON2:-$HOME/.pyenv/versions/2.7.18/bin/python}
 set -- ${AB_PORTS:-9001 9002}
 mkdir -p "$WORK"
 [ -d "$WORK/site" ] || tar -xzf "$SHARED/py2-site.tar.gz" -C "$WORK"
-sed -e "s/9001/$1/" -e "s/9002/$2/" "$REPO/bench/autobahn/spec.json" > "$WORK/spec.json"
+SPEC=spec.json
+MODE=
+[ -n "$AB_DEFLATE" ] && SPEC=spec-deflate.json && MODE=deflate && AB_CASES=${AB_CASES:-12.1.1,13.3.1,13.7.18}
+sed -e "s/9001/$1/" -e "s/9002/$2/" "$REPO/bench/autobahn/$SPEC" > "$WORK/spec.json"
+# AB_ONLY='["12.*.1", "13.1.*"]' runs those cases only (Autobahn's wildcards).
+[ -n "$AB_ONLY" ] && sed -i "s/\"cases\": \[.*\]/\"cases\": $AB_ONLY/" "$WORK/spec.json"
 cd "$REPO"
 # ts-node itself (not npx), so that $! is the server process and the trap stops it.
-LOG_LEVEL=${LOG_LEVEL:-warn} node_modules/.bin/ts-node --transpile-only bench/autobahn/echo-servers.ts "$1" "$2" > "$WORK/servers.log" 2>&1 &
+LOG_LEVEL=${LOG_LEVEL:-warn} node_modules/.bin/ts-node --transpile-only bench/autobahn/echo-servers.ts "$1" "$2" $MODE > "$WORK/servers.log" 2>&1 &
 SERVERS=$!
 trap 'kill $SERVERS 2>/dev/null' EXIT
 until grep -q 'echo servers' "$WORK/servers.log"; do

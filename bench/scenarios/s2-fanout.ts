@@ -1,12 +1,17 @@
 // S2 local fan-out: one group on one server, an in-process publisher under end-to-end credit; throughput and latency.
 import type { ServerChild, LoadgenChild } from '../child';
-import { connectClients, drain, merged, profileArgs, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
+import { connectSome, drain, merged, profileArgs, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
 import { LABEL, type SystemName, config } from '../options';
 import { type ServerReply, percentile } from '../protocol';
 import { fmt, ratio, table } from '../table';
 
-interface S2Row {
+export interface S2Row {
   system: SystemName;
+  clients: number;
+  /** Server CPU (user + system) over the measured publish and its drain, per delivery, µs. */
+  cpuUsPerDelivery: number;
+  /** The same CPU per member per publishing turn: about per socket write, since a turn's messages go to a socket together. */
+  cpuUsPerWrite: number;
   published: number;
   perSecond: number;
   p50: number;
@@ -23,8 +28,9 @@ async function publishWithCredit(
   loadgens: LoadgenChild[],
   durationMs: number,
   seqStart: number,
+  clients: number,
 ): Promise<Extract<ServerReply, { type: 'published' }>> {
-  const { clients, batch, turnMs, payloadBytes, maxBacklogBytes, window } = config.s2;
+  const { batch, turnMs, payloadBytes, maxBacklogBytes, window } = config.s2;
   const epoch = resetLoadgens(loadgens, seqStart);
   const latest = loadgens.map(() => 0);
   loadgens.forEach((l, i) => {
@@ -50,24 +56,44 @@ async function publishWithCredit(
 }
 
 async function s2(system: SystemName): Promise<S2Row> {
-  const { clients, durationMs, loadgens: lg, warmupMs } = config.s2;
+  return runS2(system, { clients: config.s2.clients, loadgens: config.s2.loadgens });
+}
+
+/** The shape of one S2 run: S2 itself is --s2-clients on --loadgens; the cost-growth scenario (g) varies the clients. */
+export interface S2Shape {
+  clients: number;
+  /** Load generator processes at least (more when the clients exceed one generator's share). */
+  loadgens: number;
+  /** Source addresses (ephemeral ports are per source address). Default 127.0.0.1 alone. */
+  localAddresses?: string[];
+}
+
+export async function runS2(system: SystemName, shape: S2Shape): Promise<S2Row> {
+  const { durationMs, warmupMs } = config.s2;
+  const { clients } = shape;
   const { server, port } = await startServer(system, profileArgs(system, 's2'));
-  const loadgens = spawnLoadgens(clients, lg);
+  const loadgens = spawnLoadgens(clients, shape.loadgens);
   try {
-    await connectClients(system, server, port, loadgens, clients, clients, ['bench']);
+    await connectSome(system, server, port, loadgens, clients, clients, ['bench'], { localAddresses: shape.localAddresses });
     await sleep(300);
     // Warm-up: the same publishing, not measured (JIT, buffers, TCP windows).
     let seq = 0;
     if (warmupMs > 0) {
-      const warm = await publishWithCredit(server, loadgens, warmupMs, 0);
+      const warm = await publishWithCredit(server, loadgens, warmupMs, 0, clients);
       await drain(loadgens, warm.messages * clients, 1000, 10_000);
       seq = warm.messages;
     }
-    const published = await publishWithCredit(server, loadgens, durationMs, seq);
+    const cpuBefore = await server.request({ cmd: 'cpu' }, 'cpu');
+    const published = await publishWithCredit(server, loadgens, durationMs, seq, clients);
     const expected = published.messages * clients;
     const m = merged(await drain(loadgens, expected));
+    const cpuAfter = await server.request({ cmd: 'cpu' }, 'cpu');
+    const cpuUs = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
     return {
       system,
+      clients,
+      cpuUsPerDelivery: m.received === 0 ? NaN : cpuUs / m.received,
+      cpuUsPerWrite: published.meanBatch === 0 ? NaN : cpuUs / ((published.messages / published.meanBatch) * clients),
       published: published.messages,
       perSecond: m.received / ((m.lastUs - published.startUs) / 1e6),
       p50: percentile(m.hist, 0.5) / 1000,
@@ -93,7 +119,7 @@ function printS2(rows: S2Row[]): void {
   );
   console.log(
     table(
-      ['system', 'delivered msgs/s', 'p50 ms', 'p99 ms', 'loss', 'published', 'mean batch', 'paused turns', 'channelkit / this (msgs/s)', 'channelkit / this (p99)'],
+      ['system', 'delivered msgs/s', 'p50 ms', 'p99 ms', 'loss', 'published', 'mean batch', 'paused turns', 'server CPU µs / delivery', 'channelkit / this (msgs/s)', 'channelkit / this (p99)'],
       rows.map((r) => [
         LABEL[r.system],
         fmt(r.perSecond),
@@ -103,6 +129,7 @@ function printS2(rows: S2Row[]): void {
         fmt(r.published),
         fmt(r.meanBatch, 1),
         `${(r.pausedShare * 100).toFixed(0)}%`,
+        fmt(r.cpuUsPerDelivery, 2),
         ck ? ratio(ck.perSecond, r.perSecond) : 'n/a',
         ck ? ratio(ck.p99, r.p99) : 'n/a',
       ]),

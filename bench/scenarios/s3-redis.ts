@@ -19,9 +19,11 @@ interface S3Step {
   loss: number;
   p50: number;
   p99: number;
+  /** Server CPU (user + system, summed over the server processes) from the step's start to its drain, per delivery, µs. */
+  cpuUsPerDelivery: number;
 }
 
-interface S3Row {
+export interface S3Row {
   system: SystemName;
   /** channelkit runs twice: plain, and with history kept for the group (every send recorded in a Redis Stream). */
   history: boolean;
@@ -29,24 +31,44 @@ interface S3Row {
   /** Redis commands per group send (INFO commandstats delta over the steps / sends), and the commands seen. */
   commandsPerSend: number;
   commands: string;
-  /** Subscriptions per server process: [channels, patterns] for each of the two. */
+  /** Subscriptions per server process: [channels, patterns] for each server. */
   subscriptions: [number, number][];
+  /** Server processes, each with `clientsPerServer` clients in the group. */
+  servers: number;
+}
+
+/** The shape of one S3 run; S3 itself is two servers, the cost-growth scenario (g) varies the count. */
+export interface S3Shape {
+  servers: number;
+  clientsPerServer: number;
+  rates: number[];
+}
+
+/** Server CPU time so far, µs (user + system), summed over the processes. */
+export async function serverCpuUs(servers: ServerChild[]): Promise<number> {
+  const all = await Promise.all(servers.map((s) => s.request({ cmd: 'cpu' }, 'cpu')));
+  return all.reduce((sum, r) => sum + r.user + r.system, 0);
 }
 
 async function s3(system: SystemName, history = false): Promise<S3Row> {
-  const { clientsPerServer, rates, stepMs, payloadBytes, stopLoss } = config.s3;
+  return runS3(system, { servers: 2, clientsPerServer: config.s3.clientsPerServer, rates: config.s3.rates }, history);
+}
+
+export async function runS3(system: SystemName, shape: S3Shape, history = false): Promise<S3Row> {
+  const { stepMs, payloadBytes, stopLoss } = config.s3;
+  const { clientsPerServer, rates } = shape;
   const redis = await RedisServer.start();
   const env: Record<string, string> = { REDIS_URL: redis.url, ...(history ? { BENCH_HISTORY: '1' } : {}) };
   const admin: RedisClient = createClient({ url: redis.url });
   admin.on('error', () => undefined);
   await admin.connect();
   const servers: ServerChild[] = [];
-  const loadgens = spawnLoadgens(clientsPerServer * 2, 1);
+  const loadgens = spawnLoadgens(clientsPerServer * shape.servers, 1);
   let publisher: Child<PublisherCommand, PublisherReply> | null = null;
   try {
     const subs: [number, number][] = [];
     let before: [number, number] = await subscriptions(admin);
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < shape.servers; i++) {
       const { server, port } = await startServer(system, i === 0 ? profileArgs(system, 's3') : [], env);
       servers.push(server);
       await connectClients(system, server, port, loadgens, clientsPerServer, clientsPerServer, ['bench']);
@@ -58,18 +80,20 @@ async function s3(system: SystemName, history = false): Promise<S3Row> {
     publisher = new Child<PublisherCommand, PublisherReply>(spawn('publisher.ts', [], env, [system]), 'publisher');
     await publisher.wait('ready');
     await sleep(500);
-    const clients = clientsPerServer * 2;
+    const clients = clientsPerServer * shape.servers;
     const statsBefore = await commandStats(admin);
     let seq = 0;
     let sends = 0;
     const steps: S3Step[] = [];
     for (const rate of rates) {
       resetLoadgens(loadgens, seq);
+      const cpuBefore = await serverCpuUs(servers);
       const stepped = await publisher.request({ cmd: 'step', group: 'bench', rate, durationMs: stepMs, seqStart: seq, payloadBytes }, 'stepped', stepMs + 30_000);
       seq += stepped.sent;
       sends += stepped.sent;
       const expected = stepped.sent * clients;
       const m = merged(await drain(loadgens, expected, 1500, 8_000));
+      const cpuUs = (await serverCpuUs(servers)) - cpuBefore;
       steps.push({
         rate,
         clients,
@@ -78,6 +102,7 @@ async function s3(system: SystemName, history = false): Promise<S3Row> {
         loss: expected === 0 ? 0 : 1 - m.received / expected,
         p50: percentile(m.hist, 0.5) / 1000,
         p99: percentile(m.hist, 0.99) / 1000,
+        cpuUsPerDelivery: m.received === 0 ? NaN : cpuUs / m.received,
       });
       const last = steps[steps.length - 1];
       if (last.loss > stopLoss || last.perSecond < 0.5 * last.sentPerSecond * clients) break;
@@ -94,7 +119,7 @@ async function s3(system: SystemName, history = false): Promise<S3Row> {
         seen.push(`${name.toUpperCase()} ${fmt(delta / sends, 2)}`);
       }
     }
-    return { system, history, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs };
+    return { system, history, steps, commandsPerSend: commands / sends, commands: seen.join(', '), subscriptions: subs, servers: shape.servers };
   } finally {
     if (publisher) await publisher.stop();
     await Promise.all(loadgens.map((l) => l.stop()));
@@ -105,10 +130,10 @@ async function s3(system: SystemName, history = false): Promise<S3Row> {
 }
 
 /** A step is held when nothing was lost and deliveries kept pace with the sends (≥ 90%), not merely arrived late. */
-const held = (step: S3Step): boolean => step.loss === 0 && step.perSecond >= 0.9 * step.sentPerSecond * step.clients;
+export const held = (step: S3Step): boolean => step.loss === 0 && step.perSecond >= 0.9 * step.sentPerSecond * step.clients;
 
 /** The highest offered rate held (and every lower step held too), or undefined. */
-function zeroLoss(row: S3Row): S3Step | undefined {
+export function zeroLoss(row: S3Row): S3Step | undefined {
   let best: S3Step | undefined;
   for (const step of row.steps) {
     if (!held(step)) break;
@@ -139,11 +164,12 @@ function printS3(rows: S3Row[]): void {
         `${(st.loss * 100).toFixed(2)}%`,
         fmt(st.p50, 2),
         fmt(st.p99, 2),
+        fmt(st.cpuUsPerDelivery, 2),
         held(st) ? 'yes' : 'no',
       ]);
     }
   }
-  console.log(table(['system', 'offered group sends/s', 'sent/s', 'delivered msgs/s', 'delivered / sent×clients', 'loss', 'p50 ms', 'p99 ms', 'held'], stepRows));
+  console.log(table(['system', 'offered group sends/s', 'sent/s', 'delivered msgs/s', 'delivered / sent×clients', 'loss', 'p50 ms', 'p99 ms', 'server CPU µs / delivery', 'held'], stepRows));
   const ck = rows.find((r) => r.system === 'channelkit' && !r.history);
   const ckBest = ck ? zeroLoss(ck) : undefined;
   console.log('\nS3 summary and Redis cost (commands per group send: INFO commandstats delta over all steps / group sends; subscriptions per server process from CLIENT LIST)');
@@ -154,6 +180,7 @@ function printS3(rows: S3Row[]): void {
         'highest group sends/s held (zero loss)',
         'delivered msgs/s there',
         'p99 ms there',
+        'server CPU µs / delivery there',
         'Redis commands / group send',
         'subscriptions per process (channels + patterns)',
         'channelkit / this (zero-loss msgs/s)',
@@ -173,6 +200,7 @@ function printS3(rows: S3Row[]): void {
           best ? fmt(best.rate) : 'none',
           best ? fmt(best.perSecond) : 'n/a',
           best ? fmt(best.p99, 2) : 'n/a',
+          best ? fmt(best.cpuUsPerDelivery, 2) : 'n/a',
           `${fmt(r.commandsPerSend, 2)} (${r.commands || 'none'})`,
           r.subscriptions.map(([sub, psub]) => `${sub} + ${psub}`).join('; '),
           ck && best && ckBest ? ratio(ckBest.perSecond, best.perSecond) : 'n/a',
@@ -181,17 +209,47 @@ function printS3(rows: S3Row[]): void {
       }),
     ),
   );
+  printCeiling(ck, rows.find((r) => r.system === 'ceiling'), c.rates);
+}
+
+/**
+ * channelkit against the ceiling probe (the same Redis, the same raw PUBLISH path into a process that only frames
+ * and writes): the share of the ceiling's zero-loss rate, and CPU per delivery at the highest rate both held.
+ */
+function printCeiling(ck: S3Row | undefined, ceiling: S3Row | undefined, rates: number[]): void {
+  if (!ck || !ceiling) return;
+  const a = zeroLoss(ck);
+  const b = zeroLoss(ceiling);
+  if (!a || !b) {
+    console.log(`\nchannelkit / ceiling: n/a (channelkit held ${a ? fmt(a.rate) : 'no'} step, the ceiling ${b ? fmt(b.rate) : 'no'} step)`);
+    return;
+  }
+  const rate = Math.min(a.rate, b.rate);
+  const x = ck.steps.find((st) => st.rate === rate)!;
+  const y = ceiling.steps.find((st) => st.rate === rate)!;
+  const top = Math.max(...rates);
+  const both = Math.min(ck.steps[ck.steps.length - 1].rate, ceiling.steps[ceiling.steps.length - 1].rate);
+  const p = ck.steps.find((st) => st.rate === both)!;
+  const q = ceiling.steps.find((st) => st.rate === both)!;
+  console.log(
+    `\nchannelkit / ceiling: ${((a.perSecond / b.perSecond) * 100).toFixed(0)}% of the ceiling probe's zero-loss delivered msgs/s ` +
+      `(${fmt(a.perSecond)} / ${fmt(b.perSecond)}; issue 12's target: at least 60%)` +
+      (a.rate === top && b.rate === top ? `; both held the highest offered rate (${fmt(top)}/s), so the ladder set this, not the systems` : '') +
+      `. At the highest offered rate both ran (${fmt(both)}/s) channelkit delivered ${((p.perSecond / q.perSecond) * 100).toFixed(0)}% of the ceiling's msgs/s ` +
+      `(${fmt(p.perSecond)} / ${fmt(q.perSecond)}). Server CPU per delivery at ${fmt(rate)} group sends/s: channelkit ${fmt(x.cpuUsPerDelivery, 2)} µs, ceiling ${fmt(y.cpuUsPerDelivery, 2)} µs ` +
+      `(ceiling / channelkit ${((y.cpuUsPerDelivery / x.cpuUsPerDelivery) * 100).toFixed(0)}%).`,
+  );
 }
 
 const label = (row: S3Row): string => (row.history ? `${LABEL[row.system]} + history` : LABEL[row.system]);
 
 /**
- * The ceiling probe has no cross-process form. channelkit runs a second time with history kept for
- * the group (its "channelkit / this" column is then history's cost).
+ * channelkit runs a second time with history kept for the group (its "channelkit / this" column is then history's
+ * cost). The ceiling probe subscribes with a raw node-redis client and writes prebuilt frames (servers/ceiling.ts).
  */
 export const s3Scenario: Scenario<S3Row[]> = {
   name: 's3',
-  which: (systems) => systems.filter((x) => x !== 'ceiling'),
+  which: (systems) => systems.filter((x) => x !== 'channelkit-workers'),
   run: async (system) => (system === 'channelkit' ? [await s3(system), await s3(system, true)] : [await s3(system)]),
   print: (runs) => printS3(runs.flat()),
   profiled: true,

@@ -61,7 +61,7 @@ async function redisCpuUs(admin: RedisClient): Promise<number> {
 
 async function processCpuUs(servers: ServerChild[]): Promise<number[]> {
   const replies = await Promise.all(servers.map((s) => s.request({ cmd: 'cpu' }, 'cpu')));
-  return replies.map((r) => r.userUs + r.systemUs);
+  return replies.map((r) => r.user + r.system);
 }
 
 async function serverCpuUs(servers: ServerChild[]): Promise<number> {

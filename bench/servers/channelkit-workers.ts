@@ -58,6 +58,8 @@ async function runWorker(): Promise<void> {
 /** The primary: forks the workers, relays their layer, and answers the runner (sums counts; the publisher is worker 1). */
 async function runPrimary(): Promise<void> {
   const count = Number(process.env.BENCH_WORKERS ?? 2);
+  // The runner gone (before ready too): the workers go with the primary (their IPC pipe closes).
+  process.on('disconnect', () => process.exit(0));
   cluster.setupPrimary({ exec: __filename, execArgv: process.execArgv, serialization: 'advanced' });
   const relay = new WorkersRelay();
   const toRunner = (message: ServerReply) => process.send!(message);
@@ -104,6 +106,14 @@ async function runPrimary(): Promise<void> {
           toRunner({ type: 'rss', rss, heapUsed });
         });
         break;
+      case 'cpu':
+        void Promise.all(workers.map((w) => ask(w, command))).then((all) => {
+          const own = process.cpuUsage();
+          let { user, system } = own;
+          for (const r of all) if (r.type === 'cpu') (user += r.user), (system += r.system);
+          toRunner({ type: 'cpu', user, system });
+        });
+        break;
       case 'exit':
         for (const w of workers) w.send(command);
         void Promise.all(workers.map((w) => new Promise((resolve) => w.once('exit', resolve)))).then(() => process.exit(0));
@@ -113,7 +123,6 @@ async function runPrimary(): Promise<void> {
         workers[0].send(command);
     }
   });
-  process.on('disconnect', () => process.exit(0));
   toRunner({ type: 'ready', port });
 }
 

@@ -32,6 +32,8 @@ const server = new Server({
   port: 0,
   logger: createLogger(process.env.LOG_LEVEL ?? 'warn'),
   maxConnections: 200_000,
+  // Scenario C: permessage-deflate on, with the threshold it sets (BENCH_DEFLATE_THRESHOLD).
+  perMessageDeflate: process.env.BENCH_DEFLATE === '1' ? { threshold: Number(process.env.BENCH_DEFLATE_THRESHOLD ?? 1024) } : false,
 });
 
 // The bench reads the server's open sockets for back-pressure only (the per-socket bufferedAmount).

@@ -1,5 +1,5 @@
 // What every bench server shares: the IPC loop with the runner and the flow-controlled publisher.
-import { type ServerCommand, type ServerReply, makePayload, nowUs } from '../protocol';
+import { type ServerCommand, type ServerReply, makeChatPayload, makePayload, nowUs } from '../protocol';
 
 export interface System {
   /** Listens on a free loopback port; returns it. */
@@ -83,7 +83,8 @@ function runPublisher(system: System, command: Extract<ServerCommand, { cmd: 'pu
     } else {
       const n = room;
       if (payloads.length !== n) payloads = new Array(n);
-      for (let i = 0; i < n; i++) payloads[i] = makePayload(seq++, padding);
+      if (command.chat) for (let i = 0; i < n; i++) payloads[i] = makeChatPayload(seq++, command.payloadBytes);
+      else for (let i = 0; i < n; i++) payloads[i] = makePayload(seq++, padding);
       system.publish(command.group, payloads);
       publishingTurns++;
       const took = nowUs() - now;
@@ -102,11 +103,6 @@ export async function serve(system: System): Promise<void> {
       case 'count':
         reply({ type: 'count', members: system.members() });
         break;
-      case 'cpu': {
-        const { user, system: kernel } = process.cpuUsage();
-        reply({ type: 'cpu', userUs: user, systemUs: kernel });
-        break;
-      }
       case 'rss': {
         const gc = (globalThis as { gc?: () => void }).gc;
         if (gc) {
@@ -117,6 +113,9 @@ export async function serve(system: System): Promise<void> {
         reply({ type: 'rss', rss: usage.rss, heapUsed: usage.heapUsed });
         break;
       }
+      case 'cpu':
+        reply({ type: 'cpu', ...process.cpuUsage() });
+        break;
       case 'publish':
         runPublisher(system, command);
         break;

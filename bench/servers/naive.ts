@@ -20,7 +20,9 @@ function relay(group: string, payload: string): void {
   for (const ws of members) ws.send(JSON.stringify(message));
 }
 const http = createServer();
-const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false });
+// BENCH_DEFLATE=1 (scenario C): ws's own permessage-deflate with its defaults, as a user turns it on: one
+// compression per socket per message, and a zlib stream per socket while it keeps its context.
+const wss = new WebSocketServer({ server: http, perMessageDeflate: process.env.BENCH_DEFLATE === '1', clientTracking: false });
 wss.on('connection', (ws, req) => {
   const group = groupOf(req.url ?? '/');
   let members = groups.get(group);

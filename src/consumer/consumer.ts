@@ -153,16 +153,21 @@ export abstract class Consumer {
     await Promise.all(groups.map((group) => this.groupAdd(group)));
   }
 
+  /** Whether the class declares static groups (most do not, and skip the join step altogether). */
+  protected get hasStaticGroups(): boolean {
+    return (this.constructor as typeof Consumer).groups.length > 0;
+  }
+
   /** Leaves every group and presence joined; a layer that is down is logged, not thrown, so teardown completes. */
   protected async leaveGroups(): Promise<void> {
     const groups = listOf(this.joined);
     const present = listOf(this.present);
     this.joined = NO_GROUPS;
     this.present = NO_GROUPS;
-    const results = await Promise.allSettled([
-      ...groups.map((group) => this.channelLayer.groupDiscard(group, this.channelName)),
-      ...present.map((group) => this.channelLayer.presenceLeave(group, this.channelName)),
-    ]);
+    const leaving: Promise<void>[] = [];
+    for (const group of groups) leaving.push(this.channelLayer.groupDiscard(group, this.channelName));
+    for (const group of present) leaving.push(this.channelLayer.presenceLeave(group, this.channelName));
+    const results = await Promise.allSettled(leaving);
     for (const result of results) {
       if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
     }

@@ -132,7 +132,7 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     try {
       this.channelName = await this.channelLayer.newChannel();
       await this.channelLayer.listen(this.channelName, this.mailbox);
-      await this.joinStaticGroups();
+      if (this.hasStaticGroups) await this.joinStaticGroups();
       await this.connect();
     } catch (error) {
       // Before accept() the handshake can still be refused (HTTP 500); after it the client has read

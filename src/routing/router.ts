@@ -175,16 +175,19 @@ export function URLRouter(routes: Route[]): Application {
       throw new Error(`URLRouter: route ${index} is not a path() or rePath() route (wrap a consumer as path('ws/x/', XConsumer))`);
     }
   });
+  // What each route adds to `scope.route`, worked out once rather than per connection.
+  const labels = routes.map((route) => withoutLeadingSlash(route.pattern));
   return async (scope: Scope, runtime) => {
-    const remaining = scope.pathRemaining.replace(/^\//, '');
-    for (const route of routes) {
+    const remaining = withoutLeadingSlash(scope.pathRemaining);
+    for (let i = 0; i < routes.length; i++) {
+      const route = routes[i];
       const found = route.match(remaining);
       if (!found) continue;
       const inner: Scope = {
         ...scope,
         params: { ...scope.params, ...found.params },
         pathRemaining: remaining.slice(found.length),
-        route: scope.route + route.pattern.replace(/^\//, ''),
+        route: scope.route + labels[i],
       };
       try {
         return await route.app(inner, runtime);
@@ -194,4 +197,8 @@ export function URLRouter(routes: Route[]): Application {
     }
     throw new NoRoute(scope.path);
   };
+}
+
+function withoutLeadingSlash(text: string): string {
+  return text.startsWith('/') ? text.slice(1) : text;
 }

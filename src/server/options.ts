@@ -4,6 +4,7 @@ import type { Application, Runtime } from '../application';
 import type { ChannelLayer } from '../layers/layer';
 import type { Logger } from '../logger';
 import type { MetricsOptions } from '../metrics/endpoint';
+import type { PerMessageDeflateOptions } from './permessage-deflate';
 import type { RateLimit } from './rate-limit';
 
 /**
@@ -89,6 +90,15 @@ export interface ServerOptions {
    * its own and not on the server's. The counts are kept either way (plain integers). Default true.
    */
   metrics?: boolean | MetricsOptions;
+  /**
+   * permessage-deflate (RFC 7692), used with clients that offer it (browsers do). Off by default. When on, the
+   * 101 answers an offer with `server_no_context_takeover` (and `client_no_context_takeover`, see the options)
+   * and honours the client's `server_max_window_bits`; each payload at or over `threshold` is compressed once,
+   * and that one frame goes to every member of a group send. `maxPayload` bounds a client message's inflated
+   * size (1009 past it); `maxOutboundFrame` applies to the uncompressed size. true: on with the defaults of
+   * `PerMessageDeflateOptions`. Default false.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 export const SERVER_DEFAULTS = {

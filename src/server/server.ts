@@ -3,8 +3,9 @@ import cluster from 'node:cluster';
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type Application, type Connection, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
+import { type Application, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
 import { FrameCache } from './protocol';
+import { deflateSettings } from './permessage-deflate';
 import { buildScope, destroyOnError, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from '../layers/layer';
 import { InMemoryChannelLayer } from '../layers/memory';
@@ -45,7 +46,7 @@ export class Server {
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
-    const { app, channelLayer, logger, http, rateLimit, metrics, ...limits } = options;
+    const { app, channelLayer, logger, http, rateLimit, metrics, perMessageDeflate, ...limits } = options;
     this.options = { ...SERVER_DEFAULTS, ...stripUndefined(limits) };
     this.rateLimit = rateLimit === false ? null : { ...RATE_LIMIT_DEFAULTS, ...stripUndefined(rateLimit ?? {}) };
     this.app = app;
@@ -77,15 +78,17 @@ export class Server {
       oversize: { maxOutboundFrame },
       slowReader: { maxBufferedBytes: this.options.maxBufferedBytes },
     });
+    const deflate = deflateSettings(perMessageDeflate);
     this.host = {
-      frames: new FrameCache(),
+      frames: new FrameCache(deflate),
+      deflate,
       maxBufferedBytes: this.options.maxBufferedBytes,
       slowReaderPolicy: this.options.slowReaderPolicy,
       rateLimit: this.rateLimit,
       maxOutboundFrame,
       stats: this.stats,
       dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
-      upgrader: SocketTransport.createUpgrader(this.options.maxPayload),
+      upgrader: SocketTransport.createUpgrader(this.options.maxPayload, deflate),
       opened: (transport) => this.track(transport),
       ended: (transport, code) => this.ended(transport, code),
       socketError: (transport, error) => this.logger.debug({ err: error, path: transport.scope.path }, 'socket error'),
@@ -253,7 +256,12 @@ export class Server {
     try {
       scope = buildScope(req);
       const connection = await this.app(scope, this.runtime);
-      await this.run(connection, req, socket, head, started);
+      const transport = new SocketTransport(this.host, connection, started, req, socket, head);
+      await connection.open(transport);
+      if (!transport.accepted) {
+        const why = transport.refused?.reason;
+        throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
+      }
     } catch (error) {
       if (error instanceof HandshakeRejected) {
         this.logger.info({ path: loggablePath(scope?.path ?? req.url), status: error.status, reason: error.message }, 'handshake rejected');
@@ -272,15 +280,6 @@ export class Server {
     }
   }
 
-  private async run(connection: Connection, req: IncomingMessage, socket: Duplex, head: Buffer, started: number): Promise<void> {
-    const transport = new SocketTransport(this.host, connection, started, req, socket, head);
-    await connection.open(transport);
-    if (!transport.accepted) {
-      const why = transport.refused?.reason;
-      throw new HandshakeRejected(403, `consumer refused the connection${why ? `: ${why}` : ''}`);
-    }
-  }
-
   /** A handshake refused with an HTTP status: counted, answered, closed. */
   private refuse(socket: Duplex, status: number, message: string): void {
     this.stats.handshake(status);
@@ -291,6 +290,8 @@ export class Server {
   private track(transport: SocketTransport): void {
     this.live.add(transport);
     this.stats.handshake(101);
+    // Checked first: at the usual 'warn' the line's object would be built for nothing, twice per connection.
+    if (!this.logger.isLevelEnabled('info')) return;
     const scope = transport.scope;
     this.logger.info({ event: 'connect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, client: scope.client.address }, 'connect');
   }
@@ -299,9 +300,11 @@ export class Server {
   private ended(transport: SocketTransport, code: number): void {
     this.live.delete(transport);
     this.stats.disconnect(code);
-    const scope = transport.scope;
-    const durationMs = Math.round(performance.now()) - transport.started;
-    this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
+    if (this.logger.isLevelEnabled('info')) {
+      const scope = transport.scope;
+      const durationMs = Math.round(performance.now()) - transport.started;
+      this.logger.info({ event: 'disconnect', path: scope.path, route: scope.route, user: scope.user?.id ?? null, code, durationMs }, 'disconnect');
+    }
     if (this.live.size === 0) this.allEnded?.();
   }
 }

@@ -7,6 +7,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { type Connection, type ResponseHeaders, type Transport, type Scope, CloseCode } from '../application';
 import type { DropReason } from './dropped-frames';
 import { type FrameCache, payloadLength } from './protocol';
+import { type DeflateSettings, narrowOffer, upgraderDeflateOptions } from './permessage-deflate';
 import { Outbox } from './outbox';
 import { ConnectionRateLimiter, type RateLimit } from './rate-limit';
 import { destroyOnError } from './handshake';
@@ -15,6 +16,8 @@ import type { ServerStats } from './stats';
 /** What every transport of one server shares; one object, so a connection holds one pointer to it. */
 export interface TransportHost {
   readonly frames: FrameCache;
+  /** permessage-deflate's settings; null when the server does not offer it. */
+  readonly deflate: DeflateSettings | null;
   readonly maxBufferedBytes: number;
   readonly slowReaderPolicy: 'close' | 'drop';
   readonly rateLimit: RateLimit | null;
@@ -77,6 +80,8 @@ export class SocketTransport extends Outbox implements Transport {
   /** Made on the first frame: an idle connection needs none, and a new bucket starts full anyway. */
   private limiter: ConnectionRateLimiter | null = null;
   private flooded = false;
+  /** The window permessage-deflate was negotiated with, in bits; 0 without the extension (frames go plain). */
+  private deflateBits = 0;
   private handshake: Handshake | null;
 
   constructor(
@@ -96,11 +101,12 @@ export class SocketTransport extends Outbox implements Transport {
    * been decided before accept(), and without it ws completes (or aborts) the upgrade before
    * handleUpgrade() returns, so accept() has its socket, or knows it has none, when it returns.
    */
-  static createUpgrader(maxPayload: number): WebSocketServer {
+  static createUpgrader(maxPayload: number, deflate: DeflateSettings | null = null): WebSocketServer {
     const upgrader = new WebSocketServer({
       noServer: true,
       clientTracking: false,
-      perMessageDeflate: false,
+      // ws negotiates the extension and inflates what clients send (maxPayload bounds the inflated size).
+      perMessageDeflate: deflate === null ? false : upgraderDeflateOptions(deflate),
       WebSocket: TransportSocket,
       maxPayload,
       handleProtocols: SocketTransport.chosenProtocol,
@@ -141,6 +147,7 @@ export class SocketTransport extends Outbox implements Transport {
     handshake.subprotocol = subprotocol;
     handshake.headers = headers;
     const req = handshake.req as UpgradingRequest;
+    if (this.host.deflate !== null) this.deflateBits = narrowOffer(req, this.host.deflate);
     req[UPGRADING] = this;
     try {
       this.host.upgrader.handleUpgrade(req, handshake.socket, handshake.head, SocketTransport.upgraded);
@@ -180,7 +187,7 @@ export class SocketTransport extends Outbox implements Transport {
     // Bypasses ws's sender for data frames: built once per payload, written once per turn.
     const frame = this.host.frames.frame(data);
     if (frame.length > cap && payloadLength(frame) > cap) return this.host.dropped(this, 'oversize', payloadLength(frame));
-    this.push(frame);
+    this.push(this.deflateBits === 0 ? frame : this.host.frames.compressed(frame, this.deflateBits));
   }
 
   close(code: number = CloseCode.normal, reason?: string): void {
@@ -226,6 +233,7 @@ export class SocketTransport extends Outbox implements Transport {
     // A data message completed: everything read is accounted for, and the in-progress flag clears.
     this.readMark = this.rawSocket.bytesRead;
     this.host.stats.framesReceived++;
+    if (this.deflateBits !== 0 && this.host.deflate!.clientNoContextTakeover) this.releaseInflate();
     // Once this side has sent its close frame (RFC 6455 §1.4), data frames are read only to reach the
     // client's close reply, and discarded.
     if (this.flooded || this.ws!.readyState !== WebSocket.OPEN) return;
@@ -324,8 +332,18 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   /**
+   * With client_no_context_takeover no message depends on the previous one: ws's inflate stream for this
+   * socket (zlib state, kept by ws until the socket ends: bench/README.md has its size) is closed after each message, and ws
+   * makes a new one for the next compressed message. `cleanup()` is the extension's own release, which ws
+   * calls at close; ws has no public accessor for the extension object, so `_extensions` is read here.
+   */
+  private releaseInflate(): void {
+    (this.ws as unknown as { _extensions: Record<string, { cleanup(): void } | undefined> })._extensions['permessage-deflate']?.cleanup();
+  }
+
+  /**
    * The TCP socket under ws's: its byte count (for checkMessage) and its writes (the outbox). ws has
-   * no public accessor for it; this is the one place that reads ws's private `_socket`.
+   * no public accessor for it; with `releaseInflate`, one of the two places that read ws's private fields.
    */
   private get rawSocket(): Socket {
     return (this.ws as unknown as { _socket: Socket })._socket;

@@ -63,6 +63,24 @@ describe('Outbox', () => {
     expect(sockets.map((socket) => socket.writes)).toEqual([[['012']], [['012']]]);
   });
 
+  test('sockets that queued the same frames in a turn write one shared copy; others their own', async () => {
+    const chunks: Buffer[] = [];
+    const socket = () => ({ destroyed: false, writable: true, write: (chunk: Buffer) => chunks.push(chunk) }) as unknown as Socket;
+    const [a, b, c] = [new Outbox(socket()), new Outbox(socket()), new Outbox(socket())];
+    const one = Buffer.from('1');
+    const two = Buffer.from('2');
+    for (const outbox of [a, b]) {
+      outbox.push(one);
+      outbox.push(two);
+    }
+    c.push(one);
+    c.push(Buffer.from('2'));
+    await nextTurn();
+    expect(chunks.map(String)).toEqual(['12', '12', '12']);
+    expect(chunks[1]).toBe(chunks[0]);
+    expect(chunks[2]).not.toBe(chunks[0]);
+  });
+
   test('past 64 KiB queued, frames go as one corked writev without copying', async () => {
     const socket = new FakeSocket();
     const outbox = new Outbox(socket as unknown as Socket);

@@ -34,6 +34,8 @@ export function closeFrame(code: number): Buffer {
 
 export interface ServerFrame {
   opcode: number;
+  /** RSV1: a compressed message (permessage-deflate). */
+  rsv1: boolean;
   payload: Buffer;
   /** For a close frame: its code (1005 when it has none). */
   code?: number;
@@ -61,12 +63,15 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number, path: string, options: { answerClose?: boolean } = {}): Promise<RawClient> {
+  /** `extensions`: a Sec-WebSocket-Extensions header to offer. */
+  static open(port: number, path: string, options: { answerClose?: boolean; extensions?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = tcpConnect(port, '127.0.0.1', () => {
         socket.write(
           `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+            (options.extensions === undefined ? '' : `Sec-WebSocket-Extensions: ${options.extensions}\r\n`) +
+            '\r\n',
         );
       });
       const client = new RawClient(socket, options.answerClose ?? true);
@@ -135,7 +140,8 @@ export class RawClient {
     this.buffer = this.buffer.length === 0 ? data : Buffer.concat([this.buffer, data]);
     for (;;) {
       if (this.buffer.length < 2) break;
-      const opcode = this.buffer[0] & 0x0f;
+      const first = this.buffer[0];
+      const opcode = first & 0x0f;
       let length = this.buffer[1] & 0x7f;
       let offset = 2;
       if (length === 126) {
@@ -150,7 +156,7 @@ export class RawClient {
       if (this.buffer.length < offset + length) break;
       const payload = Buffer.from(this.buffer.subarray(offset, offset + length));
       this.buffer = this.buffer.subarray(offset + length);
-      const frame: ServerFrame = { opcode, payload };
+      const frame: ServerFrame = { opcode, rsv1: (first & 0x40) !== 0, payload };
       if (opcode === Opcode.close) {
         frame.code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
         if (this.answerClose && !this.sentClose && !this.socket.destroyed) {
