@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { TS_NODE } from '../child';
-import { createClient } from 'redis';
-import { RedisServer } from '../../test/support/redis';
+import { BenchRedis } from './bench-redis';
 import { ServerProcess } from '../../test/support/processes';
 import { createPublisher } from '../../src/publisher';
 import { quick, type SystemName } from '../options';
@@ -75,16 +74,13 @@ function delta(before: Map<string, number>, after: Map<string, number>): { total
 }
 
 async function withDemo<T>(body: (port: number, admin: RedisClient, redisUrl: string) => Promise<T>): Promise<T> {
-  const redis = await RedisServer.start();
-  const admin: RedisClient = createClient({ url: redis.url });
-  admin.on('error', () => undefined);
-  await admin.connect();
+  const redis = await BenchRedis.start();
+  const { admin } = redis;
   const server = new ServerProcess({ REDIS_URL: redis.url });
   try {
     return await body(await server.ready, admin, redis.url);
   } finally {
     await server.stop();
-    await admin.quit().catch(() => undefined);
     await redis.close();
   }
 }

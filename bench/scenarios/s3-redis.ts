@@ -1,14 +1,13 @@
 // S3 cross-process: two servers on one private redis-server, an outside publisher at stepped rates; the highest
 // rate held with zero loss, and what it costs in Redis commands and subscriptions.
-import { createClient } from 'redis';
-import { RedisServer } from '../../test/support/redis';
+import { BenchRedis } from './bench-redis';
 import { Child, type ServerChild, spawn } from '../child';
 import { connectClients, drain, merged, profileArgs, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
 import { LABEL, type SystemName, config } from '../options';
 import { percentile } from '../protocol';
 import type { PublisherCommand, PublisherReply } from '../publisher';
 import { fmt, ratio, table } from '../table';
-import { type RedisClient, commandStats, subscriptions } from './redis-cost';
+import { commandStats, subscriptions } from './redis-cost';
 
 interface S3Step {
   rate: number;
@@ -57,11 +56,9 @@ async function s3(system: SystemName, history = false): Promise<S3Row> {
 export async function runS3(system: SystemName, shape: S3Shape, history = false): Promise<S3Row> {
   const { stepMs, payloadBytes, stopLoss } = config.s3;
   const { clientsPerServer, rates } = shape;
-  const redis = await RedisServer.start();
+  const redis = await BenchRedis.start();
+  const { admin } = redis;
   const env: Record<string, string> = { REDIS_URL: redis.url, ...(history ? { BENCH_HISTORY: '1' } : {}) };
-  const admin: RedisClient = createClient({ url: redis.url });
-  admin.on('error', () => undefined);
-  await admin.connect();
   const servers: ServerChild[] = [];
   const loadgens = spawnLoadgens(clientsPerServer * shape.servers, 1);
   let publisher: Child<PublisherCommand, PublisherReply> | null = null;
@@ -124,7 +121,6 @@ export async function runS3(system: SystemName, shape: S3Shape, history = false)
     if (publisher) await publisher.stop();
     await Promise.all(loadgens.map((l) => l.stop()));
     for (const server of servers) await server.stop();
-    await admin.quit().catch(() => undefined);
     await redis.close();
   }
 }

@@ -1,8 +1,7 @@
 // S6 many small rooms: thousands of 4-member rooms over two server processes and one private Redis, group sends
 // spread over the rooms by an outside publisher at stepped rates; rooms spread over the processes, or each room on
 // one process (room affinity). The highest rate held, and what a send costs the servers and Redis.
-import { createClient } from 'redis';
-import { RedisServer } from '../../test/support/redis';
+import { BenchRedis } from './bench-redis';
 import { poll } from '../../test/support/wait';
 import { Child, type LoadgenChild, type ServerChild, spawn } from '../child';
 import { drain, merged, pathFor, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
@@ -94,11 +93,9 @@ async function connectRooms(system: SystemName, server: ServerChild, port: numbe
 
 async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6Row> {
   const { members, processes, rates, stepMs, warmupMs, payloadBytes, stopLoss } = config.s6;
-  const redis = await RedisServer.start();
+  const redis = await BenchRedis.start();
+  const { admin } = redis;
   const env = { REDIS_URL: redis.url };
-  const admin: RedisClient = createClient({ url: redis.url });
-  admin.on('error', () => undefined);
-  await admin.connect();
   const names = Array.from({ length: rooms }, (_, i) => `r${i}`);
   const servers: ServerChild[] = [];
   const loadgens = spawnLoadgens(rooms * members, 1);
@@ -172,7 +169,6 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
     if (publisher) await publisher.stop();
     await Promise.all(loadgens.map((l) => l.stop()));
     for (const server of servers) await server.stop();
-    await admin.quit().catch(() => undefined);
     await redis.close();
   }
 }

@@ -1,14 +1,13 @@
 // S7 room churn: long-lived connections join and leave rooms over their open socket while group sends go on;
 // joins+leaves per second, whether delivery stayed exact, and the Redis (un)subscribe commands per join.
-import { createClient } from 'redis';
-import { RedisServer } from '../../test/support/redis';
+import { BenchRedis } from './bench-redis';
 import { Child, type ServerChild, spawn } from '../child';
 import { connectClients, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
 import { LABEL, type SystemName, config } from '../options';
 import type { LoadgenReply } from '../protocol';
 import type { PublisherCommand, PublisherReply } from '../publisher';
 import { fmt, ratio, table } from '../table';
-import { type RedisClient, commandStats, subscriptions } from './redis-cost';
+import { commandStats, subscriptions } from './redis-cost';
 
 type Churned = Omit<Extract<LoadgenReply, { type: 'roomed' }>, 'type'>;
 
@@ -32,11 +31,9 @@ const UNSUBSCRIBE = new Set(['unsubscribe', 'sunsubscribe', 'punsubscribe']);
 
 async function s7(system: SystemName): Promise<S7Row> {
   const { clientsPerServer, rooms, dwellMs, durationMs, rate, payloadBytes } = config.s7;
-  const redis = await RedisServer.start();
+  const redis = await BenchRedis.start();
+  const { admin } = redis;
   const env = { REDIS_URL: redis.url };
-  const admin: RedisClient = createClient({ url: redis.url });
-  admin.on('error', () => undefined);
-  await admin.connect();
   const servers: ServerChild[] = [];
   const loadgens = spawnLoadgens(clientsPerServer * 2, 1);
   let publisher: Child<PublisherCommand, PublisherReply> | null = null;
@@ -103,7 +100,6 @@ async function s7(system: SystemName): Promise<S7Row> {
     if (publisher) await publisher.stop();
     await Promise.all(loadgens.map((l) => l.stop()));
     for (const server of servers) await server.stop();
-    await admin.quit().catch(() => undefined);
     await redis.close();
   }
 }
