@@ -4,7 +4,7 @@
 import { BenchRedis } from './bench-redis';
 import { poll } from '../../test/support/wait';
 import { Child, type LoadgenChild, type ServerChild, spawn } from '../child';
-import { drain, merged, pathFor, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
+import { drain, merged, pathFor, profileArgs, resetLoadgens, type Scenario, sleep, spawnLoadgens, startServer } from '../harness';
 import { LABEL, type SystemName, config } from '../options';
 import { percentile } from '../protocol';
 import type { PublisherCommand, PublisherReply } from '../publisher';
@@ -104,7 +104,7 @@ async function s6(system: SystemName, rooms: number, layout: Layout): Promise<S6
     const subs: [number, number][] = [];
     let before = await subscriptions(admin);
     for (let p = 0; p < processes; p++) {
-      const { server, port } = await startServer(system, [], env);
+      const { server, port } = await startServer(system, p === 0 ? profileArgs(system, 's6') : [], env);
       servers.push(server);
       const mine: string[] = [];
       for (let i = 0; i < rooms; i++) for (let j = 0; j < members; j++) if (processOf(layout, i, j, processes) === p) mine.push(names[i]);
@@ -302,5 +302,5 @@ export const s6Scenario: Scenario<S6Row[]> = {
   },
   print: (runs) =>
     printS6(runs.flat().sort((a, b) => a.rooms - b.rooms || a.layout.localeCompare(b.layout) || a.system.localeCompare(b.system))),
-  profiled: false,
+  profiled: true,
 };
