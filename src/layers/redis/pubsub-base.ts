@@ -95,7 +95,8 @@ export abstract class PubSubLayerBase implements ChannelLayer {
   protected closed = false;
 
   // Bound once: node-redis keys listeners by identity, and no closure is made per message.
-  protected readonly onGroupMessage: RawListener = (bytes, channel) => this.receiveGroup(channel.toString('latin1'), bytes);
+  // The group name is read straight from the channel's bytes after the prefix: one string per message, not two.
+  protected readonly onGroupMessage: RawListener = (bytes, channel) => this.receiveGroup(channel.toString('latin1', this.groupPrefix.length), bytes);
   protected readonly onChannelMessage: RawListener = (bytes, channel) => this.receiveChannel(channel.toString('latin1'), bytes);
 
   constructor(backend: string, options: PubSubLayerOptions) {
@@ -440,17 +441,18 @@ export abstract class PubSubLayerBase implements ChannelLayer {
 
   // --- incoming -------------------------------------------------------------------------------
 
-  private receiveGroup(redisChannel: string, bytes: Buffer): void {
-    const group = redisChannel.slice(this.groupPrefix.length);
+  private receiveGroup(group: string, bytes: Buffer): void {
     // A history cache follows its group even while a join holds the subscription with no member yet.
     const cached = this.history.caches.has(group);
+    // Asked once: nothing below runs anything that could change the membership before the delivery.
+    const members = this.local.hasGroup(group);
     // Left while the UNSUBSCRIBE was on its way.
-    if (!cached && !this.local.hasGroup(group)) return;
+    if (!cached && !members) return;
     // Decoded once for every local member (they share the object, as with the in-memory layer).
-    const message = this.decode(bytes, redisChannel);
+    const message = this.decode(bytes, group, this.groupPrefix);
     if (!message) return;
     if (cached) this.history.caches.observe(group, message);
-    if (this.local.hasGroup(group)) this.deliverToGroup(group, message);
+    if (members) this.deliverToGroup(group, message);
   }
 
   /**
@@ -524,11 +526,13 @@ export abstract class PubSubLayerBase implements ChannelLayer {
     return this.local.stats;
   }
 
-  protected decode(bytes: Uint8Array, from: string): LayerMessage | null {
+  /** The message in `bytes` from Redis channel `prefix + from`, or null (refused, counted and logged). */
+  protected decode(bytes: Uint8Array, from: string, prefix = ''): LayerMessage | null {
     try {
       return this.codec.decode(bytes);
     } catch (error) {
-      this.refused.refused(from, error);
+      // The channel's name is only built for a refusal, not for every message.
+      this.refused.refused(prefix + from, error);
       return null;
     }
   }
