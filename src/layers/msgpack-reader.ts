@@ -4,9 +4,9 @@ import { Decoder } from '@msgpack/msgpack';
 /**
  * Decodes msgpack exactly as @msgpack/msgpack's `Decoder` (default options) does, faster on what layer
  * messages are made of. Every group message from Redis is decoded once per process, and the library
- * builds each string value of up to 200 bytes code unit by code unit in JavaScript: a 64-byte payload
- * was 420 ns of a 600 ns decode. Here a string is one call to Node's UTF-8 decoding, and map keys come
- * from a cache, as the library's do.
+ * builds each string value of up to 200 bytes code unit by code unit in JavaScript, most of a decode's
+ * time (bench/README.md, "The Redis receive path"). Here a string is one call to Node's UTF-8
+ * decoding, and map keys come from a cache, as the library's do.
  *
  * Whatever this reader does not handle the same way goes to the library, which then decodes the whole
  * input and throws its own errors: extension types, strings that are not valid UTF-8 (the library
