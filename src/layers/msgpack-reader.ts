@@ -154,7 +154,8 @@ export class MsgpackReader {
 class KeyCache {
   /** The library caches keys up to this length too. */
   static readonly MAX_LENGTH = 16;
-  private static readonly CAPACITY = 4096;
+  /** Layer messages use a handful of keys; a publisher sending endless new ones only fills this much. */
+  private static readonly CAPACITY = 1024;
   private readonly byHash = new Map<number, { bytes: Buffer; text: string }>();
 
   find(buffer: Buffer, start: number, end: number): string | undefined {
