@@ -3,9 +3,11 @@
 // socket writes around it. The group sends come from bench/publisher.ts, as in S6.
 // `ts-node --transpile-only bench/layer-receive.ts [--groups=1000] [--members=4] [--rate=2500] [--seconds=5] [--rounds=3] [--direct]`
 // --direct: no Redis traffic; the layer's group listener is called in a loop with the bytes node-redis would hand it
-// (ns per message, hot caches): the layer's own part (group name, lookups, decode, local delivery) alone.
+// (ns per message, hot caches): the layer's own part (group name, lookups, decode, local delivery) alone; then the
+// decode of such a message alone, by the layer's codec and by @msgpack/msgpack's Decoder.
 import { Child, spawn } from './child';
 import type { PublisherCommand, PublisherReply } from './publisher';
+import { Decoder } from '@msgpack/msgpack';
 import { BenchRedis } from './scenarios/bench-redis';
 import { poll } from '../test/support/wait';
 import type { LayerMessage, MessageListener } from '../src/layers/layer';
@@ -101,6 +103,18 @@ function receiveDirect(layer: RedisPubSubChannelLayer, names: string[]): void {
   }
   const sorted = [...perMessage].sort((a, b) => a - b);
   console.log(`direct, ${names.length} groups of ${members}: ns per message ${perMessage.map((x) => x.toFixed(0)).join(' ')} (min ${sorted[0].toFixed(0)})`);
+  // The decode alone, the layer's codec beside @msgpack/msgpack's own Decoder, on the same bytes.
+  const library = new Decoder();
+  const decoders: [string, (bytes: Buffer) => unknown][] = [['codec', (bytes) => codec.decode(bytes)], ['@msgpack/msgpack', (bytes) => library.decode(bytes)]];
+  for (const [name, decode] of decoders) {
+    let best = Infinity;
+    for (let r = 0; r < rounds + 1; r++) {
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) decode(bodies[i % names.length]);
+      if (r > 0) best = Math.min(best, Number(process.hrtime.bigint() - started) / n);
+    }
+    console.log(`decode of one such message, ${name}: ${best.toFixed(0)} ns (min of ${rounds})`);
+  }
 }
 
 main().catch((error) => {
