@@ -6,7 +6,7 @@ import { Decoder } from '@msgpack/msgpack';
  * messages are made of. Every group message from Redis is decoded once per process, and the library
  * builds each string value of up to 200 bytes code unit by code unit in JavaScript, most of a decode's
  * time (bench/README.md, "The Redis receive path"). Here a string is one call to Node's UTF-8
- * decoding, and map keys come from a cache, as the library's do.
+ * decoding, and map keys come from a cache, as the library's do; so do `type` values.
  *
  * Whatever this reader does not handle the same way goes to the library, which then decodes the whole
  * input and throws its own errors: extension types, strings that are not valid UTF-8 (the library
@@ -80,16 +80,18 @@ export class MsgpackReader {
     if (depth === MAX_DEPTH) throw new Unsupported();
     const map: Record<string, unknown> = {};
     for (let i = 0; i < size; i++) {
-      const key = this.key(depth);
+      const key = this.name(depth);
       // The library's rules: string or number keys only, and never `__proto__` (no prototype pollution).
       if ((typeof key !== 'string' && typeof key !== 'number') || key === '__proto__') throw new Unsupported();
-      map[key] = this.value(depth + 1);
+      // A message's `type` names its handler: the same string object for every message of a type lets
+      // each member's handler lookup match it by identity, not by comparing characters.
+      map[key] = key === 'type' ? this.name(depth) : this.value(depth + 1);
     }
     return map;
   }
 
-  /** A key that is a short string comes from the cache; any other is read as a value. */
-  private key(depth: number): unknown {
+  /** A short string that names something (a key, a type) comes from the cache; anything else is read as a value. */
+  private name(depth: number): unknown {
     const length = this.byte() - 0xa0; // fixstr
     if (length < 0 || length > KeyCache.MAX_LENGTH) {
       this.pos--;
@@ -147,14 +149,14 @@ export class MsgpackReader {
 }
 
 /**
- * Map keys repeat message after message (`type`, `message`...): short ones are kept, found by a hash of
- * their bytes, so a key costs no new string and V8 meets a property name it has seen. Bounded: once
- * full, new keys are simply not kept.
+ * Map keys (`type`, `message`...) and types (`chat.message`) repeat message after message: short ones
+ * are kept, found by a hash of their bytes, so a name costs no new string and V8 meets a property name
+ * it has seen. Bounded: once full, new names are simply not kept.
  */
 class KeyCache {
   /** The library caches keys up to this length too. */
   static readonly MAX_LENGTH = 16;
-  /** Layer messages use a handful of keys; a publisher sending endless new ones only fills this much. */
+  /** Layer messages use a handful of keys and types; a publisher sending endless new ones only fills this much. */
   private static readonly CAPACITY = 1024;
   private readonly byHash = new Map<number, { bytes: Buffer; text: string }>();
 

@@ -126,6 +126,17 @@ describe('MsgpackReader', () => {
     expectSame(new MsgpackReader(), Uint8Array.from([...open, 0xc0]));
   });
 
+  it('reads `type` values through its cache, to what the library reads', () => {
+    const reader = new MsgpackReader();
+    for (let i = 0; i < 3; i++) expectSame(reader, encoder.encode({ type: 'chat.message', text: 'a' }));
+    expectSame(reader, encoder.encode({ text: 'b', type: 'chat.message' }));
+    // A type that is not a short string is read as any value.
+    expectSame(reader, encoder.encode({ type: 7 }));
+    expectSame(reader, encoder.encode({ type: 'x'.repeat(40) }));
+    expectSame(reader, encoder.encode({ type: ['a'] }));
+    expectSame(reader, Uint8Array.from([0x81, 0xa4, ...Buffer.from('type'), 0xa2, 0xc3, 0x28])); // not UTF-8
+  });
+
   it('keeps map keys right past its key cache capacity, and for keys that share a prefix', () => {
     const reader = new MsgpackReader();
     for (let i = 0; i < 6000; i++) {
