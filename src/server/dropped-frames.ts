@@ -26,9 +26,10 @@ export class DroppedFrames {
     private readonly fields: Record<DropReason, Record<string, number>>,
   ) {}
 
-  record(reason: DropReason, bytes: number, path: string): void {
-    this.total[reason]++;
-    this.sinceLog[reason]++;
+  /** `frames` frames of `bytes` bytes in all were dropped. */
+  record(reason: DropReason, bytes: number, path: string, frames = 1): void {
+    this.total[reason] += frames;
+    this.sinceLog[reason] += frames;
     const now = performance.now();
     if (now - this.loggedAt[reason] < WINDOW_MS) return;
     this.loggedAt[reason] = now;

@@ -87,7 +87,7 @@ export class Server {
       rateLimit: this.rateLimit,
       maxOutboundFrame,
       stats: this.stats,
-      dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
+      dropped: (transport, reason, bytes, frames) => this.droppedFrames.record(reason, bytes, transport.scope.path, frames),
       upgrader: SocketTransport.createUpgrader(this.options.maxPayload, deflate),
       opened: (transport) => this.track(transport),
       ended: (transport, code) => this.ended(transport, code),
