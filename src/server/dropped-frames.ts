@@ -1,4 +1,5 @@
 // Frames the server chose not to send (over the outbound cap, or to a slow reader under 'drop'): counted, logged per window.
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 import type { Logger } from '../logger';
 
 /** Why a frame was not sent, with the remedy its log line names. */

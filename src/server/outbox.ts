@@ -1,4 +1,5 @@
 // Per-socket outgoing frames, coalesced: everything queued for a socket in one event-loop turn is one write.
+import { Buffer } from 'node:buffer'; // not the global: Node's global Buffer is a getter, called at every use
 import type { Socket } from 'node:net';
 
 /**

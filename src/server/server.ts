@@ -1,4 +1,5 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz, /metrics and a draining close().
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 import cluster from 'node:cluster';
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
