@@ -9,6 +9,11 @@ export interface Codec {
   decode(bytes: Uint8Array): LayerMessage;
 }
 
+/** Distinct message types a codec keeps one string of; past this, new types are left as decoded. */
+const INTERNED_TYPES = 1000;
+/** Longer types are not kept: no handler name is that long. */
+const INTERNED_TYPE_LENGTH = 100;
+
 /**
  * msgpack with strings as str and bytes as bin (Python's `use_bin_type=True`); maps decode to plain
  * objects, and a `__proto__` key is refused by the decoder, so no message can pollute prototypes.
@@ -17,6 +22,11 @@ export class MsgpackCodec implements Codec {
   // One encoder/decoder per codec: they reuse their buffers, which matters on the publish path.
   private readonly encoder = new Encoder({ ignoreUndefined: true });
   private readonly decoder = new Decoder();
+  /**
+   * One string per message type: every member of a group send finds its handler by the type, and
+   * comparing the same string is a pointer check where a freshly decoded one is compared by content.
+   */
+  private readonly types = new Map<string, string>();
 
   encode(message: LayerMessage): Uint8Array {
     try {
@@ -29,7 +39,15 @@ export class MsgpackCodec implements Codec {
   decode(bytes: Uint8Array): LayerMessage {
     const message = this.decoder.decode(bytes);
     validateMessage(message);
+    if (typeof message.type === 'string') message.type = this.internType(message.type);
     return message;
+  }
+
+  private internType(type: string): string {
+    const known = this.types.get(type);
+    if (known !== undefined) return known;
+    if (this.types.size < INTERNED_TYPES && type.length <= INTERNED_TYPE_LENGTH) this.types.set(type, type);
+    return type;
   }
 }
 
