@@ -39,6 +39,12 @@ const handlersByClass = new WeakMap<object, Map<string, string | null>>();
 const unknownTypeLogs = new WeakMap<object, UnknownTypeLog>();
 /** Types longer than this are not cached: no handler name is that long, and keys would pin memory. */
 const CACHED_TYPE_LENGTH = 100;
+/**
+ * The handler found last, with its class and type. The members of a group send resolve one type (the
+ * string their shared message holds) on one class one after the other: an identity check answers them
+ * all after the first, where the maps would hash and compare a decoded string per member.
+ */
+const lastResolved: { owner: object | null; type: unknown; name: string } = { owner: null, type: null, name: '' };
 
 /**
  * One consumer per connection (or per worker channel). It owns `channelName` on the layer and
@@ -174,6 +180,7 @@ export abstract class Consumer {
   }
 
   private resolveHandler(type: unknown): string {
+    if (type === lastResolved.type && this.constructor === lastResolved.owner) return lastResolved.name;
     let cache = handlersByClass.get(this.constructor);
     if (!cache) handlersByClass.set(this.constructor, (cache = new Map()));
     let name = typeof type === 'string' ? cache.get(type) : null;
@@ -182,6 +189,9 @@ export abstract class Consumer {
       if (cache.size < 1000 && (type as string).length <= CACHED_TYPE_LENGTH) cache.set(type as string, name);
     }
     if (name === null || name === undefined) throw this.unknownType(type);
+    lastResolved.owner = this.constructor;
+    lastResolved.type = type;
+    lastResolved.name = name;
     return name;
   }
 

@@ -1,4 +1,5 @@
 // WebsocketConsumer and JsonWebsocketConsumer: one instance per connection, Channels' lifecycle.
+import { Buffer } from 'node:buffer'; // not the global: Node's global Buffer is a getter, called at every use
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { type AcceptOptions, type Application, CloseCode, type Connection, type ResponseHeaders, type RouteParams, type Runtime, type Scope, type Transport } from '../application';
 import { Consumer, markFrameworkClass } from './consumer';

@@ -92,7 +92,7 @@ export class MsgpackReader {
 
   /** A short string that names something (a key, a type) comes from the cache; anything else is read as a value. */
   private name(depth: number): unknown {
-    const length = this.byte() - 0xa0; // fixstr
+    const length = this.byte() - 0xa0; // fixstr: 0xa0 to 0xbf
     if (length < 0 || length > KeyCache.MAX_LENGTH) {
       this.pos--;
       return this.value(depth + 1);
@@ -154,8 +154,11 @@ export class MsgpackReader {
  * it has seen. Bounded: once full, new names are simply not kept.
  */
 class KeyCache {
-  /** The library caches keys up to this length too. */
-  static readonly MAX_LENGTH = 16;
+  /**
+   * Bytes of the longest name kept: a fixstr's longest, since message types (`notifications.announce`)
+   * run longer than keys (the library keeps keys up to 16). `name` relies on it staying within fixstr.
+   */
+  static readonly MAX_LENGTH = 31;
   /** Layer messages use a handful of keys and types; a publisher sending endless new ones only fills this much. */
   private static readonly CAPACITY = 1024;
   private readonly byHash = new Map<number, { bytes: Buffer; text: string }>();

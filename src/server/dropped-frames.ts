@@ -1,4 +1,5 @@
 // Frames the server chose not to send (over the outbound cap, or to a slow reader under 'drop'): counted, logged per window.
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 import type { Logger } from '../logger';
 
 /** Why a frame was not sent, with the remedy its log line names. */
@@ -26,9 +27,10 @@ export class DroppedFrames {
     private readonly fields: Record<DropReason, Record<string, number>>,
   ) {}
 
-  record(reason: DropReason, bytes: number, path: string): void {
-    this.total[reason]++;
-    this.sinceLog[reason]++;
+  /** `frames` frames of `bytes` bytes in all were dropped. */
+  record(reason: DropReason, bytes: number, path: string, frames = 1): void {
+    this.total[reason] += frames;
+    this.sinceLog[reason] += frames;
     const now = performance.now();
     if (now - this.loggedAt[reason] < WINDOW_MS) return;
     this.loggedAt[reason] = now;

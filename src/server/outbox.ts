@@ -1,4 +1,5 @@
 // Per-socket outgoing frames, coalesced: everything queued for a socket in one event-loop turn is one write.
+import { Buffer } from 'node:buffer'; // not the global: Node's global Buffer is a getter, called at every use
 import type { Socket } from 'node:net';
 
 /**
@@ -74,13 +75,25 @@ export class Outbox {
 
   /** Writes what is queued now. Call before anything else writes to the socket (a close frame). */
   flush(): void {
-    const frames = this.frames;
+    let frames = this.frames;
     if (frames.length === 0) return;
-    const bytes = this.pendingBytes;
+    let bytes = this.pendingBytes;
     this.frames = EMPTY;
     this.pendingBytes = 0;
     const socket = this.socket;
-    if (socket === null || socket.destroyed || !socket.writable) return;
+    if (socket === null || socket.destroyed || !socket.writable || !this.open) return;
+    // The socket's own backlog is read here, once per turn, not at every frame queued: a group send
+    // would otherwise reach into three more objects per member per message.
+    const backlog = socket.writableLength;
+    if (backlog + bytes > this.maxBacklog) {
+      const fit = this.framesThatFit(frames, backlog);
+      if (fit.length < frames.length) {
+        if (!this.overBacklog(frames.length - fit.length, bytes - fit.bytes)) return;
+        frames = fit;
+        bytes = fit.bytes;
+        if (frames.length === 0) return;
+      }
+    }
     this.written(frames.length);
     if (frames.length === 1) {
       socket.write(frames[0]);
@@ -95,6 +108,35 @@ export class Outbox {
     socket.cork();
     for (const frame of frames) socket.write(frame);
     socket.uncork();
+  }
+
+  /**
+   * The leading frames a socket holding `backlog` bytes takes: each goes while what is queued before it
+   * is within `maxBacklog`, as if every frame had been checked when it was queued.
+   */
+  private framesThatFit(frames: Buffer[], backlog: number): Buffer[] & { bytes: number } {
+    let queued = backlog;
+    let count = 0;
+    while (count < frames.length && queued <= this.maxBacklog) queued += frames[count++].length;
+    return Object.assign(frames.slice(0, count), { bytes: queued - backlog });
+  }
+
+  /** False once the socket must take no more data frames (its close frame is on the way). */
+  protected get open(): boolean {
+    return true;
+  }
+
+  /** Bytes a socket may hold queued, its own buffer included, before frames for it are refused. */
+  protected get maxBacklog(): number {
+    return Infinity;
+  }
+
+  /**
+   * `count` frames (`bytes` bytes) did not fit under `maxBacklog`; returns whether the frames that did
+   * should still be written (false when the subclass closed the socket instead).
+   */
+  protected overBacklog(_count: number, _bytes: number): boolean {
+    return true;
   }
 
   /** `count` frames are being handed to the socket (one call per flush, not per frame): for counting. */

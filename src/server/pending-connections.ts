@@ -1,5 +1,6 @@
 // Connections that have not finished their request headers: bounded in total and per address, so that a
 // flood of them is dropped at once instead of holding a file descriptor each until the server runs out.
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger';

@@ -1,5 +1,6 @@
 // Server-to-client WebSocket frames (RFC 6455 §5.2), built once and reused for identical payloads, plain
 // or compressed (permessage-deflate, RFC 7692).
+import { Buffer } from 'node:buffer'; // not the global: Node's global Buffer is a getter, called at every use
 import * as zlib from 'node:zlib';
 import type { DeflateSettings } from './permessage-deflate';
 

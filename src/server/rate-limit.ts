@@ -1,4 +1,5 @@
 // Per-connection limits on client frames and bytes, as token buckets.
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 
 export interface RateLimit {
   /** Frames per second a client may send, sustained. Default 100. */

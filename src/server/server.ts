@@ -1,4 +1,5 @@
 // The HTTP + WebSocket server: upgrades, routing to consumers, limits, /healthz, /metrics and a draining close().
+import { performance } from 'node:perf_hooks'; // not the global, which is a getter in Node
 import cluster from 'node:cluster';
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -87,7 +88,7 @@ export class Server {
       rateLimit: this.rateLimit,
       maxOutboundFrame,
       stats: this.stats,
-      dropped: (transport, reason, bytes) => this.droppedFrames.record(reason, bytes, transport.scope.path),
+      dropped: (transport, reason, bytes, frames) => this.droppedFrames.record(reason, bytes, transport.scope.path, frames),
       upgrader: SocketTransport.createUpgrader(this.options.maxPayload, deflate),
       opened: (transport) => this.track(transport),
       ended: (transport, code) => this.ended(transport, code),

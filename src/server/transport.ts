@@ -25,8 +25,11 @@ export interface TransportHost {
   readonly maxOutboundFrame: number;
   /** The server's counts (frames in and out, slow-reader closes), bumped here for /metrics. */
   readonly stats: ServerStats;
-  /** A frame was not sent: over `maxOutboundFrame` (`bytes` at least its payload size), or to a slow reader. */
-  dropped(transport: SocketTransport, reason: DropReason, bytes: number): void;
+  /**
+   * Frames were not sent: one over `maxOutboundFrame` (`bytes` at least its payload size), or `frames`
+   * (default one) of `bytes` bytes in all to a slow reader.
+   */
+  dropped(transport: SocketTransport, reason: DropReason, bytes: number, frames?: number): void;
   /** Completes upgrades for the transports (made by `createUpgrader`); they call it themselves. */
   readonly upgrader: WebSocketServer;
   /** The socket is accepted: start tracking it. */
@@ -171,11 +174,11 @@ export class SocketTransport extends Outbox implements Transport {
   }
 
   send(data: string | Buffer): void {
-    const ws = this.ws;
-    if (ws === null || ws.readyState !== 1) return;
-    if (ws.bufferedAmount + this.pendingBytes > this.host.maxBufferedBytes) {
-      if (this.host.slowReaderPolicy === 'close') this.closeSlowReader(ws);
-      else this.host.dropped(this, 'slowReader', data.length);
+    // Whether the socket is still open, and what its own buffer holds, is checked when the turn's frames
+    // are written (flush): here only what this turn queued counts, which bounds a burst within a turn.
+    if (this.ws === null) return;
+    if (this.pendingBytes > this.host.maxBufferedBytes) {
+      this.overBacklog(1, data.length);
       return;
     }
     // Over the cap, the frame is dropped and counted (the server logs it), not thrown: its size comes
@@ -274,6 +277,24 @@ export class SocketTransport extends Outbox implements Transport {
 
   socketError(error: Error): void {
     this.host.socketError(this, error);
+  }
+
+  protected override get open(): boolean {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  protected override get maxBacklog(): number {
+    return this.host.maxBufferedBytes;
+  }
+
+  /** A slow reader: its frames past `maxBufferedBytes` are dropped and counted, or it is closed (the policy). */
+  protected override overBacklog(count: number, bytes: number): boolean {
+    if (this.host.slowReaderPolicy === 'close') {
+      if (this.ws?.readyState === WebSocket.OPEN) this.closeSlowReader(this.ws);
+      return false;
+    }
+    this.host.dropped(this, 'slowReader', bytes, count);
+    return true;
   }
 
   protected override written(count: number): void {

@@ -326,6 +326,46 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
       expect(heard).toEqual([]);
     });
 
+    test('a group member keeps its group while its listener goes and comes back', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      const first: string[] = [];
+      const second: string[] = [];
+      await layer.listen(channel, { offer: (message) => first.push(String(message.type)) > 0 });
+      await layer.groupAdd('relisten', channel);
+      await layer.groupSend('relisten', { type: 'one' });
+      await poll(() => first.length === 1, 2000);
+      layer.unlisten(channel);
+      // Between listeners, the group's message waits in the channel's queue, then goes to the next one.
+      await layer.groupSend('relisten', { type: 'two' });
+      await layer.listen(channel, { offer: (message) => second.push(String(message.type)) > 0 });
+      await layer.groupSend('relisten', { type: 'three' });
+      await poll(() => second.length === 2, 2000);
+      expect(first).toEqual(['one']);
+      expect(second).toEqual(['two', 'three']);
+      layer.unlisten(channel);
+    });
+
+    test('a member that left, or whose group was flushed, can join again and hears the group', async () => {
+      const layer = await make();
+      const channel = await layer.newChannel();
+      const heard: string[] = [];
+      await layer.listen(channel, { offer: (message) => heard.push(String(message.type)) > 0 });
+      await layer.groupAdd('again', channel);
+      await layer.groupDiscard('again', channel);
+      layer.unlisten(channel);
+      await layer.listen(channel, { offer: (message) => heard.push(String(message.type)) > 0 });
+      await layer.groupAdd('again', channel);
+      await layer.groupSend('again', { type: 'rejoined' });
+      await poll(() => heard.length === 1, 2000);
+      await layer.flush();
+      await layer.groupAdd('again', channel);
+      await layer.groupSend('again', { type: 'after flush' });
+      await poll(() => heard.length === 2, 2000);
+      expect(heard).toEqual(['rejoined', 'after flush']);
+      layer.unlisten(channel);
+    });
+
     test('a listener that refuses makes send throw ChannelFull', async () => {
       const layer = await make();
       const channel = await layer.newChannel();

@@ -67,6 +67,19 @@ describe('MsgpackReader', () => {
     for (let i = 0; i < 3000; i++) expectSame(reader, encoder.encode(randomValue(next, 0)));
   });
 
+  it('reads types and keys of every length around the fixstr limit, and non-string types, as the library', () => {
+    const reader = new MsgpackReader();
+    for (const length of [0, 1, 15, 16, 17, 30, 31, 32, 33, 57, 255, 256]) {
+      const name = 'n'.repeat(length);
+      // Twice: the second read finds the name in the cache.
+      for (let round = 0; round < 2; round++) {
+        expectSame(reader, encoder.encode({ type: name, [name || 'k']: name }));
+        expectSame(reader, encoder.encode({ type: 'é'.repeat(length), message: 1 }));
+      }
+    }
+    for (const type of [null, false, true, 7, -1, 1.5, [1], { a: 1 }, Uint8Array.of(1)]) expectSame(reader, encoder.encode({ type }));
+  });
+
   it('returns binary values as the library does: views of the input, a Buffer from a Buffer', () => {
     const bytes = Buffer.from(encoder.encode({ data: Uint8Array.of(1, 2, 3) }));
     const value = new MsgpackReader().decode(bytes) as { data: Uint8Array };

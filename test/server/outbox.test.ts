@@ -6,6 +6,8 @@ class FakeSocket {
   writes: string[][] = [];
   destroyed = false;
   writable = true;
+  /** Bytes the socket holds unsent (Node's writableLength): the backlog a bounded outbox counts. */
+  writableLength = 0;
   private corked: string[] | null = null;
   cork(): void {
     this.corked = [];
@@ -79,6 +81,52 @@ describe('Outbox', () => {
     expect(chunks.map(String)).toEqual(['12', '12', '12']);
     expect(chunks[1]).toBe(chunks[0]);
     expect(chunks[2]).not.toBe(chunks[0]);
+  });
+
+  test('a bounded outbox writes the frames that fit beside the socket\'s backlog and reports the rest', async () => {
+    class Bounded extends Outbox {
+      refused: [number, number][] = [];
+      keepWriting = true;
+      isOpen = true;
+      protected override get open(): boolean {
+        return this.isOpen;
+      }
+      protected override get maxBacklog(): number {
+        return 10;
+      }
+      protected override overBacklog(count: number, bytes: number): boolean {
+        this.refused.push([count, bytes]);
+        return this.keepWriting;
+      }
+    }
+    const socket = new FakeSocket();
+    const outbox = new Bounded(socket as unknown as Socket);
+    // A frame goes while what is queued before it (backlog included) is within the bound.
+    socket.writableLength = 4;
+    for (const frame of ['aaa', 'bbbb', 'cc', 'd']) outbox.push(Buffer.from(frame));
+    await nextTurn();
+    expect(socket.writes).toEqual([['aaabbbb']]);
+    expect(outbox.refused).toEqual([[2, 3]]);
+    // One frame larger than the bound goes when nothing is queued before it.
+    socket.writableLength = 0;
+    outbox.push(Buffer.from('x'.repeat(20)));
+    await nextTurn();
+    expect(socket.writes[1]).toEqual(['x'.repeat(20)]);
+    expect(outbox.refused).toHaveLength(1);
+    // A subclass that closes the socket instead gets nothing written.
+    outbox.keepWriting = false;
+    socket.writableLength = 8;
+    outbox.push(Buffer.from('eee'));
+    outbox.push(Buffer.from('f'));
+    await nextTurn();
+    expect(socket.writes).toHaveLength(2);
+    expect(outbox.refused).toEqual([[2, 3], [1, 1]]);
+    // Once closed, nothing more is written.
+    outbox.isOpen = false;
+    socket.writableLength = 0;
+    outbox.push(Buffer.from('g'));
+    await nextTurn();
+    expect(socket.writes).toHaveLength(2);
   });
 
   test('past 64 KiB queued, frames go as one corked writev without copying', async () => {
