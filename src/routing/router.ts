@@ -59,6 +59,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
   const { app, consumer } = routeTarget(pattern, target);
   const endpoint = consumer !== undefined;
   const names: string[] = [];
+  /** The regex's group of each parameter (`p0`, `p1`...): named once here, not per match. */
+  const groups: string[] = [];
   const converters: Array<((raw: string) => RouteParamValue | null) | undefined> = [];
   const source = pattern
     .replace(/^\//, '')
@@ -77,7 +79,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
       names.push(constrained[1]);
       converters.push(converter?.convert);
       // Named groups, so groups inside a user's constraint do not shift the parameters.
-      return `(?<p${names.length - 1}>${converter ? converter.regex : (constrained[2] ?? '[^/]+')})`;
+      groups.push(`p${names.length - 1}`);
+      return `(?<${groups[names.length - 1]}>${converter ? converter.regex : (constrained[2] ?? '[^/]+')})`;
     })
     .join('');
   let regex: RegExp;
@@ -95,7 +98,7 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
       if (!found) return null;
       const params: Record<string, RouteParamValue> = {};
       for (let i = 0; i < names.length; i++) {
-        const value = decode(found.groups![`p${i}`], converters[i]);
+        const value = decode(found.groups![groups[i]], converters[i]);
         if (value === null) return null;
         params[names[i]] = value;
       }
