@@ -4,7 +4,9 @@
 // `ck` is the bench consumer on channelkit's Server; `raw` is raw ws with a Map insert per connection
 // (S4's naive server) and, for fan-out, the ceiling probe's one write per socket per turn.
 // Per-operation cost = (count at 2N − count at N) / N, so start-up and warm-up cancel out. With
-// PROF=<file> a warm-up run comes first, then a V8 CPU profile of the measured run only.
+// PROF=<file> a warm-up run comes first, then a V8 CPU profile of the measured run only. With STEADY=<W> (churn
+// only) W warm-up cycles come first, and the process waits for SIGUSR2 before the measured run and before it
+// exits, so that callgrind counts the measured run alone (bench/callgrind-steady.sh sends the signals).
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Session } from 'node:inspector';
@@ -105,11 +107,11 @@ function cycle(target: Target, request: Buffer): Promise<void> {
   });
 }
 
-async function churn(target: Target): Promise<void> {
+async function churn(target: Target, cycles = count): Promise<void> {
   const request = upgrade(target);
   let next = 0;
   const loop = async (): Promise<void> => {
-    while (next < count) {
+    while (next < cycles) {
       next++;
       await cycle(target, request);
     }
@@ -175,11 +177,26 @@ async function profiled(run: () => Promise<void>): Promise<void> {
   writeFileSync(file, JSON.stringify(profile));
 }
 
+/**
+ * With STEADY=<W>: W churn cycles to warm up, then the measured run between two SIGUSR2s (callgrind's counters
+ * are zeroed before the first and dumped before the second). Start-up and most compiles stay out of the count.
+ */
+async function steady(target: Target, warmup: number, run: () => Promise<void>): Promise<void> {
+  const signal = (): Promise<void> => new Promise((resolve) => process.once('SIGUSR2', () => resolve()));
+  await churn(target, warmup);
+  console.log('warm: waiting for SIGUSR2');
+  await signal();
+  await run();
+  console.log('measured: waiting for SIGUSR2');
+  await signal();
+}
+
 async function main(): Promise<void> {
   const target = system === 'ck' ? await channelkit() : await raw();
   const started = process.hrtime.bigint();
   const cpu = process.cpuUsage();
-  await profiled(() => (mode === 'churn' ? churn(target) : fanout(target)));
+  const run = (): Promise<void> => (mode === 'churn' ? churn(target) : fanout(target));
+  await (process.env.STEADY ? steady(target, Number(process.env.STEADY), run) : profiled(run));
   const used = process.cpuUsage(cpu);
   console.log(`${mode} ${system} ${count}${mode === 'fanout' ? `x${messages}` : ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms, CPU ${(used.user + used.system) / 1000} ms`);
   await target.close();

@@ -10,6 +10,8 @@ interface S4Row {
   failed: number;
   /** Members the server still counted 5 s after the churn stopped (leaked joins). */
   leftover: number;
+  /** Server CPU (user + system) over the churn per completed cycle, µs. */
+  cpuUsPerCycle: number;
 }
 
 async function s4(system: SystemName): Promise<S4Row> {
@@ -17,14 +19,17 @@ async function s4(system: SystemName): Promise<S4Row> {
   const { server, port } = await startServer(system, profileArgs(system, 's4'));
   const loadgens = spawnLoadgens(1, 1);
   try {
+    const cpuBefore = await server.request({ cmd: 'cpu' }, 'cpu');
     const reply = await loadgens[0].request(
       { cmd: 'churn', port, paths: [pathFor(system, 'bench')], mode: system === 'socketio' ? 'sio' : 'ws', localAddresses: sourceAddresses(8, 2), concurrency, durationMs },
       'churned',
       durationMs + 60_000,
     );
+    const cpuAfter = await server.request({ cmd: 'cpu' }, 'cpu');
+    const cpuUs = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system;
     let leftover = 0;
     await poll(async () => (leftover = (await server.request({ cmd: 'count' }, 'count')).members) === 0, 5000, 100);
-    return { system, perSecond: reply.cycles / (reply.ms / 1000), failed: reply.failed, leftover };
+    return { system, perSecond: reply.cycles / (reply.ms / 1000), failed: reply.failed, leftover, cpuUsPerCycle: reply.cycles === 0 ? NaN : cpuUs / reply.cycles };
   } finally {
     await Promise.all(loadgens.map((l) => l.stop()));
     await server.stop();
@@ -40,8 +45,16 @@ function printS4(rows: S4Row[]): void {
   );
   console.log(
     table(
-      ['system', 'connects+disconnects /s', 'failed', 'members left 5 s later', 'channelkit / this'],
-      rows.map((r) => [LABEL[r.system], fmt(r.perSecond), fmt(r.failed), fmt(r.leftover), ck ? ratio(ck.perSecond, r.perSecond) : 'n/a']),
+      ['system', 'connects+disconnects /s', 'failed', 'members left 5 s later', 'server CPU µs per cycle', 'channelkit / this', 'CPU per cycle, channelkit / this'],
+      rows.map((r) => [
+        LABEL[r.system],
+        fmt(r.perSecond),
+        fmt(r.failed),
+        fmt(r.leftover),
+        fmt(r.cpuUsPerCycle, 1),
+        ck ? ratio(ck.perSecond, r.perSecond) : 'n/a',
+        ck ? ratio(ck.cpuUsPerCycle, r.cpuUsPerCycle) : 'n/a',
+      ]),
     ),
   );
 }

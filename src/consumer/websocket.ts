@@ -134,7 +134,8 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
       this.channelName = await this.channelLayer.newChannel();
       await this.channelLayer.listen(this.channelName, this.mailbox);
       if (this.hasStaticGroups) await this.joinStaticGroups();
-      await this.connect();
+      const connecting = this.connect();
+      if (isThenable(connecting)) await connecting;
     } catch (error) {
       // Before accept() the handshake can still be refused (HTTP 500); after it the client has read
       // 101 Switching Protocols, so the failure is a handler error like any other: logged, close 1011,
@@ -204,7 +205,8 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
 
   private async finish(item: Disconnect): Promise<void> {
     try {
-      await this.disconnect(item.code);
+      const disconnecting = this.disconnect(item.code);
+      if (isThenable(disconnecting)) await disconnecting;
     } catch (error) {
       this.logger.error({ err: error, path: this.scope.path }, 'disconnect handler failed');
     }
@@ -220,9 +222,9 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     this.phase = Phase.failed;
   }
 
-  private async teardown(): Promise<void> {
+  private teardown(): Promise<void> {
     if (this.channelName) this.channelLayer.unlisten(this.channelName);
-    await this.leaveGroups();
+    return this.leaveGroups();
   }
 }
 
@@ -273,6 +275,15 @@ function responseHeaders(headers: NonNullable<AcceptOptions['headers']>): Respon
     }
   }
   return pairs;
+}
+
+/**
+ * Whether a lifecycle handler returned something to wait for. One that returned synchronously (the
+ * default `connect()` and `disconnect()`) is not awaited: an await costs a promise and a turn of the
+ * microtask queue, per connection.
+ */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 /** What a value is, for an error message, without echoing its content. */

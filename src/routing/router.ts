@@ -31,6 +31,8 @@ export interface Route {
   /** Matches the start of `path`; returns the params and the length matched, or null. */
   match(path: string): { params: Record<string, RouteParamValue>; length: number } | null;
   readonly app: Application;
+  /** The consumer class, when the route ends at one (`app` then makes one instance per connection). */
+  readonly consumer?: ConsumerClass;
 }
 
 /**
@@ -54,8 +56,11 @@ export class NoRoute extends HandshakeRejected {
  * target throws here, when the routes are built, not on each connection.
  */
 export function path(pattern: string, target: Application | ConsumerClass): Route {
-  const { app, endpoint } = routeTarget(pattern, target);
+  const { app, consumer } = routeTarget(pattern, target);
+  const endpoint = consumer !== undefined;
   const names: string[] = [];
+  /** The regex's group of each parameter (`p0`, `p1`...): named once here, not per match. */
+  const groups: string[] = [];
   const converters: Array<((raw: string) => RouteParamValue | null) | undefined> = [];
   const source = pattern
     .replace(/^\//, '')
@@ -74,7 +79,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
       names.push(constrained[1]);
       converters.push(converter?.convert);
       // Named groups, so groups inside a user's constraint do not shift the parameters.
-      return `(?<p${names.length - 1}>${converter ? converter.regex : (constrained[2] ?? '[^/]+')})`;
+      groups.push(`p${names.length - 1}`);
+      return `(?<${groups[names.length - 1]}>${converter ? converter.regex : (constrained[2] ?? '[^/]+')})`;
     })
     .join('');
   let regex: RegExp;
@@ -86,12 +92,13 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
   return {
     pattern,
     app,
+    consumer,
     match(candidate) {
       const found = regex.exec(candidate);
       if (!found) return null;
       const params: Record<string, RouteParamValue> = {};
       for (let i = 0; i < names.length; i++) {
-        const value = decode(found.groups![`p${i}`], converters[i]);
+        const value = decode(found.groups![groups[i]], converters[i]);
         if (value === null) return null;
         params[names[i]] = value;
       }
@@ -108,7 +115,8 @@ export function path(pattern: string, target: Application | ConsumerClass): Rout
  */
 export function rePath(pattern: RegExp | string, target: Application | ConsumerClass): Route {
   const label = typeof pattern === 'string' ? pattern : pattern.source;
-  const { app, endpoint } = routeTarget(label, target);
+  const { app, consumer } = routeTarget(label, target);
+  const endpoint = consumer !== undefined;
   // The router strips the path's leading '/', as path() does for patterns: '^/ws/' means '^ws/'.
   let source = label.replace(/^(\^?)\//, '$1').replace(/\(\?P<([A-Za-z_][A-Za-z0-9_]*)>/g, '(?<$1>').replace(/\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)/g, '\\k<$1>');
   if (!endpoint) source = source.replace(/(^|[^\\])\$$/, '$1');
@@ -122,6 +130,7 @@ export function rePath(pattern: RegExp | string, target: Application | ConsumerC
   return {
     pattern: label,
     app,
+    consumer,
     match(candidate) {
       const found = regex.exec(candidate);
       if (!found) return null;
@@ -148,15 +157,15 @@ function decode(raw: string, convert: ((raw: string) => RouteParamValue | null) 
 }
 
 /** A consumer class is an endpoint; any other function is an application; anything else is a mistake, said now. */
-function routeTarget(pattern: string, target: unknown): { app: Application; endpoint: boolean } {
-  if (isConsumerClass(target)) return { app: asApplication(target), endpoint: true };
+function routeTarget(pattern: string, target: unknown): { app: Application; consumer?: ConsumerClass } {
+  if (isConsumerClass(target)) return { app: asApplication(target), consumer: target };
   if (typeof target === 'function') {
     if (/^class[\s{]/.test(Function.prototype.toString.call(target))) {
       throw new Error(
         `route ${pattern}: ${target.name || 'the target'} is a class but not a WebsocketConsumer (worker consumers go in a ChannelNameRouter)`,
       );
     }
-    return { app: target as Application, endpoint: false };
+    return { app: target as Application };
   }
   throw new Error(
     `route ${pattern}: the target must be a WebsocketConsumer class or an application (a URLRouter, a middleware-wrapped one, or (scope, runtime) => Promise<Connection>); got ${target === null ? 'null' : typeof target}`,
@@ -189,6 +198,9 @@ export function URLRouter(routes: Route[]): Application {
         pathRemaining: remaining.slice(found.length),
         route: scope.route + labels[i],
       };
+      // A consumer is made here, not through `app`: that is one promise and one await less per
+      // connection, and a consumer never answers NoRoute.
+      if (route.consumer) return new route.consumer(inner, runtime);
       try {
         return await route.app(inner, runtime);
       } catch (error) {
