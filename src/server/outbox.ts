@@ -87,11 +87,11 @@ export class Outbox {
     const backlog = socket.writableLength;
     if (backlog + bytes > this.maxBacklog) {
       const fit = this.framesThatFit(frames, backlog);
-      if (fit.length < frames.length) {
-        if (!this.overBacklog(frames.length - fit.length, bytes - fit.bytes)) return;
-        frames = fit;
+      if (fit.count < frames.length) {
+        if (!this.overBacklog(frames.length - fit.count, bytes - fit.bytes)) return;
+        if (fit.count === 0) return;
+        frames = frames.slice(0, fit.count);
         bytes = fit.bytes;
-        if (frames.length === 0) return;
       }
     }
     this.written(frames.length);
@@ -111,14 +111,14 @@ export class Outbox {
   }
 
   /**
-   * The leading frames a socket holding `backlog` bytes takes: each goes while what is queued before it
-   * is within `maxBacklog`, as if every frame had been checked when it was queued.
+   * How many leading frames a socket holding `backlog` bytes takes, and their bytes: each goes while what
+   * is queued before it is within `maxBacklog`, as if every frame had been checked when it was queued.
    */
-  private framesThatFit(frames: Buffer[], backlog: number): Buffer[] & { bytes: number } {
+  private framesThatFit(frames: Buffer[], backlog: number): { count: number; bytes: number } {
     let queued = backlog;
     let count = 0;
     while (count < frames.length && queued <= this.maxBacklog) queued += frames[count++].length;
-    return Object.assign(frames.slice(0, count), { bytes: queued - backlog });
+    return { count, bytes: queued - backlog };
   }
 
   /** False once the socket must take no more data frames (its close frame is on the way). */
