@@ -67,9 +67,15 @@ export class Child<C, R extends { type: string }> {
 export type ServerChild = Child<ServerCommand, ServerReply>;
 export type LoadgenChild = Child<LoadgenCommand, LoadgenReply>;
 
+/**
+ * BENCH_SERVER_NODE_ARGS: Node flags for every server process (not the load generators), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` for every system, or `--trace-deopt`; NODE_OPTIONS refuses some.
+ */
+const serverNodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+
 export function spawn(file: string, extraArgs: string[] = [], env: Record<string, string> = {}, args: string[] = []): ChildProcess {
   return fork(join(__dirname, file), args, {
-    execArgv: ['-r', TS_NODE, '--expose-gc', ...extraArgs],
+    execArgv: ['-r', TS_NODE, '--expose-gc', ...(file.startsWith('servers/') ? serverNodeArgs : []), ...extraArgs],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...env },
   });

@@ -6,7 +6,8 @@
 // Per-operation cost = (count at 2N − count at N) / N, so start-up and warm-up cancel out. With
 // PROF=<file> a warm-up run comes first, then a V8 CPU profile of the measured run only. With STEADY=<W> (churn
 // only) W warm-up cycles come first, and the process waits for SIGUSR2 before the measured run and before it
-// exits, so that callgrind counts the measured run alone (bench/callgrind-steady.sh sends the signals).
+// exits, so that callgrind counts the measured run alone (bench/callgrind-steady.sh sends the signals). With
+// ALLOC=1, the bytes allocated per operation, by function (see allocations()).
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Session } from 'node:inspector';
@@ -160,21 +161,59 @@ async function fanout(target: Target): Promise<void> {
   for (const socket of sockets) socket.destroy();
 }
 
+function inspectorSession(): (method: string, params?: object) => Promise<unknown> {
+  const session = new Session();
+  session.connect();
+  return (method, params) => new Promise((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+}
+
 /** With PROF=<file>: a warm-up run first, then a V8 CPU profile of the measured run only. */
 async function profiled(run: () => Promise<void>): Promise<void> {
   const file = process.env.PROF;
   if (!file) return run();
   await run();
-  const session = new Session();
-  session.connect();
-  const post = (method: string, params?: object) =>
-    new Promise<unknown>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+  const post = inspectorSession();
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 100 });
   await post('Profiler.start');
   await run();
   const { profile } = (await post('Profiler.stop')) as { profile: object };
   writeFileSync(file, JSON.stringify(profile));
+}
+
+interface SampledNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampledNode[];
+}
+
+/**
+ * With ALLOC=1: a warm-up run, then V8's sampling heap profiler (every 128 bytes, objects collected since
+ * included) over the measured run; prints the bytes allocated per operation (cycle, or delivery for fanout),
+ * server and clients together, and the functions that allocated most (`--no-turbo-inlining` charges inlined
+ * callees to themselves). Allocation is what the young-generation GC pays for, and it repeats from run to run
+ * far better than CPU time here.
+ */
+async function allocations(run: () => Promise<void>, operations: number): Promise<void> {
+  await run();
+  const post = inspectorSession();
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await run();
+  const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: { head: SampledNode } };
+  const bytes = new Map<string, number>();
+  const walk = (node: SampledNode): void => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${lineNumber + 1}`;
+    bytes.set(where, (bytes.get(where) ?? 0) + node.selfSize);
+    node.children.forEach(walk);
+  };
+  walk(profile.head);
+  const total = [...bytes.values()].reduce((sum, size) => sum + size, 0);
+  console.log(`allocated: ${(total / operations).toFixed(0)} bytes per ${mode === 'churn' ? 'cycle' : 'delivery'}`);
+  for (const [where, size] of [...bytes].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 30))) {
+    console.log(`${(size / operations).toFixed(0).padStart(8)}  ${where}`);
+  }
 }
 
 /**
@@ -196,7 +235,10 @@ async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   const cpu = process.cpuUsage();
   const run = (): Promise<void> => (mode === 'churn' ? churn(target) : fanout(target));
-  await (process.env.STEADY ? steady(target, Number(process.env.STEADY), run) : profiled(run));
+  const operations = mode === 'churn' ? count : count * messages;
+  if (process.env.STEADY) await steady(target, Number(process.env.STEADY), run);
+  else if (process.env.ALLOC) await allocations(run, operations);
+  else await profiled(run);
   const used = process.cpuUsage(cpu);
   console.log(`${mode} ${system} ${count}${mode === 'fanout' ? `x${messages}` : ''}: ${Number(process.hrtime.bigint() - started) / 1e6} ms, CPU ${(used.user + used.system) / 1000} ms`);
   await target.close();

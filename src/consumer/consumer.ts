@@ -29,6 +29,7 @@ const LIFECYCLE = /^(?:connect|disconnect|receive|websocket)(?:[A-Z]|$)/;
 
 type Handler = (message: LayerMessage) => unknown;
 const NO_GROUPS: readonly string[] = Object.freeze([]);
+function nothing(): void {}
 
 /** A consumer's joined groups as a list, whichever form they are kept in. */
 function listOf(joined: string | readonly string[]): readonly string[] {
@@ -165,17 +166,26 @@ export abstract class Consumer {
   }
 
   /** Leaves every group and presence joined; a layer that is down is logged, not thrown, so teardown completes. */
-  protected async leaveGroups(): Promise<void> {
-    const groups = listOf(this.joined);
-    const present = listOf(this.present);
+  protected leaveGroups(): Promise<void> {
+    const joined = this.joined;
+    const present = this.present;
     this.joined = NO_GROUPS;
     this.present = NO_GROUPS;
+    // The usual consumer, in one group and no presence: one leave, no list of them.
+    if (typeof joined === 'string' && present === NO_GROUPS) return this.leave(this.channelLayer.groupDiscard(joined, this.channelName));
+    // Every leave starts at once, each with its failure handled (logged) from the start.
     const leaving: Promise<void>[] = [];
-    for (const group of groups) leaving.push(this.channelLayer.groupDiscard(group, this.channelName));
-    for (const group of present) leaving.push(this.channelLayer.presenceLeave(group, this.channelName));
-    const results = await Promise.allSettled(leaving);
-    for (const result of results) {
-      if (result.status === 'rejected') this.logger.warn({ err: result.reason }, 'could not leave group');
+    for (const group of listOf(joined)) leaving.push(this.leave(this.channelLayer.groupDiscard(group, this.channelName)));
+    for (const group of listOf(present)) leaving.push(this.leave(this.channelLayer.presenceLeave(group, this.channelName)));
+    return Promise.all(leaving).then(nothing);
+  }
+
+  /** One leave (of a group or a presence), its failure logged: teardown goes on. */
+  private async leave(leaving: Promise<void>): Promise<void> {
+    try {
+      await leaving;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not leave group');
     }
   }
 

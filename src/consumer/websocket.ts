@@ -210,8 +210,12 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
     } catch (error) {
       this.logger.error({ err: error, path: this.scope.path }, 'disconnect handler failed');
     }
-    await this.teardown();
-    item.done();
+    try {
+      await this.teardown();
+    } finally {
+      // The server counts the connection as ended only then: a teardown that throws must not leave it counted.
+      item.done();
+    }
   }
 
   /** @internal A handler threw: log it and close this socket with 1011. */

@@ -253,16 +253,28 @@ export const MAX_NAME_LENGTH = 100;
 const CHANNEL_NAME = /^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$/;
 const GROUP_NAME = /^[a-zA-Z\d\-_.]+$/;
 
+/**
+ * The names found valid last. A connection's channel is checked by each layer call it makes in a row
+ * (newChannel, listen, groupAdd), and its group by every member's: a name equal to the last one is
+ * answered by a comparison, not a regular expression.
+ */
+let lastValidChannel = '';
+let lastValidGroup = '';
+
 export function validateChannelName(name: unknown): asserts name is string {
+  if (name === lastValidChannel) return;
   if (typeof name !== 'string' || name.length >= MAX_NAME_LENGTH || !CHANNEL_NAME.test(name)) {
     throw new InvalidChannelName(name, 'channel');
   }
+  lastValidChannel = name;
 }
 
 export function validateGroupName(name: unknown): asserts name is string {
+  if (name === lastValidGroup) return;
   if (typeof name !== 'string' || name.length >= MAX_NAME_LENGTH || !GROUP_NAME.test(name)) {
     throw new InvalidChannelName(name, 'group');
   }
+  lastValidGroup = name;
 }
 
 /** A layer message is any plain object (Channels' "dict"); only dispatch to a consumer needs `type`. */

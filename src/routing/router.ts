@@ -194,7 +194,8 @@ export function URLRouter(routes: Route[]): Application {
       if (!found) continue;
       const inner: Scope = {
         ...scope,
-        params: { ...scope.params, ...found.params },
+        // The match's params are a new object of their own: merged into only when an outer router matched some.
+        params: hasKeys(scope.params) ? { ...scope.params, ...found.params } : found.params,
         pathRemaining: remaining.slice(found.length),
         route: scope.route + labels[i],
       };
@@ -209,6 +210,11 @@ export function URLRouter(routes: Route[]): Application {
     }
     throw new NoRoute(scope.path);
   };
+}
+
+function hasKeys(object: object): boolean {
+  for (const _ in object) return true;
+  return false;
 }
 
 function withoutLeadingSlash(text: string): string {

@@ -239,13 +239,14 @@ export class Server {
       this.logger.warn({ max: this.options.maxConnections }, 'connection refused: server full');
       return this.refuse(socket, 503, 'server is full');
     }
-    const address = req.socket.remoteAddress ?? '';
-    const fromAddress = this.perAddress.get(address) ?? 0;
-    if (fromAddress >= this.options.maxConnectionsPerAddress) {
-      this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
-      return this.refuse(socket, 429, 'too many connections from this address');
-    }
+    // Counted per address only under a limit (none by default).
     if (this.options.maxConnectionsPerAddress !== Infinity) {
+      const address = req.socket.remoteAddress ?? '';
+      const fromAddress = this.perAddress.get(address) ?? 0;
+      if (fromAddress >= this.options.maxConnectionsPerAddress) {
+        this.logger.warn({ client: address, max: this.options.maxConnectionsPerAddress }, 'connection refused: too many from this address');
+        return this.refuse(socket, 429, 'too many connections from this address');
+      }
       this.perAddress.set(address, fromAddress + 1);
       // The address's count is released when the socket ends, whether or not the handshake succeeded.
       socket.once('close', () => this.releaseAddress(address));

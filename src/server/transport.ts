@@ -272,7 +272,12 @@ export class SocketTransport extends Outbox implements Transport {
 
   socketClosed(code: number): void {
     this.discard();
-    void this.connection.closed(code).finally(() => this.host.ended(this, code));
+    // As finally() would, with fewer allocations: ended either way, a rejection still reported.
+    const ended = (): void => this.host.ended(this, code);
+    void this.connection.closed(code).then(ended, (error: unknown) => {
+      ended();
+      throw error;
+    });
   }
 
   socketError(error: Error): void {

@@ -1,5 +1,6 @@
 import { InMemoryChannelLayer, JsonWebsocketConsumer, type LayerMessage, URLRouter, WebsocketConsumer, path } from '../../src';
 import { WebsocketCommunicator } from '../../src/testing';
+import { memoryLogger } from '../support/logs';
 
 class Echo extends WebsocketConsumer {
   static override groups = ['echoes'];
@@ -226,6 +227,36 @@ describe('group membership of a consumer', () => {
     await layer.groupSend('beta', { type: 'note', group: 'beta' });
     expect(await layer.receive(probe)).toEqual({ type: 'note', group: 'beta' });
     expect([...layer.members].map(([group, channels]) => [group, channels.size])).toEqual([['beta', 1]]);
+    await layer.close();
+  });
+});
+
+/** A layer whose leave of one group fails, as Redis can while the consumer ends. */
+class LeaveFailsLayer extends MembershipLayer {
+  override async groupDiscard(group: string, channel: string): Promise<void> {
+    if (group === 'static') throw new Error('leave failed');
+    await super.groupDiscard(group, channel);
+  }
+}
+
+describe('leaving groups at the end', () => {
+  test.each([
+    ['in one group (its static one)', []],
+    ['in three groups', ['join:alpha', 'join:beta']],
+  ])('%s: every leave is tried, a failed one is logged, and disconnect completes', async (_name, steps) => {
+    const layer = new LeaveFailsLayer();
+    const { logger, lines } = memoryLogger();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/member/', Member)]), '/ws/member/', { channelLayer: layer, logger });
+    await communicator.connect();
+    for (const step of steps) {
+      communicator.sendTo(step);
+      expect(await communicator.receiveFrom()).toBe(`done:${step}`);
+    }
+    await communicator.disconnect();
+    // The static group's leave failed; the others were left all the same.
+    expect([...layer.members.keys()]).toEqual(['static']);
+    const failures = lines().filter((line) => line.msg === 'could not leave group');
+    expect(failures.map((line) => (line.err as { message: string }).message)).toEqual(['leave failed']);
     await layer.close();
   });
 });
