@@ -1,4 +1,5 @@
-// The ceiling probe: each frame is built once, and all frames of a publishing turn go to a socket in one write.
+// The ceiling probe: each frame is built once, and all frames of a publishing turn go to a socket in one write,
+// made once the turn is over.
 // With REDIS_URL (S3): one raw node-redis subscriber, SUBSCRIBE `bench:<group>` per group with members here (as
 // naive.ts), each message taken as bytes, framed once, and the frames of one event-loop turn written to each
 // socket together (what channelkit's outbox does per turn, with nothing else on the way).
@@ -28,7 +29,8 @@ function flush(): void {
   pending.clear();
 }
 
-function fromRedis(group: string, message: Buffer): void {
+/** Frames `message` once into its group's frames of this turn (from Redis, or from the in-process publisher). */
+function queue(group: string, message: Buffer): void {
   let parts = pending.get(group);
   if (!parts) pending.set(group, (parts = []));
   for (const part of frame(message, frameOptions)) parts.push(part);
@@ -53,7 +55,7 @@ wss.on('connection', (ws, req) => {
   let members = groups.get(group);
   if (!members) {
     groups.set(group, (members = new Set()));
-    void subscriber?.subscribe(`bench:${group}`, (message: Buffer) => fromRedis(group, message), true);
+    void subscriber?.subscribe(`bench:${group}`, (message: Buffer) => queue(group, message), true);
   }
   members.add(socket);
   sockets.add(socket);
@@ -74,12 +76,11 @@ const system: System = {
     return new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve((http.address() as AddressInfo).port)));
   },
   members: () => sockets.size,
+  // Written after the publishing turn, as channelkit's outbox does: the publisher times its turns to size its
+  // batches, and a turn that included the writes would shrink the probe's batches (more writes per message)
+  // on a machine where they are slow.
   publish(group, payloads) {
-    const parts: Buffer[] = [];
-    for (const payload of payloads) {
-      for (const part of frame(Buffer.from(payload), frameOptions)) parts.push(part);
-    }
-    write(group, parts);
+    for (const payload of payloads) queue(group, Buffer.from(payload));
   },
   maxBacklog() {
     let max = 0;
