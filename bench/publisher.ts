@@ -65,6 +65,17 @@ function reply(message: PublisherReply): void {
   process.send!(message);
 }
 
+/**
+ * Sends whose failure nobody could catch: Socket.IO's emitter does not return its PUBLISH's promise, so a
+ * command that times out on an overloaded machine is an unhandled rejection. Counted with the step's errors
+ * (and said once), not a crash of the whole run.
+ */
+let uncaught = 0;
+process.on('unhandledRejection', (reason: unknown) => {
+  const what = reason instanceof Error ? `${reason.name}${reason.message ? `: ${reason.message}` : ''}` : String(reason);
+  if (uncaught++ === 0) console.error(`publisher: a send failed where it could not be caught (${what}); counted as errors`);
+});
+
 async function main(): Promise<void> {
   const send = await sender();
   process.on('message', (command: PublisherCommand) => {
@@ -74,6 +85,7 @@ async function main(): Promise<void> {
     const startUs = nowUs();
     const endUs = startUs + command.durationMs * 1000;
     let sent = 0;
+    const uncaughtBefore = uncaught;
     let errors = 0;
     const onError = (): void => void errors++;
     const total = Math.round((command.rate * command.durationMs) / 1000);
@@ -105,8 +117,9 @@ async function main(): Promise<void> {
       }
       if (sent >= total || now >= endUs + 1_000_000) {
         // Replies come in order on one connection: the last send settled means every send did.
-        if (command.settle) void (barrier ? barrier() : last).catch(() => undefined).then(() => reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors }));
-        else reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors });
+        const stepped = (): void => reply({ type: 'stepped', sent, startUs, endUs: nowUs(), errors: errors + uncaught - uncaughtBefore });
+        if (command.settle) void (barrier ? barrier() : last).catch(() => undefined).then(stepped);
+        else stepped();
       } else setTimeout(tick, 1);
     };
     tick();
