@@ -261,6 +261,25 @@ describe('leaving groups at the end', () => {
   });
 });
 
+describe('a teardown that throws', () => {
+  test('still ends the connection: closed() resolves, so the server stops counting it', async () => {
+    class UnlistenFails extends InMemoryChannelLayer {
+      override unlisten(): void {
+        throw new Error('unlisten failed');
+      }
+    }
+    const layer = new UnlistenFails();
+    const { logger, lines } = memoryLogger();
+    const communicator = new WebsocketCommunicator(URLRouter([path('ws/member/', Member)]), '/ws/member/', { channelLayer: layer, logger });
+    await communicator.connect();
+    const ended = await Promise.race([communicator.disconnect().then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 2000, 'hung'))]);
+    expect(ended).toBe('ended');
+    // The failure is not swallowed: the mailbox logs it as the consumer's error.
+    expect(lines().some((line) => (line.err as { message?: string } | undefined)?.message === 'unlisten failed')).toBe(true);
+    await layer.close();
+  });
+});
+
 class FailsAfterAccept extends WebsocketConsumer {
   static disconnects: number[] = [];
   override async connect(): Promise<void> {
