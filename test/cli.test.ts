@@ -1,7 +1,6 @@
 // The `channelkit` command as a user meets it: startup errors, messages, layers, exit codes.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { type CliResult, ServerProcess, runCli } from './support/processes';
+import { ServerProcess, runCli } from './support/processes';
 import { RedisChannelLayer, RedisPubSubChannelLayer, type ChannelLayer } from '../src';
 import { RedisServer, describeRedis, freePort } from './support/redis';
 import { Inbox, handshakeStatus, openClient } from './support/sockets';
@@ -10,33 +9,12 @@ import { until } from './support/wait';
 const ROOT = join(__dirname, '..');
 /** No Redis from the environment running the tests leaks into a child unless a test sets it. */
 const NO_REDIS = { REDIS_URL: '', REDIS_CLUSTER_URL: '', CHANNEL_LAYER: '', PORT: '0' };
-
-/** runCli, but a process still running after `ms` is killed: a command that should have failed at startup. */
-function runCliWithin(args: string[], env: NodeJS.ProcessEnv, ms = 8000): Promise<CliResult & { killed: boolean }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join(ROOT, 'src', 'cli.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, ms);
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, killed });
-    });
-  });
-}
+/** A command that should fail at startup and is still running after this is killed (`killed`). */
+const STARTUP_MS = 8000;
 
 describe('channelkit serve: route mistakes fail at startup', () => {
   test('a routing module without `application` exits non-zero naming the file and the reason', async () => {
-    const result = await runCliWithin(['serve', 'test/fixtures/no-application.ts'], NO_REDIS);
+    const result = await runCli(['serve', 'test/fixtures/no-application.ts'], NO_REDIS, STARTUP_MS);
     expect(result.killed).toBe(false);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(join(ROOT, 'test', 'fixtures', 'no-application.ts'));
@@ -44,7 +22,7 @@ describe('channelkit serve: route mistakes fail at startup', () => {
   });
 
   test('an unbalanced route pattern exits non-zero naming the file and the pattern', async () => {
-    const result = await runCliWithin(['serve', 'test/fixtures/bad-route.ts'], NO_REDIS);
+    const result = await runCli(['serve', 'test/fixtures/bad-route.ts'], NO_REDIS, STARTUP_MS);
     expect(result.killed).toBe(false);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain(join(ROOT, 'test', 'fixtures', 'bad-route.ts'));
@@ -81,7 +59,7 @@ describe("channelkit serve with the user's own TypeScript module importing 'chan
 describe('channelkit: clear messages for configuration mistakes', () => {
   test.each(['localhost:6379', 'http://x', 'redis://'])('REDIS_URL=%s names the variable and the expected form, for serve, worker and publish', async (url) => {
     for (const args of [['serve'], ['worker', 'notifications.announce'], ['publish', '--group', 'g', '{"type":"x"}']]) {
-      const result = await runCliWithin(args, { ...NO_REDIS, REDIS_URL: url });
+      const result = await runCli(args, { ...NO_REDIS, REDIS_URL: url }, STARTUP_MS);
       expect(result.killed).toBe(false);
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/REDIS_URL/);
@@ -90,14 +68,14 @@ describe('channelkit: clear messages for configuration mistakes', () => {
   });
 
   test('a REDIS_URL mistake never shows its password', async () => {
-    const result = await runCliWithin(['serve'], { ...NO_REDIS, REDIS_URL: 'http://user:hunter2@x:1' });
+    const result = await runCli(['serve'], { ...NO_REDIS, REDIS_URL: 'http://user:hunter2@x:1' }, STARTUP_MS);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/REDIS_URL/);
     expect(result.stderr).not.toContain('hunter2');
   });
 
   test.each(['abc', '70000', '-1', '80.5'])('PORT=%j is refused with the expected range', async (port) => {
-    const result = await runCliWithin(['serve'], { ...NO_REDIS, PORT: port });
+    const result = await runCli(['serve'], { ...NO_REDIS, PORT: port }, STARTUP_MS);
     expect(result.killed).toBe(false);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/PORT: .* expected an integer from 0 to 65535/);
@@ -113,10 +91,10 @@ describe('channelkit: clear messages for configuration mistakes', () => {
   });
 
   test('CHANNEL_LAYER or --layer with an unknown value is refused', async () => {
-    const fromEnv = await runCliWithin(['serve'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1', CHANNEL_LAYER: 'lists' });
+    const fromEnv = await runCli(['serve'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1', CHANNEL_LAYER: 'lists' }, STARTUP_MS);
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.stderr).toMatch(/CHANNEL_LAYER: "lists" .*pubsub or list/);
-    const fromFlag = await runCliWithin(['publish', '--layer', 'queue', '--group', 'g', '{"type":"x"}'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1' });
+    const fromFlag = await runCli(['publish', '--layer', 'queue', '--group', 'g', '{"type":"x"}'], { ...NO_REDIS, REDIS_URL: 'redis://127.0.0.1:1' }, STARTUP_MS);
     expect(fromFlag.code).toBe(1);
     expect(fromFlag.stderr).toMatch(/--layer: "queue" .*pubsub or list/);
   });
@@ -138,7 +116,7 @@ describe('channelkit: clear messages for configuration mistakes', () => {
 
 describe('channelkit worker: one rule for the layer', () => {
   test('a worker with no Redis configured exits non-zero: in memory it could never receive a job', async () => {
-    const result = await runCliWithin(['worker', 'notifications.announce'], NO_REDIS);
+    const result = await runCli(['worker', 'notifications.announce'], NO_REDIS, STARTUP_MS);
     expect(result.killed).toBe(false);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/REDIS_URL/);

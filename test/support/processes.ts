@@ -9,10 +9,15 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The command was still running at the deadline and was killed: it hung. */
+  killed: boolean;
 }
 
-/** Runs `channelkit <args>` to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+/**
+ * Runs `channelkit <args>` to completion. One still running after `ms` is killed (SIGKILL) and comes back
+ * with `killed`, so a command that hangs fails its test by name instead of by the test's timeout.
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, ms = 30_000): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, ...args], {
       cwd: ROOT,
@@ -20,9 +25,17 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResul
     });
     let stdout = '';
     let stderr = '';
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, ms);
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, killed });
+    });
   });
 }
 

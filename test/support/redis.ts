@@ -50,6 +50,8 @@ export class RedisServer {
   private readonly dir = mkdtempSync(join(tmpdir(), 'channelkit-redis-'));
 
   private password: string | undefined;
+  /** The server's last log lines, for a test that fails to say what the server saw (a Sentinel's election, say). */
+  private readonly recent: string[] = [];
 
   private constructor(
     readonly port: number,
@@ -93,7 +95,7 @@ export class RedisServer {
         output += chunk.toString();
         if (output.includes(readyLine)) {
           child.stdout!.off('data', onData);
-          child.stdout!.resume();
+          child.stdout!.on('data', (more: Buffer) => this.remember(more.toString()));
           resolve();
         }
       };
@@ -112,6 +114,16 @@ export class RedisServer {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /** The last 40 lines this server logged since it was ready. */
+  log(): string {
+    return this.recent.join('\n');
+  }
+
+  private remember(text: string): void {
+    for (const line of text.split('\n')) if (line) this.recent.push(line);
+    this.recent.splice(0, this.recent.length - 40);
   }
 
   cli(...args: string[]): string {
@@ -134,6 +146,8 @@ export interface SentinelGroup {
   addresses: string[];
   /** The master's address as Sentinel `sentinels[i]` names it now ('127.0.0.1:port'), or null. */
   currentMaster(i?: number): string | null;
+  /** Each Sentinel's last log lines (failure detection, votes, election), for a failover that did not happen. */
+  sentinelLogs(): string;
   close(): Promise<void>;
 }
 
@@ -163,6 +177,9 @@ export async function startSentinelGroup(masterName: string, serverArgs: string[
     currentMaster(i = 0) {
       const [host, port] = sentinels[i].cli('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName).trim().split('\n');
       return host && port ? `${host}:${port}` : null;
+    },
+    sentinelLogs() {
+      return sentinels.map((sentinel) => `Sentinel on ${sentinel.port}:\n${sentinel.log()}`).join('\n');
     },
     async close() {
       await Promise.all([master, replica, ...sentinels].map((server) => server.close()));

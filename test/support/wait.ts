@@ -20,6 +20,19 @@ export async function until(condition: () => boolean | Promise<boolean>, ms = 10
   if (!(await poll(condition, ms, intervalMs))) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** Resolves as `promise` does, or throws naming `what` if it has not settled after `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Listens on every channel of `layer`; resolves once each has received one message. */
 export function oneMessageEach(layer: ChannelLayer, channels: string[]): Promise<void> {
   let delivered = 0;
