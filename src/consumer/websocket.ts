@@ -227,7 +227,12 @@ export class WebsocketConsumer<Params extends RouteParams = RouteParams> extends
   }
 
   private teardown(): Promise<void> {
-    if (this.channelName) this.channelLayer.unlisten(this.channelName);
+    try {
+      if (this.channelName) this.channelLayer.unlisten(this.channelName);
+    } catch (error) {
+      // The groups are left all the same: a membership kept here would outlive the connection.
+      this.logger.error({ err: error, path: this.scope.path }, 'could not stop listening on the channel');
+    }
     return this.leaveGroups();
   }
 }

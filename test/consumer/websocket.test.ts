@@ -262,10 +262,15 @@ describe('leaving groups at the end', () => {
 });
 
 describe('a teardown that throws', () => {
-  test('still ends the connection: closed() resolves, so the server stops counting it', async () => {
+  test('still leaves its groups and ends the connection: closed() resolves, so the server stops counting it; the failure is logged', async () => {
     class UnlistenFails extends InMemoryChannelLayer {
+      readonly left: string[] = [];
       override unlisten(): void {
         throw new Error('unlisten failed');
+      }
+      override groupDiscard(group: string, channel: string): Promise<void> {
+        this.left.push(group);
+        return super.groupDiscard(group, channel);
       }
     }
     const layer = new UnlistenFails();
@@ -274,7 +279,8 @@ describe('a teardown that throws', () => {
     await communicator.connect();
     const ended = await Promise.race([communicator.disconnect().then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 2000, 'hung'))]);
     expect(ended).toBe('ended');
-    // The failure is not swallowed: the mailbox logs it as the consumer's error.
+    // A layer that cannot stop listening must not keep the consumer in its groups (the layer would hold them forever).
+    expect(layer.left).toEqual(['static']);
     expect(lines().some((line) => (line.err as { message?: string } | undefined)?.message === 'unlisten failed')).toBe(true);
     await layer.close();
   });
