@@ -1,5 +1,5 @@
 // A group's recent messages in this process, with their offsets: what a join replays from (memory layer, Redis cache).
-import type { HistoryPolicy, JoinFrom, JoinResult, StreamPosition } from './history';
+import { type HistoryPolicy, type JoinFrom, type JoinResult, POSITION_GRACE_SECONDS, type StreamPosition } from './history';
 import type { LayerMessage } from './layer';
 
 /**
@@ -16,13 +16,18 @@ export class HistoryBuffer {
   private messages: LayerMessage[] = [];
   private times: number[] = [];
   private head = 0;
+  /** When the newest message was recorded (the buffer made, before any): how long the group has been idle. */
+  private recordedAt: number;
 
   constructor(
     readonly epoch: string,
     /** The offset of the newest message recorded (0 before any). */
     public last: number,
     public policy: HistoryPolicy,
-  ) {}
+    now = Date.now(),
+  ) {
+    this.recordedAt = now;
+  }
 
   get position(): StreamPosition {
     return { epoch: this.epoch, offset: this.last };
@@ -33,6 +38,7 @@ export class HistoryBuffer {
     this.messages.push(message);
     this.times.push(at);
     this.last = offset;
+    this.recordedAt = at;
     const over = this.size - this.policy.size;
     if (over > 0) this.drop(over);
   }
@@ -52,7 +58,17 @@ export class HistoryBuffer {
     return { recovered: true, messages: this.messages.slice(this.messages.length - count), position };
   }
 
-  private get size(): number {
+  /**
+   * Lets go of what the ttl has expired, so a group nobody joins does not hold its messages; true once
+   * the group has been idle past the ttl and the position's grace as well, when the whole buffer can go.
+   */
+  sweep(now = Date.now()): boolean {
+    this.expire(now);
+    return this.size === 0 && now - this.recordedAt > (this.policy.ttl + POSITION_GRACE_SECONDS) * 1000;
+  }
+
+  /** Messages held now (what the ttl has not yet dropped may still count). */
+  get size(): number {
     return this.messages.length - this.head;
   }
 
@@ -66,7 +82,7 @@ export class HistoryBuffer {
 
   private drop(n: number): void {
     this.head += n;
-    if (this.head > 64 && this.head * 2 > this.messages.length) {
+    if (this.head === this.messages.length || (this.head > 64 && this.head * 2 > this.messages.length)) {
       this.messages = this.messages.slice(this.head);
       this.times = this.times.slice(this.head);
       this.head = 0;

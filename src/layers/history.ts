@@ -47,6 +47,12 @@ export interface JoinResult {
 /** Most messages a `{ last }` join may ask for. */
 export const MAX_JOIN_LAST = 100;
 
+/**
+ * A group's position (epoch and offset) outlives its last message by a day, so an idle group's `since`
+ * still means something; after that the group starts a new epoch, as a group never seen does.
+ */
+export const POSITION_GRACE_SECONDS = 86_400;
+
 /** The two keys a history group adds to every delivered message; reserved in such groups. */
 export const OFFSET_KEY = 'offset';
 export const EPOCH_KEY = 'epoch';

@@ -94,14 +94,14 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   async flush(): Promise<void> {
     this.local.flush();
-    // History lost: a new epoch, so no `since` of before can be mistaken for one of after.
+    // History lost: each group starts a new epoch, so no `since` of before can be mistaken for one of after.
     this.histories.clear();
-    this.epoch = newEpoch();
     this.presenceState?.clear();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.stopSweeping();
     this.local.close();
     this.presenceState?.clear();
   }
@@ -119,11 +119,12 @@ export class InMemoryChannelLayer implements ChannelLayer {
     return { state: this.closed ? 'closed' : 'up', backend: 'memory' };
   }
 
-  // --- history and recovery: kept here, one epoch per layer instance (a new process is a new epoch) ---
+  // --- history and recovery: kept here, an epoch per group and layer instance (a new process is a new epoch) ---
 
   private readonly historyPolicies = new HistoryPolicies();
   private readonly histories = new Map<string, HistoryBuffer>();
-  private epoch = newEpoch();
+  /** Lets go of expired messages and long-idle groups, as Redis expires a stream and its position. */
+  private sweeper: NodeJS.Timeout | null = null;
 
   async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
     checkOpen(this.closed);
@@ -155,7 +156,7 @@ export class InMemoryChannelLayer implements ChannelLayer {
     // Reserved keys: a sender's own `epoch`/`offset` are replaced, and `offset` stays the last key.
     delete message[EPOCH_KEY];
     delete message[OFFSET_KEY];
-    message[EPOCH_KEY] = this.epoch;
+    message[EPOCH_KEY] = history.epoch;
     message[OFFSET_KEY] = offset;
     history.append(offset, message, Date.now());
     return message;
@@ -163,9 +164,30 @@ export class InMemoryChannelLayer implements ChannelLayer {
 
   private historyOf(group: string, policy: HistoryPolicy): HistoryBuffer {
     let history = this.histories.get(group);
-    if (!history) this.histories.set(group, (history = new HistoryBuffer(this.epoch, 0, policy)));
+    if (!history) {
+      // A group new here, or dropped after a day idle: a new epoch, so offsets from 1 are not mistaken for old ones.
+      this.histories.set(group, (history = new HistoryBuffer(newEpoch(), 0, policy)));
+      this.sweeper ??= setInterval(() => this.sweepHistories(), HISTORY_SWEEP_MS).unref();
+    }
     history.policy = policy;
     return history;
+  }
+
+  private sweepHistories(now = Date.now()): void {
+    for (const [group, history] of this.histories) if (history.sweep(now)) this.histories.delete(group);
+    if (this.histories.size === 0) this.stopSweeping();
+  }
+
+  private stopSweeping(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  /** @internal What history holds now: groups with a position, and messages (for the tests of the sweep). */
+  get historyFootprint(): { groups: number; messages: number } {
+    let messages = 0;
+    for (const history of this.histories.values()) messages += history.size;
+    return { groups: this.histories.size, messages };
   }
 
   // --- presence (memory-presence.ts): made on first use, so a layer without presence pays nothing ---
@@ -206,6 +228,9 @@ export class InMemoryChannelLayer implements ChannelLayer {
     return this.codec.decode(this.codec.encode(message));
   }
 }
+
+/** How often expired history is let go of: a minute, so memory follows the ttl within a minute. */
+const HISTORY_SWEEP_MS = 60_000;
 
 function newEpoch(): string {
   return uuid4().replace(/-/g, '').slice(0, 16);

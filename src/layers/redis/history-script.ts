@@ -20,8 +20,6 @@ export function historyTable(prefix: string): string {
   return `${prefix}__history`;
 }
 
-/** The meta hash outlives the stream by a day: an idle group keeps its epoch, so `since` still means something. */
-export const META_GRACE_SECONDS = 86_400;
 
 /**
  * Records and publishes one group message atomically, so every subscriber sees offsets in order.

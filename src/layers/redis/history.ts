@@ -2,11 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { RESP_TYPES } from 'redis';
 import { type Codec, SealedCodec } from '../codec';
-import { type HistoryPolicy, validatePolicy } from '../history';
+import { type HistoryPolicy, POSITION_GRACE_SECONDS, validatePolicy } from '../history';
 import { HistoryPolicies } from '../history-policies';
 import { type LayerMessage, LayerUnavailable, validateMessage } from '../layer';
 import { HistoryCaches, type HistorySnapshot } from './history-cache';
-import { META_GRACE_SECONDS, READ, RECORD, RecordEncoder, SET_POLICY, type Script, historyKeys, historyTable } from './history-script';
+import { READ, RECORD, RecordEncoder, SET_POLICY, type Script, historyKeys, historyTable } from './history-script';
 
 /**
  * Runs one command on the Redis that holds `route`'s keys: `route` is a group's Redis channel (its
@@ -138,7 +138,7 @@ export class HistoryRecorder {
       groupChannel,
       String(policy.size),
       String(policy.ttl),
-      String(policy.ttl + META_GRACE_SECONDS),
+      String(policy.ttl + POSITION_GRACE_SECONDS),
       this.token,
       this.publish(),
     ])) as [number, number];
@@ -152,7 +152,7 @@ export class HistoryRecorder {
       groupChannel,
       READ,
       historyKeys(this.prefix, groupChannel),
-      [String(policy.ttl), String(policy.ttl + META_GRACE_SECONDS), this.token],
+      [String(policy.ttl), String(policy.ttl + POSITION_GRACE_SECONDS), this.token],
       true,
     )) as Array<Buffer | number>;
     const entries: HistorySnapshot['entries'] = [];
