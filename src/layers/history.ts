@@ -77,6 +77,11 @@ export function validatePolicy(policy: HistoryPolicy): void {
   if (!Number.isInteger(policy.ttl) || policy.ttl < 1) throw new RangeError(`history ttl must be a positive whole number of seconds, got ${policy.ttl}`);
 }
 
+/** Throws a RangeError unless `pattern` is a non-empty string (a glob, as for `channelCapacity`). */
+export function checkHistoryPattern(pattern: string): void {
+  if (typeof pattern !== 'string' || pattern.length === 0) throw new RangeError(`setHistory: invalid pattern ${JSON.stringify(pattern)}`);
+}
+
 /** Throws a RangeError unless `from` is `{ last: 0..100 }` or `{ since: { epoch, offset } }`. */
 export function validateJoinFrom(from: JoinFrom): void {
   if (from && 'since' in from) {

@@ -19,9 +19,8 @@ import {
 } from './layer';
 import { LocalChannels } from './local';
 import type { LayerStats } from './stats';
-import { EPOCH_KEY, type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, OFFSET_KEY, validateJoinFrom } from './history';
-import { HistoryBuffer } from './history-buffer';
-import { HistoryPolicies } from './history-policies';
+import { type HistoryPolicy, type JoinFrom, type JoinResult, HistoryNotKept, checkHistoryPattern, validateJoinFrom } from './history';
+import { HistoryStore } from './history-store';
 import { MemoryPresence } from './memory-presence';
 import { PRESENCE_DEFAULTS, type PresenceMember } from './presence';
 
@@ -75,9 +74,9 @@ export class InMemoryChannelLayer implements ChannelLayer {
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
     this.local.stats.groupSends++;
-    const policy = this.historyPolicies.policyFor(group);
+    const policy = this.history.policies.policyFor(group);
     if (policy !== null) {
-      this.skipped += this.local.deliverToGroup(group, this.record(group, this.copy(message), policy));
+      this.skipped += this.local.deliverToGroup(group, this.history.record(group, this.copy(message), policy));
       return;
     }
     if (this.local.hasGroup(group)) this.skipped += this.local.deliverToGroup(group, this.copy(message));
@@ -95,13 +94,13 @@ export class InMemoryChannelLayer implements ChannelLayer {
   async flush(): Promise<void> {
     this.local.flush();
     // History lost: each group starts a new epoch, so no `since` of before can be mistaken for one of after.
-    this.histories.clear();
+    this.history.clear();
     this.presenceState?.clear();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.stopSweeping();
+    this.history.close();
     this.local.close();
     this.presenceState?.clear();
   }
@@ -119,26 +118,23 @@ export class InMemoryChannelLayer implements ChannelLayer {
     return { state: this.closed ? 'closed' : 'up', backend: 'memory' };
   }
 
-  // --- history and recovery: kept here, an epoch per group and layer instance (a new process is a new epoch) ---
+  // --- history and recovery: kept here (history-store.ts), an epoch per group and layer instance ---
 
-  private readonly historyPolicies = new HistoryPolicies();
-  private readonly histories = new Map<string, HistoryBuffer>();
-  /** Lets go of expired messages and long-idle groups, as Redis expires a stream and its position. */
-  private sweeper: NodeJS.Timeout | null = null;
+  private readonly history = new HistoryStore();
 
   async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
     checkOpen(this.closed);
-    if (typeof pattern !== 'string' || pattern.length === 0) throw new RangeError(`setHistory: invalid pattern ${JSON.stringify(pattern)}`);
-    this.historyPolicies.set(pattern, policy);
+    checkHistoryPattern(pattern);
+    this.history.policies.set(pattern, policy);
   }
 
   async groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult> {
     checkMembership(this.closed, group, channel);
     validateJoinFrom(from);
-    const policy = this.historyPolicies.policyFor(group);
+    const policy = this.history.policies.policyFor(group);
     if (!policy) throw new HistoryNotKept(group);
     // Synchronous from the result to the membership: the next group send is the member's first live message.
-    const result = this.historyOf(group, policy).join(from);
+    const result = this.history.join(group, from, policy);
     this.local.groupAdd(group, channel);
     this.local.stats.countJoin('since' in from, result.recovered);
     return result;
@@ -149,45 +145,9 @@ export class InMemoryChannelLayer implements ChannelLayer {
     return 0;
   }
 
-  /** Stamps `message` with the group's next offset and the epoch, and keeps it. */
-  private record(group: string, message: LayerMessage, policy: HistoryPolicy): LayerMessage {
-    const history = this.historyOf(group, policy);
-    const offset = history.last + 1;
-    // Reserved keys: a sender's own `epoch`/`offset` are replaced, and `offset` stays the last key.
-    delete message[EPOCH_KEY];
-    delete message[OFFSET_KEY];
-    message[EPOCH_KEY] = history.epoch;
-    message[OFFSET_KEY] = offset;
-    history.append(offset, message, Date.now());
-    return message;
-  }
-
-  private historyOf(group: string, policy: HistoryPolicy): HistoryBuffer {
-    let history = this.histories.get(group);
-    if (!history) {
-      // A group new here, or dropped after a day idle: a new epoch, so offsets from 1 are not mistaken for old ones.
-      this.histories.set(group, (history = new HistoryBuffer(newEpoch(), 0, policy)));
-      this.sweeper ??= setInterval(() => this.sweepHistories(), HISTORY_SWEEP_MS).unref();
-    }
-    history.policy = policy;
-    return history;
-  }
-
-  private sweepHistories(now = Date.now()): void {
-    for (const [group, history] of this.histories) if (history.sweep(now)) this.histories.delete(group);
-    if (this.histories.size === 0) this.stopSweeping();
-  }
-
-  private stopSweeping(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
-  }
-
-  /** @internal What history holds now: groups with a position, and messages (for the tests of the sweep). */
+  /** @internal What history holds now (for the tests of the sweep). */
   get historyFootprint(): { groups: number; messages: number } {
-    let messages = 0;
-    for (const history of this.histories.values()) messages += history.size;
-    return { groups: this.histories.size, messages };
+    return this.history.footprint;
   }
 
   // --- presence (memory-presence.ts): made on first use, so a layer without presence pays nothing ---
@@ -227,11 +187,4 @@ export class InMemoryChannelLayer implements ChannelLayer {
   private copy(message: LayerMessage): LayerMessage {
     return this.codec.decode(this.codec.encode(message));
   }
-}
-
-/** How often expired history is let go of: a minute, so memory follows the ttl within a minute. */
-const HISTORY_SWEEP_MS = 60_000;
-
-function newEpoch(): string {
-  return uuid4().replace(/-/g, '').slice(0, 16);
 }
