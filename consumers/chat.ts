@@ -62,7 +62,7 @@ function frameOf(event: LayerMessage): string {
 /**
  * Rooms keep history on every layer the demo runs on that can keep it: set once per layer, where every
  * sender of that layer (other processes, `channelkit publish`) reads it. Resolves false on a layer that
- * keeps none (the list layer, workers without Redis): rooms there are live only.
+ * keeps none (the list layer): rooms there are live only.
  */
 const historySet = new WeakMap<ChannelLayer, Promise<boolean>>();
 

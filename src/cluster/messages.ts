@@ -1,4 +1,5 @@
 // The IPC messages between a worker's WorkersChannelLayer and the primary's WorkersRelay (node:cluster).
+import type { HistoryPolicy, JoinFrom, StreamPosition } from '../layers/history';
 
 /*
  * What crosses the pipe is a batch: the messages one side produced in one synchronous run (a publisher's
@@ -23,7 +24,17 @@ export type WorkerMessage =
   | { ck: 'send'; to: number; channel: string; body: Uint8Array }
   /** A send to a named channel, for the workers that claimed it. */
   | { ck: 'named'; channel: string; body: Uint8Array }
-  /** Forget this worker's groups and claims (its layer was flushed). */
+  /** This worker's layer is ready for messages: answered with `policies`, then policy changes follow. */
+  | { ck: 'hello' }
+  /** setHistory from this worker: the primary keeps the table, tells every worker, and answers `ack` once all have applied it. */
+  | { ck: 'policy'; pattern: string; policy: HistoryPolicy | null; seq: number }
+  /** This worker applied the table change the primary numbered `seq`. */
+  | { ck: 'applied'; seq: number }
+  /** A group send to a history group: the primary stamps (epoch, offset) and keeps it, then sends it to every worker with members, this one included. */
+  | { ck: 'record'; group: string; body: Uint8Array }
+  /** groupJoin: the replay from the primary's history and this worker made a member there, in one step. Answered with `recalled`. */
+  | { ck: 'recall'; group: string; from: JoinFrom; seq: number }
+  /** Forget this worker's groups and claims, and every group's history (its layer was flushed). */
   | { ck: 'flush' }
   /** This worker's layer closed: forget it. */
   | { ck: 'bye' };
@@ -31,6 +42,12 @@ export type WorkerMessage =
 /** From the primary to one worker. */
 export type PrimaryMessage =
   | { ck: 'ack'; seq: number }
+  /** The whole setHistory table, in order (the answer to `hello`), or one change to it. */
+  | { ck: 'policies'; table: Array<[string, HistoryPolicy]> }
+  /** `seq` numbers it on the primary's side: the worker answers `applied` with it. */
+  | { ck: 'policy'; pattern: string; policy: HistoryPolicy | null; seq: number }
+  /** A join's replay: stamped bodies, oldest first; `kept` false when the group keeps no history. */
+  | { ck: 'recalled'; seq: number; kept: boolean; recovered: boolean; bodies: Uint8Array[]; position: StreamPosition }
   | { ck: 'group'; group: string; body: Uint8Array }
   | { ck: 'send'; channel: string; body: Uint8Array };
 

@@ -134,6 +134,7 @@ export class Primary {
     }, this.options.shutdownTimeout);
     const exitCodes = await Promise.all(codes);
     clearTimeout(timer);
+    this.relay.close();
     const ok = failed === 0 && exitCodes.every((code) => code === 0);
     if (!ok) this.logger.error({ exitCodes }, 'a worker did not exit cleanly');
     this.logger.info({ exitCodes }, 'closed');

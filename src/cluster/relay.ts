@@ -1,4 +1,8 @@
 // The primary's half of the workers layer: routes group sends and channel sends between worker processes.
+import { type Codec, MsgpackCodec } from '../layers/codec';
+import type { JoinFrom } from '../layers/history';
+import type { LayerMessage } from '../layers/layer';
+import { HistoryStore } from '../layers/history-store';
 import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from './messages';
 
 /** Where the relay writes to one worker: a cluster `Worker` (its `send`), or an in-process fake in tests. */
@@ -12,6 +16,13 @@ export interface RelayPort {
  * one IPC message in (from the sender) and one out per other worker with members, whatever the
  * number of members: the bytes are the sender's, forwarded as they came, decoded once per worker.
  * Batches make that "at most": what one worker sent in one run goes out as one batch per worker.
+ *
+ * History groups have one sequencer, here: a group send to one (`record`) is decoded, stamped with
+ * the group's epoch and next offset, kept (HistoryStore), and sent to every worker with members, the
+ * sender included; a join (`recall`) gets the replay and makes its worker a member in the same step,
+ * so, the pipe being ordered, its first live message is the one after the replay. The setHistory table
+ * lives here too, and every worker that said `hello` gets each change, its author included; the
+ * author's setHistory resolves once all have applied it, so from then on every worker records.
  *
  * ```ts
  * const relay = new WorkersRelay();
@@ -31,6 +42,15 @@ export class WorkersRelay {
   private readonly held = new Map<number, { groups: Set<string>; claims: Set<string> }>();
   /** What one incoming batch makes for each worker, written once at its end. */
   private readonly out = new Map<number, PrimaryMessage[]>();
+  private readonly history = new HistoryStore();
+  private readonly codec: Codec = new MsgpackCodec();
+  /** Each kept message's stamped bytes, encoded once when recorded: a storm of joins re-encodes nothing. */
+  private readonly bodies = new WeakMap<LayerMessage, Uint8Array>();
+  /** Workers whose layer said hello: they get the history table's changes. */
+  private readonly greeted = new Set<number>();
+  /** Table changes not yet applied by every worker: the author's ack waits for the last of them. */
+  private readonly changes = new Map<number, { author: number; authorSeq: number; waiting: Set<number> }>();
+  private changeSeq = 0;
 
   attach(worker: number, port: RelayPort): void {
     this.ports.set(worker, port);
@@ -42,6 +62,13 @@ export class WorkersRelay {
     this.forget(worker);
     this.ports.delete(worker);
     this.held.delete(worker);
+    this.greeted.delete(worker);
+    for (const seq of this.changes.keys()) this.applied(worker, seq);
+  }
+
+  /** Lets go of the histories (and their sweep timer). */
+  close(): void {
+    this.history.close();
   }
 
   /** Workers attached now. */
@@ -92,13 +119,73 @@ export class WorkersRelay {
         add(this.claims, message.channel, from);
         held.claims.add(message.channel);
         return;
+      case 'hello':
+        this.greeted.add(from);
+        this.write(from, { ck: 'policies', table: this.history.policies.entries() });
+        return;
+      case 'policy': {
+        this.history.policies.set(message.pattern, message.policy);
+        const seq = ++this.changeSeq;
+        const out: PrimaryMessage = { ck: 'policy', pattern: message.pattern, policy: message.policy, seq };
+        // The author too: its answer to hello may have crossed this change, and would have undone it there.
+        for (const worker of this.greeted) this.write(worker, out);
+        this.changes.set(seq, { author: from, authorSeq: message.seq, waiting: new Set(this.greeted) });
+        this.applied(-1, seq);
+        return;
+      }
+      case 'applied':
+        this.applied(from, message.seq);
+        return;
+      case 'record':
+        this.record(message.group, message.body);
+        return;
+      case 'recall':
+        this.recall(from, held.groups, message.group, message.from, message.seq);
+        return;
       case 'flush':
         this.forget(from);
+        this.history.clear();
         return;
       case 'bye':
         this.detach(from);
         return;
     }
+  }
+
+  /** Worker `worker` applied table change `seq` (or went): the author hears once nobody is left. */
+  private applied(worker: number, seq: number): void {
+    const change = this.changes.get(seq);
+    if (change === undefined) return;
+    change.waiting.delete(worker);
+    if (change.waiting.size > 0) return;
+    this.changes.delete(seq);
+    this.write(change.author, { ck: 'ack', seq: change.authorSeq });
+  }
+
+  private record(group: string, body: Uint8Array): void {
+    const policy = this.history.policies.policyFor(group);
+    // The pattern was removed since the sender learned it: a plain group send, sender included.
+    let stamped = body;
+    if (policy !== null) {
+      const message = this.history.record(group, this.codec.decode(body), policy);
+      this.bodies.set(message, (stamped = this.codec.encode(message)));
+    }
+    const workers = this.groups.get(group);
+    if (workers === undefined) return;
+    const out: PrimaryMessage = { ck: 'group', group, body: stamped };
+    for (const worker of workers) this.write(worker, out);
+  }
+
+  private recall(from: number, groups: Set<string>, group: string, joinFrom: JoinFrom, seq: number): void {
+    const policy = this.history.policies.policyFor(group);
+    if (policy === null) {
+      this.write(from, { ck: 'recalled', seq, kept: false, recovered: false, bodies: [], position: { epoch: '', offset: 0 } });
+      return;
+    }
+    const { recovered, messages, position } = this.history.join(group, joinFrom, policy);
+    add(this.groups, group, from);
+    groups.add(group);
+    this.write(from, { ck: 'recalled', seq, kept: true, recovered, bodies: messages.map((message) => this.bodies.get(message) ?? this.codec.encode(message)), position });
   }
 
   private forget(worker: number): void {

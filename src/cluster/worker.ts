@@ -16,12 +16,16 @@ export function processEndpoint(): RelayEndpoint {
       // A write after the primary is gone would raise 'error' on process; the layer checks `connected` first.
       process.send?.(batch, undefined, {}, swallow);
     },
-    subscribe(handler) {
+    subscribe(handler, disconnected) {
       const onMessage = (message: unknown) => {
         if (isRelayMessage(message)) handler(message as PrimaryBatch);
       };
       process.on('message', onMessage);
-      return () => process.off('message', onMessage);
+      process.once('disconnect', disconnected);
+      return () => {
+        process.off('message', onMessage);
+        process.off('disconnect', disconnected);
+      };
     },
   };
 }

@@ -39,6 +39,11 @@ export class HistoryPolicies {
     return policy;
   }
 
+  /** The table, in order, as `replace` takes it. */
+  entries(): Array<[string, HistoryPolicy]> {
+    return this.rules.map((rule) => [rule.pattern, { ...rule.policy }]);
+  }
+
   get size(): number {
     return this.rules.length;
   }

@@ -14,24 +14,27 @@ import {
   checkChannel,
   checkGroupSend,
   checkMembership,
+  checkOpen,
   checkSend,
   isProcessLocal,
   nonLocalName,
   validateChannelName,
 } from './layer';
-import { HistoryUnsupported, type JoinResult } from './history';
+import { type HistoryPolicy, HistoryNotKept, type JoinFrom, type JoinResult, checkHistoryPattern, validateJoinFrom, validatePolicy } from './history';
+import { HistoryPolicies } from './history-policies';
 import { LocalChannels } from './local';
 import { type PresenceMember, PresenceUnsupported } from './presence';
-
-const WORKERS_NO_HISTORY = 'the workers layer keeps no history yet; set REDIS_URL (the pub/sub layer keeps it across workers)';
 
 /** This worker's end of the IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
 export interface RelayEndpoint {
   /** False once the channel to the primary is gone: sends then fail with LayerUnavailable. */
   readonly connected: boolean;
   send(batch: WorkerBatch): void;
-  /** Calls `handler` with each relay batch from the primary; returns the function that stops it. */
-  subscribe(handler: (batch: PrimaryBatch) => void): () => void;
+  /**
+   * Calls `handler` with each relay batch from the primary, and `disconnected` once when the channel
+   * closes (nothing will answer then); returns the function that stops both.
+   */
+  subscribe(handler: (batch: PrimaryBatch) => void, disconnected: () => void): () => void;
 }
 
 export interface WorkersLayerOptions extends LayerOptions {
@@ -59,6 +62,12 @@ const OWNER = /\.w(\d+)-[0-9a-f]+!$/;
  *
  * `groupAdd` resolves once the primary knows this worker has the group, so a group send made after
  * it from any worker reaches the new member.
+ *
+ * History lives in the primary, the one sequencer of offsets (see WorkersRelay): a group send to a
+ * history group goes there and comes back stamped to every worker with members, this one included;
+ * `groupJoin` is one round trip that brings the replay and makes this worker a member, and the member
+ * is added here when the answer is read, so its first live message is the one after the replay. Each
+ * worker mirrors the setHistory table (sent on `hello`, then each change) to know which sends go there.
  */
 export class WorkersChannelLayer implements ChannelLayer {
   private readonly local: LocalChannels;
@@ -70,6 +79,15 @@ export class WorkersChannelLayer implements ChannelLayer {
   /** Joins the primary has not acknowledged yet, by group, and their resolvers by sequence number. */
   private readonly joining = new Map<string, Promise<void>>();
   private readonly acks = new Map<number, () => void>();
+  /** groupJoins waiting for the primary's replay, by sequence number; `recalling` counts them per group. */
+  private readonly recalls = new Map<number, { group: string; channel: string; from: JoinFrom; resolve(result: JoinResult): void; reject(error: Error): void }>();
+  private readonly recalling = new Map<string, number>();
+  /** The setHistory table, mirrored from the primary; known once the answer to `hello` is read. */
+  private readonly policies = new HistoryPolicies();
+  private policiesKnown = false;
+  private readonly policiesLoaded: Promise<void>;
+  private policiesArrived!: () => void;
+  private recallCount = 0;
   private readonly unsubscribe: () => void;
   /** Messages for the primary from the current synchronous run, written as one batch at its end. */
   private outbox: WorkerMessage[] = [];
@@ -83,9 +101,15 @@ export class WorkersChannelLayer implements ChannelLayer {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...layerOptions });
     this.endpoint = endpoint;
     this.id = `w${workerId}-${randomBytes(4).toString('hex')}`;
-    this.unsubscribe = endpoint.subscribe((batch) => {
-      for (const message of batch.messages) this.onMessage(message);
-    });
+    this.policiesLoaded = new Promise((resolve) => (this.policiesArrived = resolve));
+    this.unsubscribe = endpoint.subscribe(
+      (batch) => {
+        for (const message of batch.messages) this.onMessage(message);
+      },
+      () => this.answerPending(),
+    );
+    if (endpoint.connected) this.post({ ck: 'hello' });
+    else this.policiesArrived();
   }
 
   async send(channel: string, message: LayerMessage): Promise<void> {
@@ -127,7 +151,13 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    // Only a new worker's first sends wait (for the table): which of them keep history.
+    if (!this.policiesKnown) await this.policiesLoaded;
     const body = this.codec.encode(message);
+    if (this.policies.size > 0 && this.policies.policyFor(group) !== null) {
+      this.relay({ ck: 'record', group, body });
+      return;
+    }
     if (this.local.hasGroup(group)) this.deliverToGroup(group, body);
     this.relay({ ck: 'group', group, body });
   }
@@ -156,27 +186,68 @@ export class WorkersChannelLayer implements ChannelLayer {
       this.outbox.push({ ck: 'bye' });
       this.flushOutbox();
     }
+    this.answerPending();
+    this.local.close();
+  }
+
+  /** Nothing will answer (closed, or the primary is gone): no caller waits forever. */
+  private answerPending(): void {
+    // A groupAdd keeps its local membership, as on a Redis layer that is down.
     for (const resolve of this.acks.values()) resolve();
     this.acks.clear();
-    this.local.close();
+    for (const recall of this.recalls.values()) recall.reject(new LayerUnavailable('the primary did not answer the join (the layer closed or the primary exited)'));
+    this.recalls.clear();
+    this.recalling.clear();
+    // The sends that waited for the table go on; over a closed channel they fail with LayerUnavailable.
+    this.policiesArrived();
   }
 
   get skippedFull(): number {
     return this.skipped;
   }
 
-  // History and recovery: not yet across workers (offsets would need one sequencer, the primary).
+  // History and recovery: in the primary (see the class comment).
 
-  async setHistory(): Promise<void> {
-    throw new HistoryUnsupported(WORKERS_NO_HISTORY);
+  async setHistory(pattern: string, policy: HistoryPolicy | null): Promise<void> {
+    checkOpen(this.closed);
+    checkHistoryPattern(pattern);
+    if (policy) validatePolicy(policy);
+    this.policies.set(pattern, policy);
+    const seq = ++this.seq;
+    const told = new Promise<void>((resolve) => this.acks.set(seq, resolve));
+    try {
+      this.relay({ ck: 'policy', pattern, policy, seq });
+    } catch (error) {
+      this.acks.delete(seq);
+      throw error;
+    }
+    await told;
   }
 
-  async groupJoin(): Promise<JoinResult> {
-    throw new HistoryUnsupported(WORKERS_NO_HISTORY);
+  groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult> {
+    try {
+      checkMembership(this.closed, group, channel);
+      validateJoinFrom(from);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const seq = ++this.seq;
+    return new Promise<JoinResult>((resolve, reject) => {
+      try {
+        this.relay({ ck: 'recall', group, from, seq });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.recalls.set(seq, { group, channel, from, resolve, reject });
+      this.recallCount++;
+      this.recalling.set(group, (this.recalling.get(group) ?? 0) + 1);
+    });
   }
 
+  /** Joins answered by the primary (one each: the primary keeps the history, there is no cache here). */
   get historyReads(): number {
-    return 0;
+    return this.recallCount;
   }
 
   // Presence: not yet across workers (it needs one member table, in the primary).
@@ -202,15 +273,51 @@ export class WorkersChannelLayer implements ChannelLayer {
   }
 
   private onMessage(message: PrimaryMessage): void {
-    if (message.ck === 'ack') {
-      const resolve = this.acks.get(message.seq);
-      this.acks.delete(message.seq);
-      resolve?.();
-    } else if (message.ck === 'group') {
-      if (this.local.hasGroup(message.group)) this.deliverToGroup(message.group, message.body);
-      // No member left here (they expired): tell the primary, so it stops sending this group here.
-      else this.leave(message.group);
-    } else if (!this.local.deliver(message.channel, this.codec.decode(message.body))) this.skipped++;
+    switch (message.ck) {
+      case 'group':
+        if (this.local.hasGroup(message.group)) this.deliverToGroup(message.group, message.body);
+        // No member left here (they expired): tell the primary, so it stops sending this group here.
+        else this.leave(message.group);
+        return;
+      case 'send':
+        if (!this.local.deliver(message.channel, this.codec.decode(message.body))) this.skipped++;
+        return;
+      case 'ack': {
+        const resolve = this.acks.get(message.seq);
+        this.acks.delete(message.seq);
+        resolve?.();
+        return;
+      }
+      case 'recalled':
+        this.recalled(message);
+        return;
+      case 'policies':
+        this.policies.replace(message.table);
+        this.policiesKnown = true;
+        this.policiesArrived();
+        return;
+      case 'policy':
+        this.policies.set(message.pattern, message.policy);
+        if (this.endpoint.connected && !this.closed) this.post({ ck: 'applied', seq: message.seq });
+        return;
+    }
+  }
+
+  /** The primary's answer to a groupJoin: the member is added now, before any later message is read. */
+  private recalled(message: Extract<PrimaryMessage, { ck: 'recalled' }>): void {
+    const recall = this.recalls.get(message.seq);
+    if (recall === undefined) return;
+    this.recalls.delete(message.seq);
+    const left = (this.recalling.get(recall.group) ?? 1) - 1;
+    if (left > 0) this.recalling.set(recall.group, left);
+    else this.recalling.delete(recall.group);
+    if (!message.kept) {
+      recall.reject(new HistoryNotKept(recall.group));
+      return;
+    }
+    this.local.groupAdd(recall.group, recall.channel);
+    this.local.stats.countJoin('since' in recall.from, message.recovered);
+    recall.resolve({ recovered: message.recovered, messages: message.bodies.map((body) => this.codec.decode(body)), position: message.position });
   }
 
   /** One decode for every local member; the members share the decoded object, as in the in-memory layer. */
@@ -252,6 +359,8 @@ export class WorkersChannelLayer implements ChannelLayer {
   }
 
   private leave(group: string): void {
+    // A join on its way makes this worker a member again at the primary: a leave now would undo it.
+    if (this.recalling.has(group)) return;
     if (!this.closed && this.endpoint.connected) this.post({ ck: 'leave', group });
   }
 

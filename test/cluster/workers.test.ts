@@ -1,8 +1,8 @@
 import { request } from 'node:http';
 import { ServerProcess, runCli } from '../support/processes';
 import { RedisServer, describeRedis } from '../support/redis';
-import { Inbox, openClient } from '../support/sockets';
-import { until } from '../support/wait';
+import { Inbox, openClient, openInbox } from '../support/sockets';
+import { until, within } from '../support/wait';
 
 interface Health {
   pid: number;
@@ -37,6 +37,8 @@ function healthz(port: number): Promise<Health> {
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () => resolve(JSON.parse(body) as Health));
     });
+    // A connection handed to a worker as it dies is never answered.
+    req.setTimeout(2000, () => req.destroy(new Error('no answer from /healthz within 2 s')));
     req.on('error', reject);
     req.end();
   });
@@ -47,7 +49,9 @@ async function workersByPid(port: number, count: number, accept: (seen: Map<numb
   const seen = new Map<number, Health>();
   await until(
     async () => {
-      const health = await healthz(port);
+      // While a worker dies and restarts, a request can fail: ask again.
+      const health = await healthz(port).catch(() => null);
+      if (health === null) return false;
       seen.set(health.pid, health);
       return seen.size >= count && accept(seen);
     },
@@ -133,6 +137,37 @@ describe('channelkit serve with WORKERS=2 and no Redis', () => {
     for (const inbox of alive) while (inbox.pending > 0) await inbox.next();
     await expectChatSpansWorkers(port, [...fresh, ...alive], 'after the crash');
   }, 90_000);
+
+  test('chat history spans the workers, kept in the primary (so a crashed worker lost none): one offset sequence, and `last` and `since` replay on either worker', async () => {
+    const room: Inbox[] = [];
+    for (let i = 0; i < 4; i++) room.push(new Inbox(await openClient(`ws://127.0.0.1:${port}/ws/chat/history/?last=0`)));
+    clients.push(...room);
+    let epoch = '';
+    for (let n = 1; n <= 4; n++) {
+      // From a different client each time: the sends come from both workers, one sequence all the same.
+      room[n - 1].ws.send(JSON.stringify({ message: `m${n}` }));
+      for (const inbox of room) {
+        const frame = (await inbox.nextJson(10_000)) as { message: string; offset: number; epoch: string };
+        expect(frame).toMatchObject({ message: `m${n}`, offset: n });
+        epoch ||= frame.epoch;
+        expect(frame.epoch).toBe(epoch);
+      }
+    }
+    // A worker crashes and is restarted: the history is in the primary, the new worker answers from it too.
+    const [victim, survivor] = [...(await within(workersByPid(port, 2), 20_000, 'both workers')).keys()];
+    process.kill(victim, 'SIGKILL');
+    await within(workersByPid(port, 2, (seen) => seen.has(survivor) && [...seen.keys()].some((pid) => pid !== survivor && pid !== victim)), 25_000, 'the restarted worker');
+    // Round-robin puts consecutive connections on different workers: both answer from the primary's history.
+    for (let i = 0; i < 2; i++) {
+      // The replay can come in the same read as the 101: the inbox listens before the handshake ends.
+      const late = await within(openInbox(`ws://127.0.0.1:${port}/ws/chat/history/?last=3`), 10_000, 'a client asking last=3');
+      const back = await within(openInbox(`ws://127.0.0.1:${port}/ws/chat/history/?since=2&epoch=${epoch}`), 10_000, 'a client asking since=2');
+      clients.push(late, back);
+      for (const n of [2, 3, 4]) expect(await late.nextJson(10_000)).toMatchObject({ message: `m${n}`, offset: n, epoch });
+      for (const n of [3, 4]) expect(await back.nextJson(10_000)).toMatchObject({ message: `m${n}`, offset: n, epoch });
+      expect(await back.nextJson(10_000)).toEqual({ type: 'recovered', recovered: true });
+    }
+  }, 60_000);
 
   test('SIGTERM to the primary: every client gets 1001, every worker and the primary exit 0', async () => {
     const open = clients.filter((inbox) => inbox.ws.readyState === inbox.ws.OPEN);

@@ -31,6 +31,11 @@ export interface LayerFactory {
   ownChannelsLocal?: boolean;
   /** The backend's Redis, for the history cases that flush, restart or watch it (absent in memory). */
   redis?: RedisControl;
+  /**
+   * False when every groupJoin reads the history where it is kept (the workers layer asks its primary,
+   * over IPC) instead of a per-process cache that one read fills (Redis). Default true.
+   */
+  cachesHistory?: boolean;
 }
 
 function timeout(ms: number): Promise<'timeout'> {

@@ -13,6 +13,8 @@ describe('WorkersChannelLayer over an in-process relay', () => {
     // A named channel belongs to the workers that read it; a send before anyone reads it is dropped, as on pub/sub.
     storesUnreadMessages: false,
     ownChannelsLocal: true,
+    // Joins ask the primary, which keeps the history; a storm of them is one IPC batch each way.
+    cachesHistory: false,
   });
 });
 
@@ -145,5 +147,51 @@ describe('WorkersChannelLayer: what a send costs over IPC', () => {
     const own = await a.newChannel();
     await a.send(own, { type: 'local' });
     expect(await a.receive(own)).toEqual({ type: 'local' });
+  });
+
+  test('a history group send: one message to the primary, which stamps it and sends it to each worker with members, the sender included', async () => {
+    const [a, b, c] = layers;
+    await a.setHistory('chat_*', { size: 10, ttl: 60 });
+    const [onA] = await members(a, 'chat_room', 1);
+    const [onB] = await members(b, 'chat_room', 1);
+    await settle();
+    cluster.resetCounts();
+    await a.groupSend('chat_room', { type: 'm', n: 1 });
+    await settle();
+    expect(cluster.toPrimary.map((m) => m.ck)).toEqual(['record']);
+    expect(cluster.toWorkers.map(({ worker, message }) => [worker, message.ck]).sort()).toEqual([
+      [1, 'group'],
+      [2, 'group'],
+    ]);
+    for (const inbox of [onA, onB]) expect(inbox).toEqual([{ type: 'm', n: 1, epoch: expect.any(String), offset: 1 }]);
+    // A worker that never joined still records: it learned the table on hello.
+    await c.groupSend('chat_room', { type: 'm', n: 2 });
+    await settle();
+    expect(onB.map((m) => m.offset)).toEqual([1, 2]);
+  });
+
+  test('a join on its way is not undone by the last member leaving in the same run', async () => {
+    const [a, b] = layers;
+    await a.setHistory('chat_*', { size: 10, ttl: 60 });
+    const first = await a.newChannel();
+    await a.groupJoin('chat_race', first, { last: 0 });
+    const second = await a.newChannel();
+    const inbox: LayerMessage[] = [];
+    await a.listen(second, { offer: (message) => inbox.push(message) > 0 });
+    // The join leaves first, then the leave: at the primary the leave would remove this worker again.
+    const joined = a.groupJoin('chat_race', second, { last: 0 });
+    await a.groupDiscard('chat_race', first);
+    await joined;
+    await b.groupSend('chat_race', { type: 'after' });
+    await settle();
+    expect(inbox).toEqual([{ type: 'after', epoch: expect.any(String), offset: 1 }]);
+  });
+
+  test('a join waiting for a primary that is gone fails with LAYER_UNAVAILABLE instead of hanging', async () => {
+    const [a] = layers;
+    await a.setHistory('chat_*', { size: 10, ttl: 60 });
+    const joining = a.groupJoin('chat_gone', await a.newChannel(), { last: 5 });
+    cluster.disconnect(1);
+    await expect(joining).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
   });
 });

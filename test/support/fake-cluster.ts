@@ -18,6 +18,7 @@ export class FakeCluster {
   readonly ipcToWorker = new Map<number, number>();
   private nextId = 1;
   private readonly disconnected = new Set<number>();
+  private readonly onDisconnect = new Map<number, () => void>();
 
   /** A new worker's endpoint and id, attached to the relay. */
   connect(): { endpoint: RelayEndpoint; workerId: number } {
@@ -44,9 +45,13 @@ export class FakeCluster {
         const copy = structuredClone(batch);
         setImmediate(() => this.relay.handle(workerId, copy));
       },
-      subscribe(handler) {
+      subscribe: (handler, disconnected) => {
         handlers.add(handler);
-        return () => handlers.delete(handler);
+        this.onDisconnect.set(workerId, disconnected);
+        return () => {
+          handlers.delete(handler);
+          this.onDisconnect.delete(workerId);
+        };
       },
     };
     return { endpoint, workerId };
@@ -64,5 +69,6 @@ export class FakeCluster {
   disconnect(workerId: number): void {
     this.disconnected.add(workerId);
     this.relay.detach(workerId);
+    this.onDisconnect.get(workerId)?.();
   }
 }
