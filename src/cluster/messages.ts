@@ -1,5 +1,6 @@
 // The IPC messages between a worker's WorkersChannelLayer and the primary's WorkersRelay (node:cluster).
 import type { HistoryPolicy, JoinFrom, StreamPosition } from '../layers/history';
+import type { PresenceMember } from '../layers/presence';
 
 /*
  * What crosses the pipe is a batch: the messages one side produced in one synchronous run (a publisher's
@@ -34,6 +35,12 @@ export type WorkerMessage =
   | { ck: 'record'; group: string; body: Uint8Array }
   /** groupJoin: the replay from the primary's history and this worker made a member there, in one step. Answered with `recalled`. */
   | { ck: 'recall'; group: string; from: JoinFrom; seq: number }
+  /** A presence join on this worker: the primary adds it, tells the workers with members, answers `members` (the snapshot). */
+  | { ck: 'pjoin'; group: string; member: PresenceMember; seq: number }
+  /** A presence leave on this worker (of a member it holds). */
+  | { ck: 'pleave'; group: string; id: string }
+  /** presence() or presenceCount(): answered with `members`. */
+  | { ck: 'plist'; group: string; seq: number }
   /** Forget this worker's groups and claims, and every group's history (its layer was flushed). */
   | { ck: 'flush' }
   /** This worker's layer closed: forget it. */
@@ -46,6 +53,11 @@ export type PrimaryMessage =
   | { ck: 'policies'; table: Array<[string, HistoryPolicy]> }
   /** `seq` numbers it on the primary's side: the worker answers `applied` with it. */
   | { ck: 'policy'; pattern: string; policy: HistoryPolicy | null; seq: number }
+  /** A group's presence members: a join's snapshot, or a list. */
+  | { ck: 'members'; seq: number; members: PresenceMember[] }
+  /** A presence change in a group this worker holds members of (its own changes included). */
+  | { ck: 'pjoined'; group: string; member: PresenceMember }
+  | { ck: 'pleft'; group: string; member: PresenceMember }
   /** A join's replay: stamped bodies, oldest first; `kept` false when the group keeps no history. */
   | { ck: 'recalled'; seq: number; kept: boolean; recovered: boolean; bodies: Uint8Array[]; position: StreamPosition }
   | { ck: 'group'; group: string; body: Uint8Array }

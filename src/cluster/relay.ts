@@ -4,6 +4,7 @@ import type { JoinFrom } from '../layers/history';
 import type { LayerMessage } from '../layers/layer';
 import { HistoryStore } from '../layers/history-store';
 import type { PrimaryBatch, PrimaryMessage, WorkerBatch, WorkerMessage } from './messages';
+import { PresenceTable } from './presence-table';
 
 /** Where the relay writes to one worker: a cluster `Worker` (its `send`), or an in-process fake in tests. */
 export interface RelayPort {
@@ -24,6 +25,11 @@ export interface RelayPort {
  * lives here too, and every worker that said `hello` gets each change, its author included; the
  * author's setHistory resolves once all have applied it, so from then on every worker records.
  *
+ * Presence is one table here (PresenceTable): a join is added and answered with the snapshot, and
+ * each change goes to every worker holding members of the group, the author included (its batcher
+ * merges it into the diffs of its other members, as a Redis event would). A worker that goes takes
+ * its members out, and the others see them leave.
+ *
  * ```ts
  * const relay = new WorkersRelay();
  * const worker = cluster.fork();
@@ -43,6 +49,7 @@ export class WorkersRelay {
   /** What one incoming batch makes for each worker, written once at its end. */
   private readonly out = new Map<number, PrimaryMessage[]>();
   private readonly history = new HistoryStore();
+  private readonly presence = new PresenceTable();
   private readonly codec: Codec = new MsgpackCodec();
   /** Each kept message's stamped bytes, encoded once when recorded: a storm of joins re-encodes nothing. */
   private readonly bodies = new WeakMap<LayerMessage, Uint8Array>();
@@ -60,10 +67,13 @@ export class WorkersRelay {
   /** The worker exited (or its layer closed): its groups and claims go with it. */
   detach(worker: number): void {
     this.forget(worker);
+    for (const [group, member] of this.presence.dropWorker(worker)) this.tell(group, { ck: 'pleft', group, member });
     this.ports.delete(worker);
     this.held.delete(worker);
     this.greeted.delete(worker);
     for (const seq of this.changes.keys()) this.applied(worker, seq);
+    // Outside any incoming batch: what it made for the others (leaves, acks) goes now.
+    this.writeOut();
   }
 
   /** Lets go of the histories (and their sweep timer). */
@@ -79,6 +89,10 @@ export class WorkersRelay {
   /** One batch from worker `from`: routes each message, then writes one batch to each worker concerned. */
   handle(from: number, batch: WorkerBatch): void {
     for (const message of batch.messages) this.route(from, message);
+    this.writeOut();
+  }
+
+  private writeOut(): void {
     for (const [worker, messages] of this.out) this.ports.get(worker)?.send({ ck: 'batch', messages });
     this.out.clear();
   }
@@ -142,14 +156,37 @@ export class WorkersRelay {
       case 'recall':
         this.recall(from, held.groups, message.group, message.from, message.seq);
         return;
+      case 'pjoin': {
+        const { group, member } = message;
+        this.presence.join(group, member, from);
+        this.tell(group, { ck: 'pjoined', group, member });
+        this.write(from, { ck: 'members', seq: message.seq, members: this.presence.list(group) });
+        return;
+      }
+      case 'pleave': {
+        const member = this.presence.leave(message.group, message.id, from);
+        if (member === undefined) return;
+        // To the author too while it holds members there; with none left it has nobody to tell.
+        this.tell(message.group, { ck: 'pleft', group: message.group, member });
+        return;
+      }
+      case 'plist':
+        this.write(from, { ck: 'members', seq: message.seq, members: this.presence.list(message.group) });
+        return;
       case 'flush':
         this.forget(from);
         this.history.clear();
+        for (const [group, member] of this.presence.dropWorker(from)) this.tell(group, { ck: 'pleft', group, member });
         return;
       case 'bye':
         this.detach(from);
         return;
     }
+  }
+
+  /** A presence change, to every worker holding members of `group`. */
+  private tell(group: string, message: PrimaryMessage): void {
+    for (const worker of this.presence.workersOf(group)) this.write(worker, message);
   }
 
   /** Worker `worker` applied table change `seq` (or went): the author hears once nobody is left. */

@@ -19,11 +19,13 @@ import {
   isProcessLocal,
   nonLocalName,
   validateChannelName,
+  validateGroupName,
 } from './layer';
 import { type HistoryPolicy, HistoryNotKept, type JoinFrom, type JoinResult, checkHistoryPattern, validateJoinFrom, validatePolicy } from './history';
 import { HistoryPolicies } from './history-policies';
 import { LocalChannels } from './local';
-import { type PresenceMember, PresenceUnsupported } from './presence';
+import { PRESENCE_DEFAULTS, type PresenceMember, presenceMember } from './presence';
+import { PresenceBatcher } from './presence-batcher';
 
 /** This worker's end of the IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
 export interface RelayEndpoint {
@@ -68,6 +70,10 @@ const OWNER = /\.w(\d+)-[0-9a-f]+!$/;
  * `groupJoin` is one round trip that brings the replay and makes this worker a member, and the member
  * is added here when the answer is read, so its first live message is the one after the replay. Each
  * worker mirrors the setHistory table (sent on `hello`, then each change) to know which sends go there.
+ *
+ * Presence is one table in the primary too: a join is one round trip whose answer is the snapshot, and
+ * every change comes back from the primary (this worker's own included) into the PresenceBatcher,
+ * which merges them into diffs for the members here, as with Redis events.
  */
 export class WorkersChannelLayer implements ChannelLayer {
   private readonly local: LocalChannels;
@@ -82,6 +88,9 @@ export class WorkersChannelLayer implements ChannelLayer {
   /** groupJoins waiting for the primary's replay, by sequence number; `recalling` counts them per group. */
   private readonly recalls = new Map<number, { group: string; channel: string; from: JoinFrom; resolve(result: JoinResult): void; reject(error: Error): void }>();
   private readonly recalling = new Map<string, number>();
+  /** Presence joins and lists waiting for the primary's `members`, by sequence number. */
+  private readonly lists = new Map<number, { resolve(members: PresenceMember[]): void; reject(error: Error): void }>();
+  private readonly presenceBatcher: PresenceBatcher;
   /** The setHistory table, mirrored from the primary; known once the answer to `hello` is read. */
   private readonly policies = new HistoryPolicies();
   private policiesKnown = false;
@@ -101,6 +110,13 @@ export class WorkersChannelLayer implements ChannelLayer {
     this.local = new LocalChannels({ ...LAYER_DEFAULTS, ...layerOptions });
     this.endpoint = endpoint;
     this.id = `w${workerId}-${randomBytes(4).toString('hex')}`;
+    const batcher = new PresenceBatcher(layerOptions.presenceInterval ?? PRESENCE_DEFAULTS.presenceInterval, (channel, diff) => this.local.deliver(channel, diff));
+    this.presenceBatcher = batcher;
+    this.local.stats.presence = {
+      get localMembers() {
+        return batcher.members;
+      },
+    };
     this.policiesLoaded = new Promise((resolve) => (this.policiesArrived = resolve));
     this.unsubscribe = endpoint.subscribe(
       (batch) => {
@@ -198,12 +214,14 @@ export class WorkersChannelLayer implements ChannelLayer {
     for (const recall of this.recalls.values()) recall.reject(new LayerUnavailable('the primary did not answer the join (the layer closed or the primary exited)'));
     this.recalls.clear();
     this.recalling.clear();
+    for (const list of this.lists.values()) list.reject(new LayerUnavailable('the primary did not answer about presence (the layer closed or the primary exited)'));
+    this.lists.clear();
     // The sends that waited for the table go on; over a closed channel they fail with LayerUnavailable.
     this.policiesArrived();
   }
 
   get skippedFull(): number {
-    return this.skipped;
+    return this.skipped + this.presenceBatcher.skipped;
   }
 
   // History and recovery: in the primary (see the class comment).
@@ -250,20 +268,55 @@ export class WorkersChannelLayer implements ChannelLayer {
     return this.recallCount;
   }
 
-  // Presence: not yet across workers (it needs one member table, in the primary).
-  readonly supportsPresence = false;
-  presenceJoin(_group: string, _channel: string, _member: PresenceMember): Promise<PresenceMember[]> {
-    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
+  // Presence: one table in the primary (PresenceTable); diffs merged here, per group, by the batcher.
+
+  readonly supportsPresence = true;
+
+  async presenceJoin(group: string, channel: string, given: PresenceMember): Promise<PresenceMember[]> {
+    checkMembership(this.closed, group, channel);
+    const member = presenceMember(given);
+    const previous = this.presenceBatcher.watch(group, channel, member);
+    this.presenceBatcher.beginSnapshot(group, member.id);
+    try {
+      if (previous && previous.id !== member.id) this.relay({ ck: 'pleave', group, id: previous.id });
+      // The pipe is ordered: a leave of this channel made while the join is on its way reaches the primary after it.
+      return await this.ask((seq) => ({ ck: 'pjoin', group, member, seq }));
+    } catch (error) {
+      if (this.presenceBatcher.membersOf(group).get(channel) === member) this.presenceBatcher.unwatch(group, channel);
+      throw error;
+    } finally {
+      this.presenceBatcher.endSnapshot(group, member.id);
+    }
   }
-  /** Nothing was joined, so nothing to leave. */
-  presenceLeave(_group: string, _channel: string): Promise<void> {
-    return Promise.resolve();
+
+  async presenceLeave(group: string, channel: string): Promise<void> {
+    // Leaving works after close: consumers leave on the way out (the primary forgets a closed worker's members itself).
+    const member = this.presenceBatcher.unwatch(group, channel);
+    if (member && !this.closed && this.endpoint.connected) this.post({ ck: 'pleave', group, id: member.id });
   }
-  presence(_group: string): Promise<PresenceMember[]> {
-    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
+
+  async presence(group: string): Promise<PresenceMember[]> {
+    checkOpen(this.closed);
+    validateGroupName(group);
+    return this.ask((seq) => ({ ck: 'plist', group, seq }));
   }
-  presenceCount(_group: string): Promise<number> {
-    return Promise.reject(new PresenceUnsupported('workers (no Redis)'));
+
+  async presenceCount(group: string): Promise<number> {
+    return (await this.presence(group)).length;
+  }
+
+  /** Sends `message` (numbered) to the primary; resolves with the members it answers. */
+  private ask(message: (seq: number) => WorkerMessage): Promise<PresenceMember[]> {
+    const seq = ++this.seq;
+    return new Promise<PresenceMember[]>((resolve, reject) => {
+      try {
+        this.relay(message(seq));
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.lists.set(seq, { resolve, reject });
+    });
   }
 
   health(): LayerHealth {
@@ -295,6 +348,18 @@ export class WorkersChannelLayer implements ChannelLayer {
         this.policies.replace(message.table);
         this.policiesKnown = true;
         this.policiesArrived();
+        return;
+      case 'members': {
+        const list = this.lists.get(message.seq);
+        this.lists.delete(message.seq);
+        list?.resolve(message.members);
+        return;
+      }
+      case 'pjoined':
+        this.presenceBatcher.joined(message.group, message.member);
+        return;
+      case 'pleft':
+        this.presenceBatcher.left(message.group, message.member);
         return;
       case 'policy':
         this.policies.set(message.pattern, message.policy);

@@ -169,6 +169,32 @@ describe('channelkit serve with WORKERS=2 and no Redis', () => {
     }
   }, 60_000);
 
+  test('chat presence spans the workers, one table in the primary: each sees both names, and a worker\'s crash shows its member leaving', async () => {
+    // Consecutive connections go to different workers (round-robin).
+    const ann = await within(openInbox(`ws://127.0.0.1:${port}/ws/chat/presence/?name=Ann`), 10_000, 'Ann');
+    const ben = await within(openInbox(`ws://127.0.0.1:${port}/ws/chat/presence/?name=Ben`), 10_000, 'Ben');
+    clients.push(ann, ben);
+    const names = (frame: unknown, key: 'members' | 'joins' | 'leaves') => ((frame as Record<string, Array<{ name: string }>>)[key] ?? []).map((m) => m.name).sort();
+    const annState = await ann.nextJson(10_000);
+    expect(annState).toMatchObject({ type: 'presence_state' });
+    expect(names(annState, 'members')).toEqual(['Ann']);
+    const benState = await ben.nextJson(10_000);
+    expect(names(benState, 'members')).toEqual(['Ann', 'Ben']);
+    const annDiff = await ann.nextJson(10_000);
+    expect(annDiff).toMatchObject({ type: 'presence_diff' });
+    expect(names(annDiff, 'joins')).toEqual(['Ben']);
+
+    const [victim] = [...(await within(workersByPid(port, 2), 20_000, 'both workers')).keys()];
+    process.kill(victim, 'SIGKILL');
+    const gone = await Promise.race([ann.closed.then(() => ann), ben.closed.then(() => ben)]);
+    const [left, stayed] = gone === ann ? ['Ann', ben] : ['Ben', ann];
+    const diff = await stayed.nextJson(10_000);
+    expect(diff).toMatchObject({ type: 'presence_diff' });
+    expect(names(diff, 'leaves')).toEqual([left]);
+    expect(stayed.ws.readyState).toBe(stayed.ws.OPEN);
+    await within(workersByPid(port, 2, (seen) => !seen.has(victim)), 25_000, 'the restarted worker');
+  }, 60_000);
+
   test('SIGTERM to the primary: every client gets 1001, every worker and the primary exit 0', async () => {
     const open = clients.filter((inbox) => inbox.ws.readyState === inbox.ws.OPEN);
     expect(open.length).toBeGreaterThan(0);

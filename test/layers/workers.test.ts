@@ -1,6 +1,7 @@
 import { WorkersChannelLayer } from '../../src/layers/workers';
 import type { LayerMessage } from '../../src/layers/layer';
 import { FakeCluster } from '../support/fake-cluster';
+import { until } from '../support/wait';
 import { describeLayerConformance } from './conformance';
 
 const settle = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
@@ -193,5 +194,34 @@ describe('WorkersChannelLayer: what a send costs over IPC', () => {
     const joining = a.groupJoin('chat_gone', await a.newChannel(), { last: 5 });
     cluster.disconnect(1);
     await expect(joining).rejects.toMatchObject({ code: 'LAYER_UNAVAILABLE' });
+  });
+
+  test('presence: a worker that dies takes its members out of the primary\'s table, and the others see them leave', async () => {
+    const [a, b] = layers;
+    const diffs: LayerMessage[] = [];
+    const watcher = await a.newChannel();
+    await a.listen(watcher, { offer: (message) => diffs.push(message) > 0 });
+    await a.presenceJoin('chat_room', watcher, { id: 'alice', name: 'Alice' });
+    const onB = await b.newChannel();
+    expect(await b.presenceJoin('chat_room', onB, { id: 'bob' })).toEqual([{ id: 'alice', name: 'Alice' }, { id: 'bob' }]);
+    await until(() => diffs.some((d) => (d.joins as Array<{ id: string }>).some((m) => m.id === 'bob')), 2000, 'bob\'s join');
+    cluster.disconnect(2);
+    await until(() => diffs.some((d) => (d.leaves as Array<{ id: string }>).some((m) => m.id === 'bob')), 2000, 'bob\'s leave');
+    expect(await a.presence('chat_room')).toEqual([{ id: 'alice', name: 'Alice' }]);
+  });
+
+  test('presence: 100 joins in one run are one IPC message each way; a change goes only to workers with members of the group', async () => {
+    const [a, b, c] = layers;
+    await a.presenceJoin('chat_big', await a.newChannel(), { id: 'first' });
+    await settle();
+    cluster.resetCounts();
+    const channels = await Promise.all(Array.from({ length: 100 }, () => b.newChannel()));
+    await Promise.all(channels.map((channel, i) => b.presenceJoin('chat_big', channel, { id: `m${i}` })));
+    await settle();
+    expect(cluster.ipcToPrimary).toBe(1);
+    expect(cluster.ipcToWorker.get(2)).toBe(1);
+    expect(cluster.ipcToWorker.get(1)).toBe(1);
+    expect(cluster.ipcToWorker.has(3)).toBe(false);
+    expect(await c.presenceCount('chat_big')).toBe(101);
   });
 });
