@@ -42,7 +42,7 @@ export type WorkerMessage =
   /** presence() or presenceCount(): answered with `members`. */
   | { ck: 'plist'; group: string; seq: number }
   /** Forget this worker's groups and claims, and every group's history (its layer was flushed). */
-  | { ck: 'flush' }
+  | { ck: 'flush'; seq: number }
   /** This worker's layer closed: forget it. */
   | { ck: 'bye' };
 

@@ -177,6 +177,7 @@ export class WorkersRelay {
         this.forget(from);
         this.history.clear();
         for (const [group, member] of this.presence.dropWorker(from)) this.tell(group, { ck: 'pleft', group, member });
+        this.write(from, { ck: 'ack', seq: message.seq });
         return;
       case 'bye':
         this.detach(from);

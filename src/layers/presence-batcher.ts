@@ -155,6 +155,7 @@ export class PresenceBatcher {
     this.timer = null;
     this.dirty = [];
     this.groups.clear();
+    this.members = 0;
   }
 
   private mark(batch: GroupBatch): void {

@@ -24,6 +24,7 @@ import {
 import { type HistoryPolicy, HistoryNotKept, type JoinFrom, type JoinResult, checkHistoryPattern, validateJoinFrom, validatePolicy } from './history';
 import { HistoryPolicies } from './history-policies';
 import { LocalChannels } from './local';
+import type { LayerStats } from './stats';
 import { PRESENCE_DEFAULTS, type PresenceMember, presenceMember } from './presence';
 import { PresenceBatcher } from './presence-batcher';
 
@@ -130,6 +131,7 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   async send(channel: string, message: LayerMessage): Promise<void> {
     checkSend(this.closed, channel, message);
+    this.local.stats.sends++;
     if (isProcessLocal(channel)) {
       const owner = this.ownerOf(channel);
       if (owner === null) return this.deliverHere(channel, message);
@@ -167,6 +169,7 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   async groupSend(group: string, message: LayerMessage): Promise<void> {
     checkGroupSend(this.closed, group, message);
+    this.local.stats.groupSends++;
     // Only a new worker's first sends wait (for the table): which of them keep history.
     if (!this.policiesKnown) await this.policiesLoaded;
     const body = this.codec.encode(message);
@@ -191,7 +194,13 @@ export class WorkersChannelLayer implements ChannelLayer {
   async flush(): Promise<void> {
     this.local.flush();
     this.claimed.clear();
-    if (this.endpoint.connected && !this.closed) this.post({ ck: 'flush' });
+    this.presenceBatcher.clear();
+    if (!this.endpoint.connected || this.closed) return;
+    // Resolves once the primary has forgotten this worker's groups and members: any process's next read agrees.
+    const seq = ++this.seq;
+    const done = new Promise<void>((resolve) => this.acks.set(seq, resolve));
+    this.post({ ck: 'flush', seq });
+    await done;
   }
 
   async close(): Promise<void> {
@@ -218,6 +227,10 @@ export class WorkersChannelLayer implements ChannelLayer {
     this.lists.clear();
     // The sends that waited for the table go on; over a closed channel they fail with LayerUnavailable.
     this.policiesArrived();
+  }
+
+  get stats(): LayerStats {
+    return this.local.stats;
   }
 
   get skippedFull(): number {

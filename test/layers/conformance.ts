@@ -538,6 +538,19 @@ export function describeLayerConformance(name: string, factory: LayerFactory): v
         expect(watcher.log.view(watcher.snapshot)).toEqual(['marker', 'watcher']);
       });
 
+      test('flush() takes this process\'s members out of presence, for every reader, and its members gauge to 0', async () => {
+        const layer = await presenceLayer();
+        if (!layer) return;
+        const group = freshGroup();
+        await join(layer, group, { id: 'f1' });
+        await join(layer, group, { id: 'f2' });
+        expect(layer.stats?.presenceMembers).toBe(2);
+        await layer.flush();
+        const reader = factory.shared ? (await presenceLayer())! : layer;
+        expect(await reader.presence(group)).toEqual([]);
+        expect(layer.stats?.presenceMembers).toBe(0);
+      });
+
       if (factory.shared) {
         test('a process that closes takes its members out, and the others see them leave', async () => {
           const [a, b] = [await presenceLayer(), await factory.create({ presenceInterval: 50 })];
