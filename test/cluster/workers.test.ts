@@ -183,6 +183,8 @@ describe('channelkit serve with WORKERS=2 and no Redis', () => {
     const annDiff = await ann.nextJson(10_000);
     expect(annDiff).toMatchObject({ type: 'presence_diff' });
     expect(names(annDiff, 'joins')).toEqual(['Ben']);
+    // One member on each worker; /metrics (whichever answers) sums them.
+    expect(sample(await get(port, '/metrics'), 'channelkit_presence_members')).toBe(2);
 
     const [victim] = [...(await within(workersByPid(port, 2), 20_000, 'both workers')).keys()];
     process.kill(victim, 'SIGKILL');
