@@ -197,10 +197,7 @@ export class WorkersChannelLayer implements ChannelLayer {
     this.presenceBatcher.clear();
     if (!this.endpoint.connected || this.closed) return;
     // Resolves once the primary has forgotten this worker's groups and members: any process's next read agrees.
-    const seq = ++this.seq;
-    const done = new Promise<void>((resolve) => this.acks.set(seq, resolve));
-    this.post({ ck: 'flush', seq });
-    await done;
+    await this.acked((seq) => ({ ck: 'flush', seq }));
   }
 
   async close(): Promise<void> {
@@ -244,15 +241,7 @@ export class WorkersChannelLayer implements ChannelLayer {
     checkHistoryPattern(pattern);
     if (policy) validatePolicy(policy);
     this.policies.set(pattern, policy);
-    const seq = ++this.seq;
-    const told = new Promise<void>((resolve) => this.acks.set(seq, resolve));
-    try {
-      this.relay({ ck: 'policy', pattern, policy, seq });
-    } catch (error) {
-      this.acks.delete(seq);
-      throw error;
-    }
-    await told;
+    await this.acked((seq) => ({ ck: 'policy', pattern, policy, seq }));
   }
 
   groupJoin(group: string, channel: string, from: JoinFrom): Promise<JoinResult> {
@@ -316,6 +305,19 @@ export class WorkersChannelLayer implements ChannelLayer {
 
   async presenceCount(group: string): Promise<number> {
     return (await this.presence(group)).length;
+  }
+
+  /** Sends `message` (numbered) to the primary; resolves on its `ack`, or when nothing will answer. */
+  private acked(message: (seq: number) => WorkerMessage): Promise<void> {
+    const seq = ++this.seq;
+    const answered = new Promise<void>((resolve) => this.acks.set(seq, resolve));
+    try {
+      this.relay(message(seq));
+    } catch (error) {
+      this.acks.delete(seq);
+      return Promise.reject(error);
+    }
+    return answered;
   }
 
   /** Sends `message` (numbered) to the primary; resolves with the members it answers. */

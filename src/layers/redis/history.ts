@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { RESP_TYPES } from 'redis';
 import { type Codec, SealedCodec } from '../codec';
-import { type HistoryPolicy, POSITION_GRACE_SECONDS, validatePolicy } from '../history';
+import { type HistoryPolicy, POSITION_GRACE_SECONDS, checkHistoryPattern, validatePolicy } from '../history';
 import { HistoryPolicies } from '../history-policies';
 import { type LayerMessage, LayerUnavailable, validateMessage } from '../layer';
 import { HistoryCaches, type HistorySnapshot } from './history-cache';
@@ -74,7 +74,9 @@ export class HistoryTable {
 
   /** Set or (null) remove a pattern, in Redis for everyone, announced, and here at once. */
   async set(pattern: string, policy: HistoryPolicy | null): Promise<void> {
-    if (typeof pattern !== 'string' || pattern.length === 0 || pattern === '#') throw new RangeError(`setHistory: invalid pattern ${JSON.stringify(pattern)}`);
+    checkHistoryPattern(pattern);
+    // '#' is a field of the pattern table itself.
+    if (pattern === '#') throw new RangeError(`setHistory: invalid pattern ${JSON.stringify(pattern)}`);
     if (policy) validatePolicy(policy);
     await runScript(this.run, this.name, SET_POLICY, [this.name], [pattern, policy ? `${policy.size} ${policy.ttl}` : '', this.name, this.publish()]);
     this.policies.set(pattern, policy);
