@@ -30,7 +30,11 @@ export interface ServerOptions {
   maxPayload?: number;
   /** Open sockets (and handshakes in progress) per process; past it handshakes get HTTP 503. Default 10,000. */
   maxConnections?: number;
-  /** Interval of the ping/pong heartbeat, in ms; a peer silent for two intervals is terminated. Default 30,000; 0 disables. */
+  /**
+   * Interval of the ping/pong heartbeat, in ms; a peer that has not answered the ping of the previous
+   * beat is terminated (so after one to two intervals), except at a beat made late by a stalled loop.
+   * Default 30,000; 0 disables.
+   */
   heartbeatInterval?: number;
   /**
    * Time a client has to complete a message once it has started sending it (all fragments of a fragmented

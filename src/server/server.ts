@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Application, HandshakeRejected, type Runtime, type Scope, CloseCode } from '../application';
 import { FrameCache } from './protocol';
+import { FairInterval } from './fair-interval';
 import { deflateSettings } from './permessage-deflate';
 import { buildScope, destroyOnError, isValidUpgrade, loggablePath, rejectHandshake } from './handshake';
 import { type ChannelLayer, LayerUnavailable } from '../layers/layer';
@@ -42,8 +43,8 @@ export class Server {
   private handshakes = 0;
   /** Connections that have not finished their request headers. */
   private readonly pending: PendingConnections;
-  private heartbeat: NodeJS.Timeout | null = null;
-  private messageCheck: NodeJS.Timeout | null = null;
+  private heartbeat: FairInterval | null = null;
+  private messageCheck: FairInterval | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: ServerOptions) {
@@ -127,10 +128,10 @@ export class Server {
       });
     });
     if (this.options.heartbeatInterval > 0) {
-      this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatInterval);
+      this.heartbeat = new FairInterval(this.options.heartbeatInterval, (onTime) => this.beat(onTime));
     }
     if (this.options.messageTimeout > 0) {
-      this.messageCheck = setInterval(() => this.checkMessages(), this.options.messageTimeout);
+      this.messageCheck = new FairInterval(this.options.messageTimeout, (onTime) => this.checkMessages(onTime));
     }
     await this.metrics.listen();
     const address = this.address();
@@ -166,8 +167,8 @@ export class Server {
   }
 
   private async drain(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.messageCheck) clearInterval(this.messageCheck);
+    this.heartbeat?.stop();
+    this.messageCheck?.stop();
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     this.http.closeIdleConnections();
     const ended = new Promise<void>((resolve) => (this.allEnded = resolve));
@@ -197,13 +198,13 @@ export class Server {
     else this.perAddress.set(address, count);
   }
 
-  private beat(): void {
-    for (const transport of this.live) transport.beat();
+  private beat(onTime: boolean): void {
+    for (const transport of this.live) transport.beat(onTime);
   }
 
   /** Each socket checks its message in progress against `messageTimeout` (the check's period). */
-  private checkMessages(): void {
-    for (const transport of this.live) transport.checkMessage();
+  private checkMessages(onTime: boolean): void {
+    for (const transport of this.live) transport.checkMessage(onTime);
   }
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -218,11 +218,12 @@ export class SocketTransport extends Outbox implements Transport {
 
   /**
    * One heartbeat: a socket that has not answered the last ping since the previous beat is dropped
-   * (false); any other is pinged (true).
+   * (false) unless the beat came late (`onTime` false: the server's loop stalled, so the answer may not
+   * have been read), when it is pinged again; any other is pinged (true).
    */
-  beat(): boolean {
+  beat(onTime = true): boolean {
     const ws = this.ws!;
-    if (!this.alive) {
+    if (!this.alive && onTime) {
       ws.terminate();
       return false;
     }
@@ -331,7 +332,7 @@ export class SocketTransport extends Outbox implements Transport {
    * would say the message is too big, which it need not be). The socket's byte count against the frames
    * ws reported, no look into ws's parser.
    */
-  checkMessage(): void {
+  checkMessage(onTime = true): void {
     const ws = this.ws!;
     if (ws.readyState !== WebSocket.OPEN) return;
     const mark = this.readMark;
@@ -351,6 +352,8 @@ export class SocketTransport extends Outbox implements Transport {
       this.readMark = -mark;
       return;
     }
+    // Still in progress, but the check came late: the rest may be in what the stalled loop has not read.
+    if (!onTime) return;
     this.host.messageLate(this, read + mark);
     ws.close(CloseCode.policy, 'message not completed in time');
     // A client that stalls mid-message will not send its close frame either.

@@ -3,7 +3,7 @@
 import WebSocket from 'ws';
 import { Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../../src';
 import { Inbox, openClient } from '../support/sockets';
-import { until } from '../support/wait';
+import { stallLoop, until } from '../support/wait';
 
 class Echo extends WebsocketConsumer {
   override receive(data: string | Buffer): void {
@@ -39,7 +39,7 @@ describe('messageTimeout', () => {
   };
 
   test('a client that leaves a fragmented message unfinished, answering pings, is closed with 1008', async () => {
-    ({ server, base } = await start({ heartbeatInterval: 50, messageTimeout: 300 }));
+    ({ server, base } = await start({ heartbeatInterval: 100, messageTimeout: 300 }));
     const idle = await client();
     const idlePings = pingCounter(idle.ws);
     const busy = await client();
@@ -54,7 +54,7 @@ describe('messageTimeout', () => {
       // It answered pings all along: it was closed for the message, not for silence.
       expect(stuckPings()).toBeGreaterThanOrEqual(2);
       // The others live on through several more heartbeats.
-      await until(() => idlePings() >= 16, 5000, 'sixteen heartbeats (and two message checks) for the idle client');
+      await until(() => idlePings() >= 8, 5000, 'eight heartbeats (and two message checks) for the idle client');
     } finally {
       clearInterval(talk);
     }
@@ -63,6 +63,21 @@ describe('messageTimeout', () => {
     idle.ws.send('idle still here');
     expect(await idle.next()).toBe('idle still here');
     for (let i = 0; i < sent; i++) expect(await busy.next()).toBe(`m${i}`);
+  });
+
+  test('a server loop that stalls past a check does not close a message whose last fragment it has not read yet', async () => {
+    const period = 300;
+    ({ server, base } = await start({ heartbeatInterval: 0, messageTimeout: period }));
+    const listening = Date.now();
+    const slow = await client();
+    slow.ws.send('hello, ', { fin: false });
+    // Checks run at about 300 and 600 ms after listen: the first finds the message in progress, and
+    // the second, overdue after this process stalls, must not condemn it for a fragment still unread.
+    await new Promise((resolve) => setTimeout(resolve, listening + 1.5 * period - Date.now()));
+    slow.ws.send('world', { fin: true });
+    stallLoop(2 * period);
+    expect(await slow.next()).toBe('hello, world');
+    expect(slow.ws.readyState).toBe(WebSocket.OPEN);
   });
 
   test('a fragmented message completed in time is delivered; pings from the client do not count as a message in progress', async () => {

@@ -3,6 +3,7 @@ import { application, http } from '../../routing';
 import { JsonWebsocketConsumer, Server, type ServerOptions, URLRouter, WebsocketConsumer, path } from '../../src';
 import { openPeer, waitUntil } from '../support/raw-peer';
 import { Inbox, handshakeStatus, openClient, rawExchange } from '../support/sockets';
+import { stallLoop, until } from '../support/wait';
 
 const disconnects: number[] = [];
 class Tracked extends JsonWebsocketConsumer {
@@ -130,6 +131,22 @@ describe('Server over real sockets', () => {
     expect((await silent.closed).code).toBe(1006);
     lively.ws.send(JSON.stringify({ ok: 1 }));
     expect(await lively.nextJson()).toEqual({ ok: 1 });
+  });
+
+  test('a server loop that stalls past a heartbeat does not terminate peers whose pongs it has not read yet', async () => {
+    await server.close();
+    ({ server, base } = await start({ heartbeatInterval: 100 }));
+    const stalled = new Inbox(await client(`${base}/ws/tracked/`));
+    let pings = 0;
+    stalled.ws.on('ping', () => {
+      // ws has already written the pong; the server (this same process) reads it only after this
+      // synchronous stall of three and a half heartbeats, when its heartbeat timer is overdue.
+      if (++pings === 1) stallLoop(350);
+    });
+    await until(() => pings >= 4, 3000, 'four heartbeats');
+    expect(stalled.ws.readyState).toBe(WebSocket.OPEN);
+    stalled.ws.send(JSON.stringify({ ok: 1 }));
+    expect(await stalled.nextJson()).toEqual({ ok: 1 });
   });
 
   test('GET /healthz is 200 with JSON; pages are served; unknown paths 404', async () => {

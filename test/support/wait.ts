@@ -47,3 +47,9 @@ export function oneMessageEach(layer: ChannelLayer, channels: string[]): Promise
     }
   });
 }
+
+/** Blocks this process's event loop for `ms`, as a GC pause or a synchronous burst would. */
+export function stallLoop(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+}
