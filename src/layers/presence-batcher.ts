@@ -23,9 +23,19 @@ class GroupBatch {
   readonly leaves = new Map<string, PresenceMember>();
   /** Ids of members whose join snapshot is being read (Redis: between the request and its reply). */
   readonly readers = new Set<string>();
+  /**
+   * id -> member: whom this process's members have been shown (snapshots, then changes), when the
+   * backend can miss changes and must reconcile (Redis, after an outage); null otherwise.
+   */
+  readonly shown: Map<string, PresenceMember> | null;
   dirty = false;
 
-  constructor(readonly group: string) {}
+  constructor(
+    readonly group: string,
+    keepsShown: boolean,
+  ) {
+    this.shown = keepsShown ? new Map() : null;
+  }
 
   /** Whether a snapshot being read by someone other than `id` may show `id`. */
   seenByOthers(id: string): boolean {
@@ -51,9 +61,14 @@ export class PresenceBatcher {
   /** This process's members over every group (the `channelkit_presence_members` gauge). */
   members = 0;
 
+  /**
+   * `reconciles`: the backend may miss changes (a pub/sub outage) and calls reconcile() with the
+   * group's members once back; the batcher then keeps, per group, whom its members have been shown.
+   */
   constructor(
     private readonly interval: number,
     private readonly deliver: DiffDelivery,
+    private readonly reconciles = false,
   ) {}
 
   /**
@@ -62,7 +77,7 @@ export class PresenceBatcher {
    */
   watch(group: string, channel: string, member: PresenceMember): PresenceMember | undefined {
     let batch = this.groups.get(group);
-    if (!batch) this.groups.set(group, (batch = new GroupBatch(group)));
+    if (!batch) this.groups.set(group, (batch = new GroupBatch(group, this.reconciles)));
     const previous = batch.watchers.get(channel);
     batch.watchers.set(channel, member);
     if (previous === undefined) this.members++;
@@ -104,10 +119,39 @@ export class PresenceBatcher {
     if (batch.watchers.size === 0 && batch.readers.size === 0) this.groups.delete(group);
   }
 
+  /**
+   * A local member's join snapshot of `group`: now shown to it. A member already known is kept as
+   * known (a change that came in before the snapshot's reply is newer than it).
+   */
+  showed(group: string, snapshot: readonly PresenceMember[]): void {
+    const shown = this.groups.get(group)?.shown;
+    if (!shown) return;
+    for (const member of snapshot) if (!shown.has(member.id)) shown.set(member.id, member);
+  }
+
+  /**
+   * `group`'s members as the backend has them now, after changes may have been missed: every member
+   * new or changed joins and, with `leaves`, every member shown here and no longer there leaves (as
+   * diffs, as any change).
+   */
+  reconcile(group: string, members: readonly PresenceMember[], leaves: boolean): void {
+    const shown = this.groups.get(group)?.shown;
+    if (!shown) return;
+    if (leaves) {
+      const now = new Set(members.map((member) => member.id));
+      for (const member of [...shown.values()]) if (!now.has(member.id)) this.left(group, member);
+    }
+    for (const member of members) {
+      const before = shown.get(member.id);
+      if (!before || before.name !== member.name) this.joined(group, member);
+    }
+  }
+
   /** `member` joined `group` (in any process). Ignored when no local member watches the group. */
   joined(group: string, member: PresenceMember): void {
     const batch = this.groups.get(group);
     if (!batch) return;
+    batch.shown?.set(member.id, member);
     const rejoin = batch.leaves.delete(member.id);
     const keep = rejoin || (batch.joins.get(member.id)?.keep ?? false) || batch.seenByOthers(member.id);
     batch.joins.set(member.id, { member, keep });
@@ -121,6 +165,7 @@ export class PresenceBatcher {
   left(group: string, member: PresenceMember): void {
     const batch = this.groups.get(group);
     if (!batch) return;
+    batch.shown?.delete(member.id);
     const pending = batch.joins.get(member.id);
     if (pending) batch.joins.delete(member.id);
     if (!pending || pending.keep || batch.seenByOthers(member.id)) batch.leaves.set(member.id, member);

@@ -133,6 +133,11 @@ export class RedisPresence {
   private readonly pendingLeaves = new Map<string, Set<string>>();
   /** Groups whose members local members must be told again (after a reconnect): done by their next heartbeat. */
   private readonly resync = new Set<string>();
+  /**
+   * group -> when (ms) its members are read once more after a resync, and those shown here but still
+   * missing from Redis leave: every live process has had `timeout` to write its members back.
+   */
+  private readonly settleAt = new Map<string, number>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private readonly eventsPrefix: string;
@@ -150,7 +155,7 @@ export class RedisPresence {
     deliver: DiffDelivery,
     private readonly logger: LayerLogger | undefined,
   ) {
-    this.batcher = new PresenceBatcher(options.interval, deliver);
+    this.batcher = new PresenceBatcher(options.interval, deliver, true);
     this.keyPrefix = `${prefix}__presence__{`;
     this.eventsPrefix = `${prefix}__presence_events__{`;
   }
@@ -189,7 +194,9 @@ export class RedisPresence {
       this.startHeartbeat();
       // Left (or replaced) while the join was on its way: its leave may have reached Redis first.
       if (this.batcher.membersOf(group).get(channel) !== member) await this.removeFromRedis(group, member.id);
-      return this.decodeAll(values);
+      const snapshot = this.decodeAll(values);
+      this.batcher.showed(group, snapshot);
+      return snapshot;
     } catch (error) {
       if (this.batcher.membersOf(group).get(channel) === member) await this.leave(group, channel).catch(noop);
       throw error instanceof LayerUnavailable ? error : new LayerUnavailable((error as Error).message);
@@ -222,8 +229,11 @@ export class RedisPresence {
    * After a reconnect: subscribe again, and heartbeat at once; a heartbeat that finds this
    * process missing from a group (Redis came back empty) re-adds its members there. Changes
    * published while this process was not subscribed are lost to it, so the next heartbeat of each
-   * group also reads the members once subscribed again and hands them to local members as joins
-   * (a join they already had is harmless). Leaves missed meanwhile are not recovered.
+   * group also reads the members once subscribed again and hands the missed joins to local members.
+   * Missed leaves (a member that left during the outage, a process that died while Redis was away)
+   * wait one `timeout`: a Redis that came back empty lacks the members of live processes too until
+   * each has written its own back. Then the heartbeat reads the members again, and whoever local
+   * members were shown and is still missing leaves, as a process missing its deadline would.
    */
   reassert(): void {
     if (this.closed) return;
@@ -281,11 +291,15 @@ export class RedisPresence {
       if (this.resync.delete(group)) {
         await this.subscriptions.get(group);
         try {
-          for (const member of await this.list(group)) this.batcher.joined(group, member);
+          this.batcher.reconcile(group, await this.list(group), false);
         } catch (error) {
           this.resync.add(group);
           throw error;
         }
+        this.settleAt.set(group, Date.now() + this.options.timeout);
+      } else if ((this.settleAt.get(group) ?? Infinity) <= Date.now()) {
+        this.batcher.reconcile(group, await this.list(group), true);
+        this.settleAt.delete(group);
       }
     } catch (error) {
       this.logger?.warn({ group, error: (error as Error).message }, 'presence heartbeat failed; retried at the next one');
@@ -321,6 +335,8 @@ export class RedisPresence {
 
   private dropSubscription(group: string): void {
     if (!this.subscriptions.delete(group) || this.closed) return;
+    this.resync.delete(group);
+    this.settleAt.delete(group);
     const unsubscribed = this.link.unsubscribe(this.keys(group)[0], this.events(group), this.onEvent).catch(noop);
     this.unsubscribing.set(group, unsubscribed);
     void unsubscribed.then(() => {

@@ -2,6 +2,7 @@ import { createCluster } from 'redis';
 import { encode } from '@msgpack/msgpack';
 import { RedisShardedPubSubChannelLayer } from '../../../src/layers/redis/cluster-pubsub';
 import { LayerUnavailable } from '../../../src/layers/layer';
+import type { PresenceDiff } from '../../../src/layers/presence';
 import { describeRedis } from '../../support/redis';
 import { RedisCluster } from '../../support/redis-cluster';
 import { oneMessageEach, until } from '../../support/wait';
@@ -79,6 +80,19 @@ describeRedis('RedisShardedPubSubChannelLayer on a 3-master Redis Cluster', () =
   });
 });
 
+/** Whether `server` is the master holding `key`'s slot. */
+function ownsKey(server: RedisCluster['servers'][number], key: string): boolean {
+  const ranges = server
+    .cli('CLUSTER', 'NODES')
+    .split('\n')
+    .find((line) => line.includes('myself'))!
+    .split(' ')
+    .slice(8)
+    .map((range) => range.split('-').map(Number));
+  const slot = Number(server.cli('CLUSTER', 'KEYSLOT', key).trim());
+  return ranges.some(([first, last = first]) => slot >= first && slot <= last);
+}
+
 describeRedis('RedisShardedPubSubChannelLayer when a cluster master dies and comes back', () => {
   let cluster: RedisCluster;
   beforeAll(async () => {
@@ -122,17 +136,7 @@ describeRedis('RedisShardedPubSubChannelLayer when a cluster master dies and com
 
       const victim = cluster.servers[1];
       // The victim must own some of the groups, or its death would prove nothing about them.
-      const ranges = victim
-        .cli('CLUSTER', 'NODES')
-        .split('\n')
-        .find((line) => line.includes('myself'))!
-        .split(' ')
-        .slice(8)
-        .map((range) => range.split('-').map(Number));
-      const owned = groups.filter((group) => {
-        const slot = Number(victim.cli('CLUSTER', 'KEYSLOT', `asgi__group__${group}`).trim());
-        return ranges.some(([first, last = first]) => slot >= first && slot <= last);
-      });
+      const owned = groups.filter((group) => ownsKey(victim, `asgi__group__${group}`));
       expect(owned.length).toBeGreaterThan(0);
       await victim.stop();
       await until(() => a.health().state === 'degraded' && b.health().state === 'degraded', 5000, 'degraded');
@@ -147,6 +151,35 @@ describeRedis('RedisShardedPubSubChannelLayer when a cluster master dies and com
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 60_000);
+
+  test('presence: after the master holding a group restarts empty, a member that left while it was down leaves for the others; the living stay', async () => {
+    const victim = cluster.servers[2];
+    const group = Array.from({ length: 100 }, (_, i) => `lobby${i}`).find((name) => ownsKey(victim, `asgi__presence__{${name}}`))!;
+    const options = { urls: cluster.urls, presenceInterval: 50, presenceHeartbeat: 300, presenceTimeout: 1500 };
+    const [a, b] = [new RedisShardedPubSubChannelLayer(options), new RedisShardedPubSubChannelLayer(options)];
+    try {
+      const [survivor, leaver, watcher] = [await a.newChannel(), await a.newChannel(), await b.newChannel()];
+      const leaves = new Set<string>();
+      await b.listen(watcher, {
+        offer(message) {
+          if (message.type === 'presence.diff') for (const member of (message as unknown as PresenceDiff).leaves) leaves.add(member.id);
+          return true;
+        },
+      });
+      await a.presenceJoin(group, survivor, { id: 'survivor' });
+      await a.presenceJoin(group, leaver, { id: 'leaver' });
+      await b.presenceJoin(group, watcher, { id: 'watcher' });
+
+      await victim.stop();
+      await a.presenceLeave(group, leaver); // owed to Redis, and nothing to remove once it is back empty
+      await victim.start();
+      await until(() => leaves.has('leaver'), 15_000, 'the leave missed while the master was down');
+      expect(leaves.has('survivor')).toBe(false);
+      expect((await b.presence(group)).map((member) => member.id).sort()).toEqual(['survivor', 'watcher']);
+    } finally {
       await Promise.all([a.close(), b.close()]);
     }
   }, 60_000);

@@ -93,8 +93,9 @@ describeRedis('Redis presence', () => {
     }
   });
 
-  test('after Redis restarts empty, a process re-adds its members and the others see them join again', async () => {
-    const [a, b] = [make({ presenceHeartbeat: 500 }), make({ presenceHeartbeat: 500 })];
+  test('after Redis restarts empty, a process re-adds its members and the others keep them', async () => {
+    const options = { presenceHeartbeat: 300, presenceTimeout: 1000 };
+    const [a, b] = [make(options), make(options)];
     const [ca, cb] = [await a.newChannel(), await b.newChannel()];
     const diffs = await diffLog(b, cb);
     await a.presenceJoin('restart', ca, { id: 'survivor', name: 'S' });
@@ -103,8 +104,9 @@ describeRedis('Redis presence', () => {
     await fixture.server.start();
     await until(async () => (await a.presenceCount('restart').catch(() => 0)) === 2, 15_000, 'both members back in Redis');
     expect((await b.presence('restart')).map((member) => member.id).sort()).toEqual(['survivor', 'watcher']);
-    // Others hear the re-add as a join (harmless for a client that still had it).
-    await until(() => diffs.filter((diff) => diff.joins.some((member) => member.id === 'survivor')).length >= 1, 5000, 'survivor rejoin diff');
+    // Past the settling reconcile (one timeout after the resync), nobody was shown a leave.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(ids(diffs, 'leaves')).toEqual(new Set());
   }, 30_000);
 
   test('a dead process is swept at most 500 members per group and heartbeat, with leave diffs, until none is left', async () => {
@@ -140,17 +142,12 @@ describeRedis('Redis presence', () => {
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       child = null;
     });
-
-    test('its joins and ours are seen on both sides; after SIGKILL its members leave, with leave diffs, within 30 s', async () => {
-      const observerLayer = make(); // default heartbeat (5 s) and timeout (15 s)
-      const channel = await observerLayer.newChannel();
-      const diffs = await diffLog(observerLayer, channel);
-      await observerLayer.presenceJoin('crash', channel, { id: 'observer', name: 'O' });
-
+    /** A process with `count` members of `group` (test/fixtures/presence-member.ts); its stdout lines as JSON. */
+    const spawnMembers = (group: string, count: number) => {
       const lines: Array<Record<string, unknown>> = [];
       const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join(__dirname, '..', '..', 'fixtures', 'presence-member.ts')], {
         cwd: join(__dirname, '..', '..', '..'),
-        env: { ...process.env, REDIS_URL: fixture.server.url, GROUP: 'crash', MEMBERS: '3' },
+        env: { ...process.env, REDIS_URL: fixture.server.url, GROUP: group, MEMBERS: String(count) },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       child = proc;
@@ -161,6 +158,48 @@ describeRedis('Redis presence', () => {
         buffered = parts.pop()!;
         for (const part of parts) lines.push(JSON.parse(part) as Record<string, unknown>);
       });
+      return { proc, lines };
+    };
+
+    test('after Redis restarts empty, a member that left meanwhile and the members of a process killed meanwhile leave; the living do not', async () => {
+      const options = { presenceHeartbeat: 300, presenceTimeout: 1500 };
+      const [a, b] = [make(options), make(options)];
+      const [survivor, leaver, watcher] = [await a.newChannel(), await a.newChannel(), await b.newChannel()];
+      const diffs = await diffLog(b, watcher);
+      await a.presenceJoin('outage', survivor, { id: 'survivor' });
+      await a.presenceJoin('outage', leaver, { id: 'leaver' });
+      await b.presenceJoin('outage', watcher, { id: 'watcher' });
+      const { proc, lines } = spawnMembers('outage', 2);
+      await until(() => lines.some((line) => 'snapshot' in line), 20_000, 'the child joined');
+      await until(() => ids(diffs, 'joins').has('child-1'), 5000, "the child's joins seen by b");
+
+      await fixture.server.stop();
+      // Neither leave can reach Redis: a's is owed (and finds nothing to remove once Redis is back
+      // empty), the killed child's deadline is gone with the Redis that held it.
+      await a.presenceLeave('outage', leaver);
+      proc.kill('SIGKILL');
+      await fixture.server.start();
+
+      const gone = ['leaver', 'child-0', 'child-1'];
+      await until(() => gone.every((id) => ids(diffs, 'leaves').has(id)), 15_000, 'the leaves missed during the outage');
+      expect(ids(diffs, 'leaves').has('survivor')).toBe(false);
+      expect((await b.presence('outage')).map((member) => member.id).sort()).toEqual(['survivor', 'watcher']);
+      // Applied in order, b's diffs leave exactly the members Redis has.
+      const members = new Set(['survivor', 'leaver', 'watcher', 'child-0', 'child-1']);
+      for (const diff of diffs) {
+        for (const member of diff.joins) members.add(member.id);
+        for (const member of diff.leaves) members.delete(member.id);
+      }
+      expect([...members].sort()).toEqual(['survivor', 'watcher']);
+    }, 60_000);
+
+    test('its joins and ours are seen on both sides; after SIGKILL its members leave, with leave diffs, within 30 s', async () => {
+      const observerLayer = make(); // default heartbeat (5 s) and timeout (15 s)
+      const channel = await observerLayer.newChannel();
+      const diffs = await diffLog(observerLayer, channel);
+      await observerLayer.presenceJoin('crash', channel, { id: 'observer', name: 'O' });
+
+      const { proc, lines } = spawnMembers('crash', 3);
       await until(() => lines.some((line) => 'snapshot' in line), 20_000, 'the child joined');
       const snapshot = lines.find((line) => 'snapshot' in line)!.snapshot as Array<{ id: string }>;
       expect(snapshot.map((member) => member.id).sort()).toEqual(['child-0', 'child-1', 'child-2', 'observer']);
