@@ -66,6 +66,10 @@ interface Handshake {
 const UPGRADING = Symbol('channelkit.upgrading');
 type UpgradingRequest = IncomingMessage & { [UPGRADING]?: SocketTransport };
 
+function destroyFinished(this: Socket): void {
+  this.destroy();
+}
+
 function terminateSocket(ws: WebSocket): void {
   ws.terminate();
 }
@@ -396,6 +400,12 @@ export class TransportSocket extends WebSocket {
    */
   override close(code?: number, data?: string | Buffer): void {
     this.transport?.flush();
+    // ws ends the TCP socket once both close frames have passed, then waits for the client's FIN before
+    // it lets go, and Node builds three ERR_STREAM_ALREADY_FINISHED errors (stack traces nobody reads)
+    // as ws ends streams that have already ended. Once everything this side wrote has gone out, nothing
+    // is left to read either (the client's close frame came before ws ended the socket): close it then.
+    // The FIN goes out as before; the kernel, not this process, takes the client's.
+    if (this.readyState === WebSocket.OPEN) (this as unknown as { _socket: Socket })._socket.once('finish', destroyFinished);
     super.close(code, data);
     // A socket paused because its consumer is behind would never read the client's close reply, and
     // would linger until ws's close timeout (30 s): a closing socket reads again.

@@ -55,6 +55,24 @@ describe('frames queued before a close go out before the close frame', () => {
   });
 });
 
+describe('after the closing handshake', () => {
+  test("the server lets go of the socket without waiting for the client's FIN (ws would hold it 30 s)", async () => {
+    const { server, port } = await start();
+    const client = await RawClient.open(port, '/', { halfOpen: true });
+    try {
+      let serverFin = false;
+      client.socket.once('end', () => (serverFin = true));
+      client.write(closeFrame(1000));
+      await until(() => serverFin, 2000, "the server's close frame and FIN");
+      expect(client.frames.map((frame) => [frame.opcode, frame.code])).toEqual([[Opcode.close, 1000]]);
+      await until(async () => server.connectionCount === 0 && (await server.socketCount()) === 0, 2000, 'the socket released');
+    } finally {
+      client.socket.destroy();
+      await server.close();
+    }
+  });
+});
+
 describe('connect() that throws after accept()', () => {
   test('the client gets the 101, then close 1011, and nothing else on the stream', async () => {
     class FailsAfterAccept extends WebsocketConsumer {

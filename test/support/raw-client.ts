@@ -63,10 +63,13 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  /** `extensions`: a Sec-WebSocket-Extensions header to offer. */
-  static open(port: number, path: string, options: { answerClose?: boolean; extensions?: string } = {}): Promise<RawClient> {
+  /**
+   * `extensions`: a Sec-WebSocket-Extensions header to offer. `halfOpen`: the client never sends its
+   * FIN (Node's sockets otherwise answer the server's FIN with theirs).
+   */
+  static open(port: number, path: string, options: { answerClose?: boolean; extensions?: string; halfOpen?: boolean } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = tcpConnect(port, '127.0.0.1', () => {
+      const socket = tcpConnect({ port, host: '127.0.0.1', allowHalfOpen: options.halfOpen ?? false }, () => {
         socket.write(
           `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
             'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
