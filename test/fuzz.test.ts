@@ -33,6 +33,9 @@
 // | close frame, empty                                                | close frame with no code (1005)      |
 // | close code 0-999, 1004-1006, 1015-2999, 5000+                     | close 1002                           |
 // | close reason that is not UTF-8                                    | close 1007                           |
+// | more bytes after a well-formed close frame (a client must not     | the echo, or a reset: the server     |
+// |   send any)                                                       |   closes TCP once the handshake is   |
+// |                                                                   |   done, as RFC 6455 §5.5.1 says      |
 // | random bytes, or a valid stream with flipped bits                 | as the model in `predict()` says:    |
 // |                                                                   |   one of the above, or waits for more|
 // | frames sent in the same write as the handshake request            | handled like any other frame         |
@@ -110,7 +113,7 @@ describe(`fuzz: hostile input at the chat consumer (seed ${SEED}, ${ITERATIONS} 
           kinds[c.kind] = (kinds[c.kind] ?? 0) + 1;
           const outcome = model.closes.length ? `close ${model.closes.join('|')}` : model.partial ? 'waits (partial)' : 'open';
           outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
-          const problem = await runStream(room.port, c.bytes, { close: model.closes, pongs: model.pongs, echoes: model.echoes, errors: model.errors, partial: model.partial }, c.cuts);
+          const problem = await runStream(room.port, c.bytes, { close: model.closes, pongs: model.pongs, echoes: model.echoes, errors: model.errors, partial: model.partial, mayReset: model.resetAfterClose }, c.cuts);
           if (problem) failures.push(`random #${c.i} (${c.kind}, seed ${SEED}, ${c.bytes.length} bytes ${c.bytes.subarray(0, 48).toString('hex')}): ${problem}`);
         });
         process.stdout.write(`fuzz seed ${SEED}: ${ITERATIONS} random cases ${JSON.stringify(kinds)}; predicted ${JSON.stringify(outcomes)}\n`);

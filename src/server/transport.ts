@@ -400,12 +400,15 @@ export class TransportSocket extends WebSocket {
    */
   override close(code?: number, data?: string | Buffer): void {
     this.transport?.flush();
-    // ws ends the TCP socket once both close frames have passed, then waits for the client's FIN before
-    // it lets go, and Node builds three ERR_STREAM_ALREADY_FINISHED errors (stack traces nobody reads)
-    // as ws ends streams that have already ended. Once everything this side wrote has gone out, nothing
-    // is left to read either (the client's close frame came before ws ended the socket): close it then.
-    // The FIN goes out as before; the kernel, not this process, takes the client's.
-    if (this.readyState === WebSocket.OPEN) (this as unknown as { _socket: Socket })._socket.once('finish', destroyFinished);
+    // Once the client's close frame is in (ws calls this on it), ws ends the TCP socket after its own
+    // close frame, then waits for the client's FIN before it lets go, and Node builds three
+    // ERR_STREAM_ALREADY_FINISHED errors (stack traces nobody reads) as ws ends streams already ended.
+    // A client sends nothing after its close frame, so once everything this side wrote has gone out the
+    // socket is closed; the FIN goes out as before, and the kernel, not this process, takes the client's.
+    // Not after a protocol error: the client's unread bytes would turn the close into a reset, and the
+    // reset could destroy the close frame before the client reads it; ws drains them until the FIN.
+    const internals = this as unknown as { _socket: Socket; _closeFrameReceived: boolean };
+    if (internals._closeFrameReceived && internals._socket.listenerCount('finish') === 0) internals._socket.once('finish', destroyFinished);
     super.close(code, data);
     // A socket paused because its consumer is behind would never read the client's close reply, and
     // would linger until ws's close timeout (30 s): a closing socket reads again.

@@ -10,6 +10,13 @@ export interface Prediction {
   errors: number;
   /** The stream stopped mid-frame (the server waits for the rest). */
   partial: boolean;
+  /**
+   * A well-formed close frame with more bytes after it. The server closes TCP as soon as the closing
+   * handshake is done (RFC 6455 §5.5.1: "immediately"); bytes the client sends after its close frame
+   * can meet the closed socket, and the client's write then fails with a reset, which may come before
+   * the client has read the server's close frame.
+   */
+  resetAfterClose: boolean;
 }
 
 export function validCloseCode(code: number): boolean {
@@ -38,7 +45,7 @@ export function chatAnswer(body: string): { close?: number; echo?: string; error
 }
 
 export function predict(stream: Buffer): Prediction {
-  const out: Prediction = { closes: [], pongs: [], echoes: [], errors: 0, partial: false };
+  const out: Prediction = { closes: [], pongs: [], echoes: [], errors: 0, partial: false, resetAfterClose: false };
   let consumerClose: number | null = null;
   let protocolClose: number | null = null;
   let fragmented = 0;
@@ -127,6 +134,7 @@ export function predict(stream: Buffer): Prediction {
       else if (!validCloseCode(data.readUInt16BE(0))) fail(1002);
       else if (!validUtf8(data.subarray(2))) fail(1007);
       else fail(data.readUInt16BE(0));
+      out.resetAfterClose = protocolClose !== 1002 && protocolClose !== 1007 && pos < stream.length;
       break;
     }
     if (opcode === 9) {
