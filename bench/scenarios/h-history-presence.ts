@@ -9,6 +9,7 @@ import { BenchRedis } from './bench-redis';
 import { ServerProcess } from '../../test/support/processes';
 import { createPublisher } from '../../src/publisher';
 import { quick, type SystemName } from '../options';
+import { CHAT_HISTORY } from '../../consumers/chat';
 import type { Scenario } from '../harness';
 import { fmt, table } from '../table';
 import { type RedisClient, commandStats } from './redis-cost';
@@ -71,6 +72,21 @@ function delta(before: Map<string, number>, after: Map<string, number>): { total
     }
   }
   return { total, seen: seen.join(', ') || 'none' };
+}
+
+/**
+ * The chat demo under `serve --workers N` without Redis: history and presence live in the primary, and
+ * every join, history send and presence change crosses the workers' IPC pipe. No Redis: commands n/a.
+ */
+async function withWorkers<T>(workers: number, body: (port: number) => Promise<T>): Promise<T> {
+  const server = new ServerProcess({ WORKERS: String(workers) });
+  try {
+    const port = await server.ready;
+    if (!(await until(() => server.output.includes('"msg":"all workers listening"'), 60_000))) throw new Error(`workers did not start: ${server.output.slice(-500)}`);
+    return await body(port);
+  } finally {
+    await server.stop();
+  }
 }
 
 async function withDemo<T>(body: (port: number, admin: RedisClient, redisUrl: string) => Promise<T>): Promise<T> {
@@ -149,6 +165,63 @@ async function recoveryStorm(): Promise<Row> {
 }
 
 /**
+ * H1 on the workers layer: the same storm, but with no outside publisher the missed messages are typed by
+ * one client of the room (so at most the demo's 100 of room history), each recorded by the primary.
+ */
+async function workersRecoveryStorm(workers: number): Promise<Row> {
+  const n = sizes.stormClients;
+  const m = CHAT_HISTORY.size;
+  return withWorkers(workers, async (port) => {
+    const base = `ws://127.0.0.1:${port}/ws/chat/storm/`;
+    let epoch = '';
+    let offset = 0;
+    let seen = 0;
+    const first = await openAll(n, () => base, (_, frame) => {
+      if (typeof frame.offset === 'number') {
+        epoch = frame.epoch!;
+        offset = frame.offset;
+        seen++;
+      }
+    });
+    let typed = 0;
+    const [typist] = await openAll(1, () => base, (_, frame) => void (typeof frame.offset === 'number' && typed++));
+    typist.send(JSON.stringify({ message: 'before' }));
+    await until(() => seen === n && typed === 1, 10_000);
+    await closeAll(first);
+    for (let i = 0; i < m; i++) typist.send(JSON.stringify({ message: `away ${i}` }));
+    // Each of its own messages comes back to the typist once the primary has stamped and kept it.
+    await until(() => typed === m + 1, 30_000);
+    const next = new Array<number>(n).fill(offset + 1);
+    const recovered = new Array<boolean>(n).fill(false);
+    let wrong = 0;
+    let done = 0;
+    const started = performance.now();
+    let finished = 0;
+    const second = await openAll(n, () => `${base}?since=${offset}&epoch=${epoch}`, (i, frame) => {
+      if (frame.type === 'recovered') {
+        if (!frame.recovered || next[i] !== offset + m + 1) wrong++;
+        recovered[i] = true;
+        if (++done === n) finished = performance.now();
+      } else if (typeof frame.offset === 'number' && !recovered[i]) {
+        if (frame.offset !== next[i]) wrong++;
+        next[i]++;
+      }
+    });
+    const ok = await until(() => done === n, 60_000);
+    await closeAll([...second, typist]);
+    return {
+      name: `H1 recovery storm, serve --workers ${workers} (no Redis)`,
+      clients: n,
+      messages: m,
+      ms: ok ? finished - started : NaN,
+      commands: NaN,
+      seen: 'no Redis: history kept by the primary',
+      check: ok && wrong === 0 ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${done} recovered, ${wrong} wrong frames`,
+    };
+  });
+}
+
+/**
  * H1 for Socket.IO 4 with connection state recovery (in-memory adapter, its only form with recovery
  * here): the same shape, each client's transport closed (a network drop; a clean disconnect would
  * discard its session), M messages emitted meanwhile, all reconnect at once. No Redis: commands n/a.
@@ -208,42 +281,56 @@ async function socketioRecoveryStorm(): Promise<Row> {
  * holds all N, and the Redis commands the joins cost.
  */
 async function presenceJoin(): Promise<Row> {
-  const { presenceClients: n } = sizes;
   return withDemo(async (port, admin) => {
-    const members = Array.from({ length: n }, () => new Set<string>());
-    let full = 0;
     const before = await commandStats(admin);
-    const started = performance.now();
-    let finished = 0;
-    const sockets = await openAll(n, (i) => `ws://127.0.0.1:${port}/ws/chat/crowd/?name=user${i}`, (i, frame) => {
-      const set = members[i];
-      const had = set.size;
-      if (frame.type === 'presence_state') for (const member of frame.members as { id: string }[]) set.add(member.id);
-      else if (frame.type === 'presence_diff') {
-        for (const member of frame.joins!) set.add(member.id);
-        for (const member of frame.leaves!) set.delete(member.id);
-      } else return;
-      if (had < n && set.size === n && ++full === n) finished = performance.now();
-    });
-    const ok = await until(() => full === n, 60_000);
-    const after = await commandStats(admin);
-    await closeAll(sockets);
-    const cost = delta(before, after);
-    return {
-      name: 'H2 presence join',
-      clients: n,
-      messages: 0,
-      ms: ok ? finished - started : NaN,
-      commands: cost.total,
-      seen: cost.seen,
-      check: ok ? `every member lists all ${fmt(n)}` : `FAILED: ${full} of ${n} members have the full list`,
-    };
+    const row = await crowdJoins(port, 'H2 presence join');
+    const cost = delta(before, await commandStats(admin));
+    return { ...row, commands: cost.total, seen: cost.seen };
   });
+}
+
+/** H2 on the workers layer: the presence table is in the primary, a join one IPC round trip. */
+function workersPresenceJoin(workers: number): Promise<Row> {
+  return withWorkers(workers, async (port) => ({
+    ...(await crowdJoins(port, `H2 presence join, serve --workers ${workers} (no Redis)`)),
+    seen: 'no Redis: presence kept by the primary',
+  }));
+}
+
+/** N named clients join one room at once; the time until every member lists all N. */
+async function crowdJoins(port: number, name: string): Promise<Row> {
+  const { presenceClients: n } = sizes;
+  const members = Array.from({ length: n }, () => new Set<string>());
+  let full = 0;
+  const started = performance.now();
+  let finished = 0;
+  const sockets = await openAll(n, (i) => `ws://127.0.0.1:${port}/ws/chat/crowd/?name=user${i}`, (i, frame) => {
+    const set = members[i];
+    const had = set.size;
+    if (frame.type === 'presence_state') for (const member of frame.members as { id: string }[]) set.add(member.id);
+    else if (frame.type === 'presence_diff') {
+      for (const member of frame.joins!) set.add(member.id);
+      for (const member of frame.leaves!) set.delete(member.id);
+    } else return;
+    if (had < n && set.size === n && ++full === n) finished = performance.now();
+  });
+  const ok = await until(() => full === n, 60_000);
+  await closeAll(sockets);
+  return {
+    name,
+    clients: n,
+    messages: 0,
+    ms: ok ? finished - started : NaN,
+    commands: NaN,
+    seen: 'n/a',
+    check: ok ? `every member lists all ${fmt(n)}` : `FAILED: ${full} of ${n} members have the full list`,
+  };
 }
 
 function print(rows: Row[]): void {
   console.log(
-    '\nH history and presence on the chat demo (one server process, one private redis-server): H1 = clients of one room ' +
+    '\nH history and presence on the chat demo (one server process on a private redis-server; the workers rows: serve --workers 2, ' +
+      'no Redis, history and presence in the primary): H1 = clients of one room ' +
       'reconnect at once with since/epoch after messages were published while they were away (time from the first ' +
       'reconnect until the last has its recovered frame; every frame checked); H2 = named clients join one room at once ' +
       '(time until every member lists all of them). Redis commands: INFO commandstats delta over the reconnects or joins.',
@@ -260,7 +347,13 @@ function print(rows: Row[]): void {
 export const hScenario: Scenario<Row[]> = {
   name: 'h',
   which: (systems: SystemName[]) => systems.filter((system) => system === 'channelkit'),
-  run: async () => [await recoveryStorm(), await socketioRecoveryStorm(), await presenceJoin()],
+  run: async () => [
+    await recoveryStorm(),
+    await workersRecoveryStorm(2),
+    await socketioRecoveryStorm(),
+    await presenceJoin(),
+    await workersPresenceJoin(2),
+  ],
   print: (runs) => print(runs.flat()),
   profiled: false,
 };
