@@ -101,10 +101,65 @@ async function withDemo<T>(body: (port: number, admin: RedisClient, redisUrl: st
   }
 }
 
+/** How one storm went: every client's frames checked (each missed offset once, in order, then `recovered`). */
+interface Storm {
+  ok: boolean;
+  ms: number;
+  done: number;
+  wrong: number;
+}
+
+/**
+ * N clients of `base` see one message and leave; M more are sent (`send` resolves once a message is
+ * kept); all reconnect at once with since/epoch. `measured` runs just before the reconnects and just
+ * after the last is done, before the sockets close (the Redis rows read INFO commandstats there).
+ */
+async function storm(base: string, n: number, m: number, send: (text: string) => Promise<void>, measured: () => Promise<void> = async () => undefined): Promise<Storm> {
+  let epoch = '';
+  let offset = 0;
+  let seen = 0;
+  const first = await openAll(n, () => base, (_, frame) => {
+    if (typeof frame.offset === 'number') {
+      epoch = frame.epoch!;
+      offset = frame.offset;
+      seen++;
+    }
+  });
+  await send('before');
+  await until(() => seen === n, 10_000);
+  await closeAll(first);
+  for (let i = 0; i < m; i++) await send(`away ${i}`);
+  const next = new Array<number>(n).fill(offset + 1);
+  const recovered = new Array<boolean>(n).fill(false);
+  let wrong = 0;
+  let done = 0;
+  await measured();
+  const started = performance.now();
+  let finished = 0;
+  const second = await openAll(n, () => `${base}?since=${offset}&epoch=${epoch}`, (i, frame) => {
+    if (frame.type === 'recovered') {
+      if (!frame.recovered || next[i] !== offset + m + 1) wrong++;
+      recovered[i] = true;
+      if (++done === n) finished = performance.now();
+    } else if (typeof frame.offset === 'number') {
+      if (frame.offset !== next[i] || recovered[i]) wrong++;
+      next[i]++;
+    }
+  });
+  const ok = await until(() => done === n, 60_000);
+  await measured();
+  await closeAll(second);
+  return { ok, ms: finished - started, done, wrong };
+}
+
+function stormCheck(result: Storm, n: number, m: number): string {
+  return result.ok && result.wrong === 0 ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${result.done} recovered, ${result.wrong} wrong frames`;
+}
+
 /**
  * H1: N clients of one room, M messages published while they are away, all reconnect at once with
- * `since`: the time until the last one has every missed message (checked: each offset once, in order)
- * and its `recovered` frame, and the Redis commands the reconnects cost.
+ * `since`: the time until the last one has every missed message and its `recovered` frame, and the
+ * Redis commands the reconnects cost.
  */
 async function recoveryStorm(): Promise<Row> {
   const { stormClients: n, stormMessages: m } = sizes;
@@ -113,51 +168,14 @@ async function recoveryStorm(): Promise<Row> {
     try {
       // Room history long enough for the gap (the demo's rooms keep 100).
       await publisher.setHistory('chat_storm', { size: m * 2, ttl: 3600 });
-      const base = `ws://127.0.0.1:${port}/ws/chat/storm/`;
-      let epoch = '';
-      let offset = 0;
-      let seen = 0;
-      const first = await openAll(n, () => base, (_, frame) => {
-        if (typeof frame.offset === 'number') {
-          epoch = frame.epoch!;
-          offset = frame.offset;
-          seen++;
-        }
-      });
-      await publisher.groupSend('chat_storm', { type: 'chat.message', message: 'before' });
-      await until(() => seen === n, 10_000);
-      await closeAll(first);
-      for (let i = 0; i < m; i++) await publisher.groupSend('chat_storm', { type: 'chat.message', message: `away ${i}` });
-      const next = new Array<number>(n).fill(offset + 1);
-      const recovered = new Array<boolean>(n).fill(false);
-      let wrong = 0;
-      let done = 0;
-      const before = await commandStats(admin);
-      const started = performance.now();
-      let finished = 0;
-      const second = await openAll(n, () => `${base}?since=${offset}&epoch=${epoch}`, (i, frame) => {
-        if (frame.type === 'recovered') {
-          if (!frame.recovered || next[i] !== offset + m + 1) wrong++;
-          recovered[i] = true;
-          if (++done === n) finished = performance.now();
-        } else if (typeof frame.offset === 'number') {
-          if (frame.offset !== next[i] || recovered[i]) wrong++;
-          next[i]++;
-        }
-      });
-      const ok = await until(() => done === n, 60_000);
-      const after = await commandStats(admin);
-      await closeAll(second);
-      const cost = delta(before, after);
-      return {
-        name: 'H1 recovery storm',
-        clients: n,
-        messages: m,
-        ms: ok ? finished - started : NaN,
-        commands: cost.total,
-        seen: cost.seen,
-        check: ok && wrong === 0 ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${done} recovered, ${wrong} wrong frames`,
-      };
+      const reads: Array<Map<string, number>> = [];
+      const result = await storm(
+        `ws://127.0.0.1:${port}/ws/chat/storm/`, n, m,
+        async (text) => void (await publisher.groupSend('chat_storm', { type: 'chat.message', message: text })),
+        async () => void reads.push(await commandStats(admin)),
+      );
+      const cost = delta(reads[0], reads[1]);
+      return { name: 'H1 recovery storm', clients: n, messages: m, ms: result.ok ? result.ms : NaN, commands: cost.total, seen: cost.seen, check: stormCheck(result, n, m) };
     } finally {
       await publisher.close();
     }
@@ -166,58 +184,34 @@ async function recoveryStorm(): Promise<Row> {
 
 /**
  * H1 on the workers layer: the same storm, but with no outside publisher the missed messages are typed by
- * one client of the room (so at most the demo's 100 of room history), each recorded by the primary.
+ * one client of the room (so at most the demo's 100 of room history), each kept by the primary before the
+ * next: it comes back to the typist once stamped.
  */
 async function workersRecoveryStorm(workers: number): Promise<Row> {
   const n = sizes.stormClients;
   const m = CHAT_HISTORY.size;
   return withWorkers(workers, async (port) => {
     const base = `ws://127.0.0.1:${port}/ws/chat/storm/`;
-    let epoch = '';
-    let offset = 0;
-    let seen = 0;
-    const first = await openAll(n, () => base, (_, frame) => {
-      if (typeof frame.offset === 'number') {
-        epoch = frame.epoch!;
-        offset = frame.offset;
-        seen++;
-      }
-    });
     let typed = 0;
     const [typist] = await openAll(1, () => base, (_, frame) => void (typeof frame.offset === 'number' && typed++));
-    typist.send(JSON.stringify({ message: 'before' }));
-    await until(() => seen === n && typed === 1, 10_000);
-    await closeAll(first);
-    for (let i = 0; i < m; i++) typist.send(JSON.stringify({ message: `away ${i}` }));
-    // Each of its own messages comes back to the typist once the primary has stamped and kept it.
-    await until(() => typed === m + 1, 30_000);
-    const next = new Array<number>(n).fill(offset + 1);
-    const recovered = new Array<boolean>(n).fill(false);
-    let wrong = 0;
-    let done = 0;
-    const started = performance.now();
-    let finished = 0;
-    const second = await openAll(n, () => `${base}?since=${offset}&epoch=${epoch}`, (i, frame) => {
-      if (frame.type === 'recovered') {
-        if (!frame.recovered || next[i] !== offset + m + 1) wrong++;
-        recovered[i] = true;
-        if (++done === n) finished = performance.now();
-      } else if (typeof frame.offset === 'number' && !recovered[i]) {
-        if (frame.offset !== next[i]) wrong++;
-        next[i]++;
-      }
-    });
-    const ok = await until(() => done === n, 60_000);
-    await closeAll([...second, typist]);
-    return {
-      name: `H1 recovery storm, serve --workers ${workers} (no Redis)`,
-      clients: n,
-      messages: m,
-      ms: ok ? finished - started : NaN,
-      commands: NaN,
-      seen: 'no Redis: history kept by the primary',
-      check: ok && wrong === 0 ? `all ${fmt(n)} recovered ${fmt(m)} messages, each once, in order` : `FAILED: ${done} recovered, ${wrong} wrong frames`,
-    };
+    try {
+      const result = await storm(base, n, m, async (text) => {
+        const want = typed + 1;
+        typist.send(JSON.stringify({ message: text }));
+        await until(() => typed >= want, 10_000);
+      });
+      return {
+        name: `H1 recovery storm, serve --workers ${workers} (no Redis)`,
+        clients: n,
+        messages: m,
+        ms: result.ok ? result.ms : NaN,
+        commands: NaN,
+        seen: 'no Redis: history kept by the primary',
+        check: stormCheck(result, n, m),
+      };
+    } finally {
+      await closeAll([typist]);
+    }
   });
 }
 
