@@ -376,7 +376,8 @@ export class SocketTransport extends Outbox implements Transport {
 
   /**
    * The TCP socket under ws's: its byte count (for checkMessage) and its writes (the outbox). ws has
-   * no public accessor for it; with `releaseInflate`, one of the two places that read ws's private fields.
+   * no public accessor for it; with `releaseInflate` and `TransportSocket.close` (the early close), one of
+   * the three places that read ws's private fields.
    */
   private get rawSocket(): Socket {
     return (this.ws as unknown as { _socket: Socket })._socket;
